@@ -1,0 +1,42 @@
+# Thin front end over CMake presets. See README.md.
+.PHONY: all build test test-only clang bench fuzz format deps clean
+
+FUZZ_SECONDS ?= 20
+
+all: build
+
+deps:
+	@scripts/deps.sh
+
+build: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release
+
+# Sanitizer build (gcc, ASan+UBSan), a clang -Werror build, then every test.
+test: deps
+	@cmake --preset asan >/dev/null
+	@cmake --build build/asan
+	@cmake --preset clang >/dev/null
+	@cmake --build build/clang
+	@scripts/run-tests.sh build/asan
+
+# Runs the tests of an existing sanitizer build without rebuilding clang.
+test-only:
+	@cmake --build build/asan
+	@scripts/run-tests.sh build/asan
+
+bench: deps
+	@cmake --preset release >/dev/null
+	@cmake --build build/release
+	@scripts/run-bench.sh build/release
+
+fuzz: deps
+	@cmake --preset fuzz >/dev/null
+	@cmake --build build/fuzz
+	@scripts/run-fuzz.sh build/fuzz $(FUZZ_SECONDS)
+
+format:
+	@clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build
