@@ -44,7 +44,8 @@ int buf_reserve(buf_t *b, size_t extra) {
 }
 
 uint8_t *buf_extend(buf_t *b, size_t n) {
-  if (buf_reserve(b, n)) return NULL;
+  /* Reserve at least one byte so the result is never NULL + 0. */
+  if (buf_reserve(b, n ? n : 1)) return NULL;
   uint8_t *p = b->ptr + b->len;
   b->len += n;
   return p;

@@ -56,13 +56,19 @@ const mls_suite *mls_suite_get(uint16_t id);
 int crypto_random(void *out, size_t len);
 
 /* out: hash_len bytes. */
-int crypto_hash(const mls_suite *s, bytes_t data, uint8_t *out);
+int crypto_digest(const mls_suite *s, bytes_t data, uint8_t *out);
 int crypto_hmac(const mls_suite *s, bytes_t key, bytes_t data, uint8_t *out);
 /* HKDF-Extract: out is hash_len bytes. */
 int crypto_kdf_extract(const mls_suite *s, bytes_t salt, bytes_t ikm, uint8_t *out);
 /* HKDF-Expand: out_len <= 255 * hash_len. */
 int crypto_kdf_expand(const mls_suite *s, bytes_t prk, bytes_t info, uint8_t *out,
                       size_t out_len);
+/* The same with ikm / info given as the concatenation of n pieces, so
+ * callers with labelled inputs (HPKE) need not build them in memory. */
+int crypto_kdf_extract_v(const mls_suite *s, bytes_t salt, const bytes_t *ikm, size_t n,
+                         uint8_t *out);
+int crypto_kdf_expand_v(const mls_suite *s, bytes_t prk, const bytes_t *info, size_t n,
+                        uint8_t *out, size_t out_len);
 
 /* AEAD with the suite's algorithm. key: key_len, nonce: nonce_len.
  * seal writes pt.len + MLS_AEAD_TAG bytes to ct; open writes ct.len - 16
@@ -90,9 +96,9 @@ int crypto_sig_generate(mls_sig_key *key);
 int crypto_sig_from_seed(mls_sig_key *key, const uint8_t seed[MLS_SIG_SEED]);
 void crypto_sig_wipe(mls_sig_key *key);
 /* sig: MLS_SIG_LEN bytes. */
-int crypto_sign(const mls_sig_key *key, bytes_t msg, uint8_t sig[MLS_SIG_LEN]);
+int crypto_sig_sign(const mls_sig_key *key, bytes_t msg, uint8_t sig[MLS_SIG_LEN]);
 /* TSR_EVERIFY on a bad signature or malformed key/signature length. */
-int crypto_verify(bytes_t pk, bytes_t msg, bytes_t sig);
+int crypto_sig_verify(bytes_t pk, bytes_t msg, bytes_t sig);
 
 /* --- RFC 9420 §5 helpers --------------------------------------------- */
 
