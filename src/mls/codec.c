@@ -78,6 +78,9 @@ void wr_vec_end(buf_t *w, size_t mark) {
 }
 
 void rd_init(reader_t *r, bytes_t in) {
+  static const uint8_t empty[1];
+  /* An empty view may be NULL; NULL + 0 is undefined, so point elsewhere. */
+  if (!in.ptr) in = (bytes_t){empty, 0};
   r->p = in.ptr;
   r->end = in.ptr + in.len;
   r->err = 0;
