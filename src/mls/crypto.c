@@ -173,7 +173,8 @@ static int gcm_seal(const uint8_t *key, const uint8_t *nonce, bytes_t aad, bytes
   if (aad.len && EVP_EncryptUpdate(c, NULL, &n, aad.ptr, (int)aad.len) != 1) goto out;
   if (pt.len && EVP_EncryptUpdate(c, ct, &n, pt.ptr, (int)pt.len) != 1) goto out;
   if (EVP_EncryptFinal_ex(c, ct + pt.len, &n) != 1) goto out;
-  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, MLS_AEAD_TAG, ct + pt.len) != 1) goto out;
+  if (EVP_CIPHER_CTX_ctrl(c, EVP_CTRL_GCM_GET_TAG, MLS_AEAD_TAG, ct + pt.len) != 1)
+    goto out;
   ok = 1;
 out:
   EVP_CIPHER_CTX_free(c);
@@ -234,8 +235,8 @@ int crypto_aead_open(const mls_suite *s, const uint8_t *key, const uint8_t *nonc
   if (s->aead_id == 0x0003) {
     unsigned long long mlen;
     /* libsodium verifies the tag (constant time) before decrypting. */
-    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &mlen, NULL, ct.ptr, ct.len, nz(aad),
-                                                  aad.len, nonce, key) != 0) {
+    if (crypto_aead_chacha20poly1305_ietf_decrypt(pt, &mlen, NULL, ct.ptr, ct.len,
+                                                  nz(aad), aad.len, nonce, key) != 0) {
       secure_wipe(pt, len);
       return TSR_EDECRYPT;
     }
@@ -246,7 +247,8 @@ int crypto_aead_open(const mls_suite *s, const uint8_t *key, const uint8_t *nonc
 
 /* --- X25519 ----------------------------------------------------------- */
 
-int crypto_dh(const uint8_t sk[MLS_KEM_SK], const uint8_t pk[MLS_KEM_PK], uint8_t out[32]) {
+int crypto_dh(const uint8_t sk[MLS_KEM_SK], const uint8_t pk[MLS_KEM_PK],
+              uint8_t out[32]) {
   /* libsodium refuses low-order points (all-zero output); check anyway so
    * the guarantee does not depend on the library build. */
   if (crypto_scalarmult(out, sk, pk) != 0 || sodium_is_zero(out, 32)) {
@@ -300,8 +302,9 @@ int crypto_sig_sign(const mls_sig_key *key, bytes_t msg, uint8_t sig[MLS_SIG_LEN
 
 int crypto_sig_verify(bytes_t pk, bytes_t msg, bytes_t sig) {
   if (pk.len != MLS_SIG_PK || sig.len != MLS_SIG_LEN) return TSR_EVERIFY;
-  return crypto_sign_ed25519_verify_detached(sig.ptr, nz(msg), msg.len, pk.ptr) == 0 ? 0
-                                                                             : TSR_EVERIFY;
+  return crypto_sign_ed25519_verify_detached(sig.ptr, nz(msg), msg.len, pk.ptr) == 0
+             ? 0
+             : TSR_EVERIFY;
 }
 
 /* --- RFC 9420 §5 helpers ---------------------------------------------- */
@@ -342,7 +345,8 @@ int mls_expand_with_label(const mls_suite *s, bytes_t secret, const char *label,
   return rc;
 }
 
-int mls_derive_secret(const mls_suite *s, bytes_t secret, const char *label, uint8_t *out) {
+int mls_derive_secret(const mls_suite *s, bytes_t secret, const char *label,
+                      uint8_t *out) {
   if (!suite_ok(s)) return TSR_EINVAL;
   return mls_expand_with_label(s, secret, label, BYTES_NONE, out, s->hash_len);
 }
@@ -416,8 +420,9 @@ int mls_encrypt_with_label(const mls_suite *s, bytes_t pk, const char *label,
   hpke_ctx hc;
   int rc = encrypt_context(&info, label, context);
   if (!rc)
-    rc = hpke_setup_sender(&hc, s, &(hpke_params){.mode = HPKE_MODE_BASE, .info = buf_view(&info)},
-                           pk, kem_output);
+    rc = hpke_setup_sender(
+        &hc, s, &(hpke_params){.mode = HPKE_MODE_BASE, .info = buf_view(&info)}, pk,
+        kem_output);
   if (!rc) {
     uint8_t *dst = buf_extend(ct, pt.len + MLS_AEAD_TAG);
     rc = dst ? hpke_seal(&hc, BYTES_NONE, pt, dst) : TSR_ENOMEM;
@@ -445,8 +450,9 @@ int mls_decrypt_with_label(const mls_suite *s, bytes_t sk, const char *label,
   hpke_ctx hc;
   int rc = encrypt_context(&info, label, context);
   if (!rc) {
-    rc = hpke_setup_receiver(&hc, s, &(hpke_params){.mode = HPKE_MODE_BASE, .info = buf_view(&info)},
-                             kem_output, sk);
+    rc = hpke_setup_receiver(
+        &hc, s, &(hpke_params){.mode = HPKE_MODE_BASE, .info = buf_view(&info)},
+        kem_output, sk);
     if (rc == TSR_ECRYPTO) rc = TSR_EDECRYPT; /* low-order kem_output */
   }
   if (!rc) {

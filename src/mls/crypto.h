@@ -28,9 +28,9 @@ enum {
 #define MLS_MAX_AEAD_KEY 32
 #define MLS_MAX_NONCE 12
 #define MLS_AEAD_TAG 16
-#define MLS_KEM_PK 32 /* X25519 public key (and KEM enc) */
-#define MLS_KEM_SK 32 /* X25519 private key */
-#define MLS_SIG_PK 32 /* Ed25519 public key */
+#define MLS_KEM_PK 32   /* X25519 public key (and KEM enc) */
+#define MLS_KEM_SK 32   /* X25519 private key */
+#define MLS_SIG_PK 32   /* Ed25519 public key */
 #define MLS_SIG_SEED 32 /* Ed25519 private key as MLS encodes it (RFC 8032 seed) */
 #define MLS_SIG_LEN 64
 

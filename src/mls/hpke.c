@@ -40,7 +40,8 @@ static suite_id hpke_suite_id(const mls_suite *s) {
 
 /* LabeledExtract(salt, label, ikm) with ikm = concat(ikm[0..n)). */
 static int labeled_extract(const mls_suite *s, const suite_id *id, bytes_t salt,
-                           const char *label, const bytes_t *ikm, size_t n, uint8_t *out) {
+                           const char *label, const bytes_t *ikm, size_t n,
+                           uint8_t *out) {
   bytes_t parts[3 + MAX_PIECES] = {LIT(HPKE_VERSION), BYTES(id->b, id->len),
                                    BYTES(label, strlen(label))};
   for (size_t i = 0; i < n; i++) parts[3 + i] = ikm[i];
@@ -71,7 +72,8 @@ const mls_suite *hpke_suite_find(uint16_t kem_id, uint16_t kdf_id, uint16_t aead
                                  MLS_SUITE_X25519_CHACHA20POLY1305_SHA256_ED25519};
   for (size_t i = 0; i < sizeof ids / sizeof ids[0]; i++) {
     const mls_suite *s = mls_suite_get(ids[i]);
-    if (s && s->kem_id == kem_id && s->kdf_id == kdf_id && s->aead_id == aead_id) return s;
+    if (s && s->kem_id == kem_id && s->kdf_id == kdf_id && s->aead_id == aead_id)
+      return s;
   }
   return NULL;
 }
@@ -85,7 +87,8 @@ int hpke_derive_keypair(const mls_suite *s, bytes_t ikm, uint8_t sk[HPKE_NSK],
   uint8_t prk[32];
   int rc = labeled_extract(s, &id, BYTES_NONE, "dkp_prk", &ikm, 1, prk);
   /* X25519 needs no rejection sampling: any 32 bytes are a key (§7.1.3). */
-  if (!rc) rc = labeled_expand(s, &id, BYTES(prk, sizeof prk), "sk", NULL, 0, sk, HPKE_NSK);
+  if (!rc)
+    rc = labeled_expand(s, &id, BYTES(prk, sizeof prk), "sk", NULL, 0, sk, HPKE_NSK);
   if (!rc) rc = crypto_dh_public(sk, pk);
   secure_wipe(prk, sizeof prk);
   if (rc) {
@@ -95,7 +98,8 @@ int hpke_derive_keypair(const mls_suite *s, bytes_t ikm, uint8_t sk[HPKE_NSK],
   return rc;
 }
 
-int hpke_generate_keypair(const mls_suite *s, uint8_t sk[HPKE_NSK], uint8_t pk[HPKE_NPK]) {
+int hpke_generate_keypair(const mls_suite *s, uint8_t sk[HPKE_NSK],
+                          uint8_t pk[HPKE_NPK]) {
   if (!suite_ok(s) || !sk || !pk) return TSR_EINVAL;
   crypto_random(sk, HPKE_NSK);
   int rc = crypto_dh_public(sk, pk);
@@ -111,8 +115,8 @@ static int extract_and_expand(const mls_suite *s, const bytes_t *dh, size_t ndh,
   uint8_t prk[32];
   int rc = labeled_extract(s, &id, BYTES_NONE, "eae_prk", dh, ndh, prk);
   if (!rc)
-    rc = labeled_expand(s, &id, BYTES(prk, sizeof prk), "shared_secret", kem_context, nctx,
-                        shared_secret, HPKE_NSECRET);
+    rc = labeled_expand(s, &id, BYTES(prk, sizeof prk), "shared_secret", kem_context,
+                        nctx, shared_secret, HPKE_NSECRET);
   secure_wipe(prk, sizeof prk);
   return rc;
 }
@@ -165,8 +169,12 @@ int hpke_decap(const mls_suite *s, bytes_t enc, bytes_t skR, bytes_t pkS,
 
 /* --- Key schedule ----------------------------------------------------- */
 
-static bool mode_has_psk(hpke_mode m) { return m == HPKE_MODE_PSK || m == HPKE_MODE_AUTH_PSK; }
-static bool mode_has_auth(hpke_mode m) { return m == HPKE_MODE_AUTH || m == HPKE_MODE_AUTH_PSK; }
+static bool mode_has_psk(hpke_mode m) {
+  return m == HPKE_MODE_PSK || m == HPKE_MODE_AUTH_PSK;
+}
+static bool mode_has_auth(hpke_mode m) {
+  return m == HPKE_MODE_AUTH || m == HPKE_MODE_AUTH_PSK;
+}
 
 /* VerifyPSKInputs (§5.1) plus a known mode. */
 static int check_params(const hpke_params *p) {
@@ -197,7 +205,8 @@ int hpke_key_schedule(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p,
   const bytes_t kscv = BYTES(ksc, sizeof ksc), sec = BYTES(secret, sizeof secret);
   if (!rc) rc = labeled_expand(s, &id, sec, "key", &kscv, 1, ctx->key, s->key_len);
   if (!rc)
-    rc = labeled_expand(s, &id, sec, "base_nonce", &kscv, 1, ctx->base_nonce, s->nonce_len);
+    rc = labeled_expand(s, &id, sec, "base_nonce", &kscv, 1, ctx->base_nonce,
+                        s->nonce_len);
   if (!rc)
     rc = labeled_expand(s, &id, sec, "exp", &kscv, 1, ctx->exporter_secret, s->hash_len);
   secure_wipe(secret, sizeof secret);
@@ -213,8 +222,8 @@ int hpke_key_schedule(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p,
 
 /* --- Setup ------------------------------------------------------------ */
 
-static int setup_sender(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p, bytes_t pkR,
-                        bytes_t ikmE, uint8_t enc[HPKE_NENC]) {
+static int setup_sender(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p,
+                        bytes_t pkR, bytes_t ikmE, uint8_t enc[HPKE_NENC]) {
   if (!ctx) return TSR_EINVAL;
   hpke_ctx_wipe(ctx);
   int rc = check_params(p);
@@ -229,8 +238,8 @@ static int setup_sender(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p,
   return rc;
 }
 
-int hpke_setup_sender(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p, bytes_t pkR,
-                      uint8_t enc[HPKE_NENC]) {
+int hpke_setup_sender(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p,
+                      bytes_t pkR, uint8_t enc[HPKE_NENC]) {
   return setup_sender(ctx, s, p, pkR, BYTES_NONE, enc);
 }
 

@@ -30,7 +30,7 @@ typedef enum {
   HPKE_MODE_AUTH_PSK = 3,
 } hpke_mode;
 
-#define HPKE_NENC 32    /* encapsulated key (an X25519 public key) */
+#define HPKE_NENC 32 /* encapsulated key (an X25519 public key) */
 #define HPKE_NPK 32
 #define HPKE_NSK 32
 #define HPKE_NSECRET 32 /* KEM shared secret */

@@ -25,7 +25,8 @@ int keysched_group_context(buf_t *out, uint16_t cipher_suite, bytes_t group_id,
                            bytes_t confirmed_transcript_hash, bytes_t extensions) {
   if (!out) return TSR_EINVAL;
   if (group_id.len > CODEC_VARINT_MAX || tree_hash.len > CODEC_VARINT_MAX ||
-      confirmed_transcript_hash.len > CODEC_VARINT_MAX || extensions.len > CODEC_VARINT_MAX)
+      confirmed_transcript_hash.len > CODEC_VARINT_MAX ||
+      extensions.len > CODEC_VARINT_MAX)
     return TSR_EINVAL;
   size_t start = out->len;
   wr_u16(out, 1); /* ProtocolVersion mls10 */
@@ -60,7 +61,8 @@ static int ks_epoch_outputs(keysched_epoch *ks, bytes_t epoch_secret) {
       {"init", offsetof(keysched_epoch, init_secret)},
   };
   for (size_t i = 0; i < sizeof outs / sizeof outs[0]; i++) {
-    int rc = mls_derive_secret(s, epoch_secret, outs[i].label, (uint8_t *)ks + outs[i].off);
+    int rc =
+        mls_derive_secret(s, epoch_secret, outs[i].label, (uint8_t *)ks + outs[i].off);
     if (rc) return rc;
   }
   return 0;
@@ -105,7 +107,8 @@ int keysched_derive(keysched_epoch *ks, const mls_suite *s, bytes_t init_secret,
     rc = mls_expand_with_label(s, BYTES(prk, nh), "joiner", group_context,
                                next.joiner_secret, nh);
   secure_wipe(prk, sizeof prk);
-  if (!rc) rc = ks_from_joiner(&next, s, BYTES(next.joiner_secret, nh), psk, group_context);
+  if (!rc)
+    rc = ks_from_joiner(&next, s, BYTES(next.joiner_secret, nh), psk, group_context);
   if (!rc) {
     keysched_wipe(ks);
     *ks = next;
@@ -149,7 +152,8 @@ int keysched_welcome_key(const mls_suite *s, bytes_t welcome_secret,
   if (welcome_secret.len != s->hash_len || !welcome_secret.ptr) return TSR_EINVAL;
   int rc = mls_expand_with_label(s, welcome_secret, "key", BYTES_NONE, key, s->key_len);
   if (!rc)
-    rc = mls_expand_with_label(s, welcome_secret, "nonce", BYTES_NONE, nonce, s->nonce_len);
+    rc = mls_expand_with_label(s, welcome_secret, "nonce", BYTES_NONE, nonce,
+                               s->nonce_len);
   if (rc) {
     secure_wipe(key, s->key_len);
     secure_wipe(nonce, s->nonce_len);
@@ -161,7 +165,8 @@ int keysched_external_keypair(const keysched_epoch *ks, uint8_t sk[MLS_KEM_SK],
                               uint8_t pk[MLS_KEM_PK]) {
   if (!ks || !ks->suite || !pk) return TSR_EINVAL;
   uint8_t priv[MLS_KEM_SK];
-  int rc = mls_kem_derive_keypair(ks->suite, keysched_view(ks, ks->external_secret), priv, pk);
+  int rc =
+      mls_kem_derive_keypair(ks->suite, keysched_view(ks, ks->external_secret), priv, pk);
   if (!rc && sk) memcpy(sk, priv, MLS_KEM_SK);
   secure_wipe(priv, sizeof priv);
   return rc;
@@ -187,8 +192,8 @@ static int ks_expand_label_bytes(const mls_suite *s, bytes_t secret, bytes_t lab
   return rc;
 }
 
-int keysched_export(const keysched_epoch *ks, bytes_t label, bytes_t context, uint8_t *out,
-                    size_t len) {
+int keysched_export(const keysched_epoch *ks, bytes_t label, bytes_t context,
+                    uint8_t *out, size_t len) {
   if (!ks || !ks->suite || (!out && len)) return TSR_EINVAL;
   const mls_suite *s = ks->suite;
   size_t nh = s->hash_len;
@@ -198,8 +203,8 @@ int keysched_export(const keysched_epoch *ks, bytes_t label, bytes_t context, ui
                                  BYTES_NONE, derived, nh);
   if (!rc) rc = crypto_digest(s, context, ctx_hash);
   if (!rc)
-    rc = mls_expand_with_label(s, BYTES(derived, nh), "exported", BYTES(ctx_hash, nh), out,
-                               len);
+    rc = mls_expand_with_label(s, BYTES(derived, nh), "exported", BYTES(ctx_hash, nh),
+                               out, len);
   secure_wipe(derived, sizeof derived);
   if (rc && out) secure_wipe(out, len);
   return rc;
@@ -233,8 +238,10 @@ int keysched_psk_secret(const mls_suite *s, const keysched_psk *psks, size_t n,
     if (!rc) rc = crypto_kdf_extract(s, BYTES(input, nh), BYTES(acc, nh), extracted);
     if (!rc) memcpy(acc, extracted, nh); /* no in-place extract: inputs may not alias */
   }
-  if (!rc) memcpy(out, acc, nh);
-  else secure_wipe(out, nh);
+  if (!rc)
+    memcpy(out, acc, nh);
+  else
+    secure_wipe(out, nh);
   secure_wipe(acc, sizeof acc);
   secure_wipe(extracted, sizeof extracted);
   secure_wipe(input, sizeof input);

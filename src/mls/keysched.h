@@ -81,8 +81,8 @@ int keysched_external_keypair(const keysched_epoch *ks, uint8_t sk[MLS_KEM_SK],
 /* MLS-Exporter(label, context, len) = ExpandWithLabel(DeriveSecret(
  * exporter_secret, label), "exported", Hash(context), len). label is an
  * arbitrary byte string (it may contain NUL bytes); len <= 255 * Nh. */
-int keysched_export(const keysched_epoch *ks, bytes_t label, bytes_t context, uint8_t *out,
-                    size_t len);
+int keysched_export(const keysched_epoch *ks, bytes_t label, bytes_t context,
+                    uint8_t *out, size_t len);
 
 /* One PSK for psk_secret: id is the encoded PreSharedKeyID, value the PSK
  * itself (external PSK or a resumption_psk). */

@@ -118,11 +118,11 @@ typedef struct {
 } wire_ops;
 
 /* Adapts typed encoder/reader functions to wire_ops. */
-#define WIRE_OPS(name, type, encode, read)                                          \
-  static void name##_enc(buf_t *w, const void *v) { encode(w, (const type *)v); }    \
-  static int name##_dec(reader_t *r, arena_t *a, void *v) {                          \
-    return read(r, a, (type *)v);                                                    \
-  }                                                                                  \
+#define WIRE_OPS(name, type, encode, read)                                               \
+  static void name##_enc(buf_t *w, const void *v) { encode(w, (const type *)v); }        \
+  static int name##_dec(reader_t *r, arena_t *a, void *v) {                              \
+    return read(r, a, (type *)v);                                                        \
+  }                                                                                      \
   static const wire_ops name = {sizeof(type), name##_enc, name##_dec}
 
 static void wr_svec(buf_t *w, const wire_ops *ops, const void *items, size_t n) {
@@ -204,14 +204,17 @@ static int copy_via_wire(arena_t *a, const wire_ops *ops, const void *in, void *
 
 /* --- Credential, extensions, capabilities -------------------------------- */
 
-static void enc_certificate(buf_t *w, const void *v) { wr_opaque(w, *(const bytes_t *)v); }
+static void enc_certificate(buf_t *w, const void *v) {
+  wr_opaque(w, *(const bytes_t *)v);
+}
 
 static int dec_certificate(reader_t *r, arena_t *a, void *v) {
   (void)a;
   return rd_opaque(r, v);
 }
 
-static const wire_ops certificate_ops = {sizeof(bytes_t), enc_certificate, dec_certificate};
+static const wire_ops certificate_ops = {sizeof(bytes_t), enc_certificate,
+                                         dec_certificate};
 
 void msg_encode_credential(buf_t *w, const mls_credential *v) {
   wr_u16(w, v->credential_type);
@@ -547,7 +550,9 @@ int msg_read_proposal_body(reader_t *r, arena_t *a, uint16_t type, mls_proposal 
     rc = msg_read_extensions(r, a, &v->reinit.extensions);
     break;
   case MLS_PROPOSAL_EXTERNAL_INIT: rd_opaque(r, &v->external_init); break;
-  case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS: rc = msg_read_extensions(r, a, &v->gce); break;
+  case MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS:
+    rc = msg_read_extensions(r, a, &v->gce);
+    break;
   default: rc = rd_fail(r); break; /* unknown bodies cannot be delimited */
   }
   return rd_status(r, rc);
@@ -681,7 +686,8 @@ void msg_encode_authenticated_content(buf_t *w, const mls_authenticated_content 
 
 /* AuthenticatedContent only exists for framed messages, so wire_format is
  * public or private message. */
-static int read_authenticated_content(reader_t *r, arena_t *a, mls_authenticated_content *v) {
+static int read_authenticated_content(reader_t *r, arena_t *a,
+                                      mls_authenticated_content *v) {
   rd_enum16(r, MLS_WIRE_PRIVATE_MESSAGE, &v->wire_format);
   int rc = msg_read_framed_content(r, a, &v->content);
   msg_read_auth_data(r, v->content.content_type, &v->auth);
@@ -700,7 +706,8 @@ void msg_encode_public_message(buf_t *w, const mls_public_message *v) {
 static int read_public_message(reader_t *r, arena_t *a, mls_public_message *v) {
   int rc = msg_read_framed_content(r, a, &v->content);
   msg_read_auth_data(r, v->content.content_type, &v->auth);
-  if (v->content.sender.sender_type == MLS_SENDER_MEMBER) rd_opaque(r, &v->membership_tag);
+  if (v->content.sender.sender_type == MLS_SENDER_MEMBER)
+    rd_opaque(r, &v->membership_tag);
   return rd_status(r, rc);
 }
 
@@ -798,7 +805,8 @@ static int read_group_secrets(reader_t *r, arena_t *a, mls_group_secrets *v) {
 WIRE_OPS(group_secrets_ops, mls_group_secrets, msg_encode_group_secrets,
          read_group_secrets);
 
-static void encode_encrypted_group_secrets(buf_t *w, const mls_encrypted_group_secrets *v) {
+static void encode_encrypted_group_secrets(buf_t *w,
+                                           const mls_encrypted_group_secrets *v) {
   wr_opaque(w, v->new_member);
   msg_encode_hpke_ciphertext(w, &v->encrypted_group_secrets);
 }
@@ -835,7 +843,9 @@ void msg_encode_message(buf_t *w, const mls_message *v) {
   wr_u16(w, v->wire_format);
   switch (v->wire_format) {
   case MLS_WIRE_PUBLIC_MESSAGE: msg_encode_public_message(w, &v->public_message); break;
-  case MLS_WIRE_PRIVATE_MESSAGE: msg_encode_private_message(w, &v->private_message); break;
+  case MLS_WIRE_PRIVATE_MESSAGE:
+    msg_encode_private_message(w, &v->private_message);
+    break;
   case MLS_WIRE_WELCOME: msg_encode_welcome(w, &v->welcome); break;
   case MLS_WIRE_GROUP_INFO: msg_encode_group_info(w, &v->group_info); break;
   case MLS_WIRE_KEY_PACKAGE: msg_encode_key_package(w, &v->key_package); break;
@@ -855,7 +865,9 @@ static int read_message(reader_t *r, arena_t *a, mls_message *v) {
   int rc = 0;
   switch (v->wire_format) {
   case MLS_WIRE_PUBLIC_MESSAGE: rc = read_public_message(r, a, &v->public_message); break;
-  case MLS_WIRE_PRIVATE_MESSAGE: rc = read_private_message(r, a, &v->private_message); break;
+  case MLS_WIRE_PRIVATE_MESSAGE:
+    rc = read_private_message(r, a, &v->private_message);
+    break;
   case MLS_WIRE_WELCOME: rc = read_welcome(r, a, &v->welcome); break;
   case MLS_WIRE_GROUP_INFO: rc = read_group_info(r, a, &v->group_info); break;
   case MLS_WIRE_KEY_PACKAGE: rc = msg_read_key_package(r, a, &v->key_package); break;
@@ -874,7 +886,8 @@ void msg_encode_required_capabilities(buf_t *w, const mls_required_capabilities 
   wr_u16_vec(w, v->credential_types, v->n_credential_types);
 }
 
-static int read_required_capabilities(reader_t *r, arena_t *a, mls_required_capabilities *v) {
+static int read_required_capabilities(reader_t *r, arena_t *a,
+                                      mls_required_capabilities *v) {
   int rc = 0;
   v->extension_types = rd_u16_vec(r, a, &v->n_extension_types, &rc);
   v->proposal_types = rd_u16_vec(r, a, &v->n_proposal_types, &rc);
@@ -937,7 +950,8 @@ int msg_decode_commit(bytes_t in, arena_t *a, mls_commit *v) {
   return decode_whole(in, a, &commit_ops, v);
 }
 
-int msg_decode_authenticated_content(bytes_t in, arena_t *a, mls_authenticated_content *v) {
+int msg_decode_authenticated_content(bytes_t in, arena_t *a,
+                                     mls_authenticated_content *v) {
   return decode_whole(in, a, &authenticated_content_ops, v);
 }
 
@@ -969,7 +983,8 @@ int msg_decode_message(bytes_t in, arena_t *a, mls_message *v) {
   return decode_whole(in, a, &message_ops, v);
 }
 
-int msg_decode_required_capabilities(bytes_t in, arena_t *a, mls_required_capabilities *v) {
+int msg_decode_required_capabilities(bytes_t in, arena_t *a,
+                                     mls_required_capabilities *v) {
   return decode_whole(in, a, &required_capabilities_ops, v);
 }
 

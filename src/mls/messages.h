@@ -206,18 +206,18 @@ typedef struct {
 typedef struct {
   uint16_t proposal_type;
   /* Exactly one member is meaningful, chosen by proposal_type. */
-  mls_key_package add;            /* add */
-  mls_leaf_node update;           /* update */
-  uint32_t remove;                /* remove: leaf index */
-  mls_psk_id psk;                 /* psk */
-  struct {                        /* reinit */
+  mls_key_package add;  /* add */
+  mls_leaf_node update; /* update */
+  uint32_t remove;      /* remove: leaf index */
+  mls_psk_id psk;       /* psk */
+  struct {              /* reinit */
     bytes_t group_id;
     uint16_t version;
     uint16_t cipher_suite;
     mls_extensions extensions;
   } reinit;
-  bytes_t external_init;          /* external_init: kem_output */
-  mls_extensions gce;             /* group_context_extensions */
+  bytes_t external_init; /* external_init: kem_output */
+  mls_extensions gce;    /* group_context_extensions */
 } mls_proposal;
 
 typedef struct {
@@ -406,7 +406,8 @@ int msg_decode_ratchet_tree(bytes_t in, arena_t *a, mls_ratchet_tree *v);
 int msg_decode_update_path(bytes_t in, arena_t *a, mls_update_path *v);
 int msg_decode_proposal(bytes_t in, arena_t *a, mls_proposal *v);
 int msg_decode_commit(bytes_t in, arena_t *a, mls_commit *v);
-int msg_decode_authenticated_content(bytes_t in, arena_t *a, mls_authenticated_content *v);
+int msg_decode_authenticated_content(bytes_t in, arena_t *a,
+                                     mls_authenticated_content *v);
 int msg_decode_public_message(bytes_t in, arena_t *a, mls_public_message *v);
 int msg_decode_private_message(bytes_t in, arena_t *a, mls_private_message *v);
 int msg_decode_group_context(bytes_t in, arena_t *a, mls_group_context *v);
@@ -415,7 +416,8 @@ int msg_decode_group_secrets(bytes_t in, arena_t *a, mls_group_secrets *v);
 int msg_decode_welcome(bytes_t in, arena_t *a, mls_welcome *v);
 /* A version other than mls10 gives TSR_EUNSUPPORTED. */
 int msg_decode_message(bytes_t in, arena_t *a, mls_message *v);
-int msg_decode_required_capabilities(bytes_t in, arena_t *a, mls_required_capabilities *v);
+int msg_decode_required_capabilities(bytes_t in, arena_t *a,
+                                     mls_required_capabilities *v);
 int msg_decode_external_senders(bytes_t in, arena_t *a, mls_external_senders *v);
 
 /* --- Deep copies into arena `a` (views re-pointed into a) ------------ */

@@ -11,7 +11,7 @@
 
 #define ST_FORMAT_VERSION 1
 #define ST_GEN_END (UINT64_C(1) << 32) /* ratchet exhausted */
-#define ST_EMPTY UINT32_MAX           /* free map slot (never a node/leaf index) */
+#define ST_EMPTY UINT32_MAX            /* free map slot (never a node/leaf index) */
 
 /* --- A small uint32 -> pointer hash map ------------------------------- */
 
@@ -222,12 +222,15 @@ void secret_tree_get_stats(const secret_tree *st, secret_tree_stats *out) {
   }
 }
 
-static bool leaves_ok(uint32_t n) { return n >= 1 && n <= TM_MAX_LEAVES && !(n & (n - 1)); }
+static bool leaves_ok(uint32_t n) {
+  return n >= 1 && n <= TM_MAX_LEAVES && !(n & (n - 1));
+}
 
 int secret_tree_init(secret_tree *st, const mls_suite *s, bytes_t encryption_secret,
                      uint32_t n_leaves, const secret_tree_config *cfg) {
   if (!st || !s) return TSR_EINVAL;
-  if (!leaves_ok(n_leaves) || encryption_secret.len != s->hash_len || !encryption_secret.ptr)
+  if (!leaves_ok(n_leaves) || encryption_secret.len != s->hash_len ||
+      !encryption_secret.ptr)
     return TSR_EINVAL;
   int rc = st_alloc(st, s, n_leaves, cfg);
   if (rc) return rc;
@@ -302,7 +305,8 @@ static int st_derive_leaf(secret_tree *st, uint32_t leaf, st_leaf **out) {
   return 0;
 }
 
-static int st_leaf_get(secret_tree *st, uint32_t leaf, secret_tree_type type, st_leaf **out) {
+static int st_leaf_get(secret_tree *st, uint32_t leaf, secret_tree_type type,
+                       st_leaf **out) {
   if (!st || !st->suite || leaf >= st->n_leaves) return TSR_EINVAL;
   if (type != SECRET_TREE_HANDSHAKE && type != SECRET_TREE_APPLICATION) return TSR_EINVAL;
   st_leaf *l = map_get(leaves_of(st), leaf);
@@ -319,8 +323,10 @@ static secret_tree_keys *ratchet_find(st_ratchet *r, uint32_t gen, size_t *pos) 
   size_t lo = 0, hi = r->n_kept;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
-    if (r->kept[mid].generation < gen) lo = mid + 1;
-    else hi = mid;
+    if (r->kept[mid].generation < gen)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   *pos = lo;
   return lo < r->n_kept && r->kept[lo].generation == gen ? &r->kept[lo] : NULL;
@@ -388,9 +394,12 @@ static int ratchet_get(const secret_tree *st, st_ratchet *r, uint32_t gen, bool 
   secret_tree_keys want = {0};
   uint64_t first_kept = (uint64_t)gen - keep_new;
   for (uint64_t g = r->next; g <= gen && !rc; g++) {
-    if (g == gen) rc = ratchet_keys(s, cur, (uint32_t)g, &want);
-    else if (g >= first_kept) rc = ratchet_keys(s, cur, (uint32_t)g, slot++);
-    if (!rc) rc = mls_derive_tree_secret(s, BYTES(cur, nh), "secret", (uint32_t)g, nxt, nh);
+    if (g == gen)
+      rc = ratchet_keys(s, cur, (uint32_t)g, &want);
+    else if (g >= first_kept)
+      rc = ratchet_keys(s, cur, (uint32_t)g, slot++);
+    if (!rc)
+      rc = mls_derive_tree_secret(s, BYTES(cur, nh), "secret", (uint32_t)g, nxt, nh);
     if (!rc) memcpy(cur, nxt, nh);
   }
   secure_wipe(nxt, sizeof nxt);
@@ -465,8 +474,8 @@ int secret_tree_consume(secret_tree *st, uint32_t leaf, secret_tree_type type,
   return 0;
 }
 
-int secret_tree_next_generation(const secret_tree *st, uint32_t leaf, secret_tree_type type,
-                                uint32_t *generation) {
+int secret_tree_next_generation(const secret_tree *st, uint32_t leaf,
+                                secret_tree_type type, uint32_t *generation) {
   if (!st || !st->suite || !generation || leaf >= st->n_leaves) return TSR_EINVAL;
   if (type != SECRET_TREE_HANDSHAKE && type != SECRET_TREE_APPLICATION) return TSR_EINVAL;
   const st_leaf *l = map_get(leaves_of(st), leaf);
@@ -697,7 +706,8 @@ int secret_tree_sender_data_key(const mls_suite *s, bytes_t sender_data_secret,
   if (sample.len > s->hash_len) sample.len = s->hash_len;
   int rc = mls_expand_with_label(s, sender_data_secret, "key", sample, key, s->key_len);
   if (!rc)
-    rc = mls_expand_with_label(s, sender_data_secret, "nonce", sample, nonce, s->nonce_len);
+    rc = mls_expand_with_label(s, sender_data_secret, "nonce", sample, nonce,
+                               s->nonce_len);
   if (rc) {
     secure_wipe(key, s->key_len);
     secure_wipe(nonce, s->nonce_len);

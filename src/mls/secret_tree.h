@@ -97,8 +97,8 @@ int secret_tree_consume(secret_tree *st, uint32_t leaf, secret_tree_type type,
                         uint32_t generation);
 
 /* Next unused generation of a ratchet (0 for a leaf not yet derived). */
-int secret_tree_next_generation(const secret_tree *st, uint32_t leaf, secret_tree_type type,
-                                uint32_t *generation);
+int secret_tree_next_generation(const secret_tree *st, uint32_t leaf,
+                                secret_tree_type type, uint32_t *generation);
 
 void secret_tree_keys_wipe(secret_tree_keys *k);
 

@@ -24,7 +24,7 @@
 #include "tessera/error.h"
 
 typedef struct {
-  void *rec; /* tree_rec, NULL when blank */
+  void *rec;    /* tree_rec, NULL when blank */
   uint8_t type; /* 0 blank, MLS_NODE_LEAF, MLS_NODE_PARENT */
   bool hash_ok;
   uint8_t hash[MLS_MAX_HASH];
@@ -66,14 +66,16 @@ static bytes_t tree_cp_bytes(tree_cp *c, bytes_t in) {
   return BYTES(p, in.len);
 }
 
-static void *tree_cp_array(tree_cp *c, const void *in, size_t n, size_t size, size_t align) {
+static void *tree_cp_array(tree_cp *c, const void *in, size_t n, size_t size,
+                           size_t align) {
   if (n == 0) return NULL;
   void *p = tree_cp_take(c, n * size, align);
   if (p) memcpy(p, in, n * size);
   return p;
 }
 
-#define TREE_CP_U16(c, in, n) tree_cp_array((c), (in), (n), sizeof(uint16_t), alignof(uint16_t))
+#define TREE_CP_U16(c, in, n)                                                            \
+  tree_cp_array((c), (in), (n), sizeof(uint16_t), alignof(uint16_t))
 
 static void tree_cp_leaf(tree_cp *c, const mls_leaf_node *in, mls_leaf_node *out) {
   *out = *in; /* scalars; every pointer is replaced below */
@@ -154,7 +156,8 @@ static const mls_parent_node *tree_parent_at(const mls_tree *t, uint32_t x) {
 static bytes_t tree_enc_key_at(const mls_tree *t, uint32_t x) {
   const tree_node *n = &t->nodes[x];
   if (n->type == MLS_NODE_LEAF) return ((const tree_rec *)n->rec)->leaf.encryption_key;
-  if (n->type == MLS_NODE_PARENT) return ((const tree_rec *)n->rec)->parent.encryption_key;
+  if (n->type == MLS_NODE_PARENT)
+    return ((const tree_rec *)n->rec)->parent.encryption_key;
   return BYTES_NONE;
 }
 
@@ -186,8 +189,10 @@ static bool tree_u32_sorted_has(const uint32_t *v, size_t n, uint32_t x) {
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
     if (v[mid] == x) return true;
-    if (v[mid] < x) lo = mid + 1;
-    else hi = mid;
+    if (v[mid] < x)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return false;
 }
@@ -248,7 +253,7 @@ int tree_from_ratchet_tree(const mls_suite *suite, const mls_ratchet_tree *rt,
     const mls_node *src = &rt->nodes[i];
     if (src->node_type == 0) continue;
     tree_rec *r = src->node_type == MLS_NODE_LEAF ? tree_rec_leaf(&src->leaf)
-                                                   : tree_rec_parent(&src->parent);
+                                                  : tree_rec_parent(&src->parent);
     if (!r) {
       rc = TSR_ENOMEM;
       goto fail;
@@ -288,7 +293,7 @@ int tree_clone(const mls_tree *t, mls_tree **out) {
     memcpy(d->hash, s->hash, sizeof d->hash);
     if (s->type == 0) continue;
     d->rec = s->type == MLS_NODE_LEAF ? tree_rec_leaf(tree_leaf_at(t, i))
-                                       : tree_rec_parent(tree_parent_at(t, i));
+                                      : tree_rec_parent(tree_parent_at(t, i));
     if (!d->rec) {
       rc = TSR_ENOMEM;
       goto fail;
@@ -313,8 +318,10 @@ void tree_encode(const mls_tree *t, buf_t *w) {
     mls_node tmp;
     memset(&tmp, 0, sizeof tmp);
     tmp.node_type = n->type;
-    if (n->type == MLS_NODE_LEAF) tmp.leaf = *tree_leaf_at(t, i);
-    else tmp.parent = *tree_parent_at(t, i);
+    if (n->type == MLS_NODE_LEAF)
+      tmp.leaf = *tree_leaf_at(t, i);
+    else
+      tmp.parent = *tree_parent_at(t, i);
     msg_encode_node(w, &tmp);
   }
   wr_vec_end(w, mark);
@@ -568,7 +575,8 @@ static int tree_th_fill(mls_tree *t, uint32_t x, buf_t *scratch) {
     tree_th_input_leaf(scratch, tm_node_to_leaf(x), tree_leaf_at(t, x));
   } else {
     uint32_t l = tm_left(x), r = tm_right(x);
-    if ((rc = tree_th_fill(t, l, scratch)) || (rc = tree_th_fill(t, r, scratch))) return rc;
+    if ((rc = tree_th_fill(t, l, scratch)) || (rc = tree_th_fill(t, r, scratch)))
+      return rc;
     buf_reset(scratch);
     tree_th_input_parent(scratch, tree_parent_at(t, x), BYTES(t->nodes[l].hash, hl),
                          BYTES(t->nodes[r].hash, hl));
@@ -598,8 +606,10 @@ static bool tree_subtree_has_leaf(uint32_t x, const uint32_t *leaves, size_t n,
   size_t a = 0, b = n; /* lower bound of first */
   while (a < b) {
     size_t mid = a + (b - a) / 2;
-    if (leaves[mid] < first) a = mid + 1;
-    else b = mid;
+    if (leaves[mid] < first)
+      a = mid + 1;
+    else
+      b = mid;
   }
   return a < n && leaves[a] <= last;
 }
@@ -642,7 +652,8 @@ static int tree_th_excl(mls_tree *t, uint32_t x, const uint32_t *ex, size_t nex,
       if (!u) return TSR_ENOMEM;
       size_t k = 0;
       for (size_t i = 0; i < p->n_unmerged_leaves; i++)
-        if (!tree_u32_has(ex, nex, p->unmerged_leaves[i], sorted)) u[k++] = p->unmerged_leaves[i];
+        if (!tree_u32_has(ex, nex, p->unmerged_leaves[i], sorted))
+          u[k++] = p->unmerged_leaves[i];
       tmp.unmerged_leaves = u;
       tmp.n_unmerged_leaves = k;
     }
@@ -682,7 +693,8 @@ static int tree_ph_with(mls_tree *t, uint32_t p, uint32_t d, bytes_t field, buf_
   uint32_t sib = tm_is_ancestor(l, d) ? r : l;
   uint8_t osth[MLS_MAX_HASH];
   bool sorted = tree_u32_strictly_sorted(pn->unmerged_leaves, pn->n_unmerged_leaves);
-  int rc = tree_th_excl(t, sib, pn->unmerged_leaves, pn->n_unmerged_leaves, sorted, s, osth);
+  int rc =
+      tree_th_excl(t, sib, pn->unmerged_leaves, pn->n_unmerged_leaves, sorted, s, osth);
   if (rc) return rc;
   buf_reset(s);
   wr_opaque(s, pn->encryption_key);
@@ -780,7 +792,7 @@ static int tree_ph_side_ok(mls_tree *t, uint32_t p, uint32_t c, uint32_t *res,
   if (!single || !covered || d == TM_NONE) return 0;
 
   bytes_t dph = t->nodes[d].type == MLS_NODE_LEAF ? tree_leaf_at(t, d)->parent_hash
-                                                   : tree_parent_at(t, d)->parent_hash;
+                                                  : tree_parent_at(t, d)->parent_hash;
   uint8_t ph[MLS_MAX_HASH];
   int rc = tree_ph_with(t, p, d, pn->parent_hash, s, ph);
   if (rc) return rc;
@@ -879,8 +891,10 @@ int tree_check_new_leaf(const mls_tree *t, const mls_leaf_node *v, uint32_t at) 
     if (!l || tm_node_to_leaf(x) == at) continue;
     if (bytes_eq(l->signature_key, v->signature_key)) return TSR_ETREE;
     const mls_capabilities *lc = &l->capabilities, *vc = &v->capabilities;
-    if (!msg_u16_contains(lc->credentials, lc->n_credentials, v->credential.credential_type) ||
-        !msg_u16_contains(vc->credentials, vc->n_credentials, l->credential.credential_type))
+    if (!msg_u16_contains(lc->credentials, lc->n_credentials,
+                          v->credential.credential_type) ||
+        !msg_u16_contains(vc->credentials, vc->n_credentials,
+                          l->credential.credential_type))
       return TSR_ECAPABILITY;
   }
   return 0;

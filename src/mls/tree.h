@@ -147,8 +147,8 @@ int tree_parent_hash(const mls_tree *t, uint32_t p, uint32_t d,
  * blanked the rest of the direct path. Used by the committer before it
  * signs its LeafNode and by receivers to check the LeafNode. TSR_EINVAL
  * if a node of the filtered direct path is blank; t unchanged on failure. */
-int tree_set_path_parent_hashes(mls_tree *t, uint32_t leaf,
-                                uint8_t leaf_ph[MLS_MAX_HASH], size_t *leaf_ph_len);
+int tree_set_path_parent_hashes(mls_tree *t, uint32_t leaf, uint8_t leaf_ph[MLS_MAX_HASH],
+                                size_t *leaf_ph_len);
 /* §7.9.2: every non-blank parent node is parent-hash valid (chains to
  * exactly one descendant through parent_hash). TSR_ETREE otherwise. */
 int tree_verify_parent_hashes(const mls_tree *t);

@@ -193,7 +193,8 @@ static void treekem_keys_drop(mls_tree_priv *p, size_t i) {
 static void treekem_keys_drop_path_of(mls_tree_priv *p, uint32_t leaf) {
   uint32_t x = tm_leaf_to_node(leaf);
   for (size_t i = p->n_keys; i-- > 0;)
-    if (p->keys[i].node != x && tm_is_ancestor(p->keys[i].node, x)) treekem_keys_drop(p, i);
+    if (p->keys[i].node != x && tm_is_ancestor(p->keys[i].node, x))
+      treekem_keys_drop(p, i);
 }
 
 static void treekem_pending_clear(mls_tree_priv *p) {
@@ -210,7 +211,8 @@ static const uint8_t *treekem_usable_key(const mls_tree_priv *p, const mls_tree 
   if (node == tm_leaf_to_node(p->leaf))
     return treekem_key_is(tk, p->leaf_pk) ? p->leaf_sk : NULL;
   for (size_t i = 0; i < p->n_keys; i++)
-    if (p->keys[i].node == node) return treekem_key_is(tk, p->keys[i].pk) ? p->keys[i].sk : NULL;
+    if (p->keys[i].node == node)
+      return treekem_key_is(tk, p->keys[i].pk) ? p->keys[i].sk : NULL;
   return NULL;
 }
 
@@ -290,8 +292,8 @@ static int treekem_install_one(mls_tree_priv *p, const mls_tree *t, uint32_t nod
 int treekem_priv_install(mls_tree_priv *p, const mls_tree *t, uint32_t node,
                          bytes_t path_secret) {
   uint32_t me = tm_leaf_to_node(p->leaf);
-  if (tree_suite(t) != p->suite || path_secret.len != p->suite->hash_len || tm_is_leaf(node) ||
-      !tm_is_ancestor(node, me) || node >= tree_width(t))
+  if (tree_suite(t) != p->suite || path_secret.len != p->suite->hash_len ||
+      tm_is_leaf(node) || !tm_is_ancestor(node, me) || node >= tree_width(t))
     return TSR_EINVAL;
   return treekem_install_one(p, t, node, path_secret.ptr);
 }
@@ -332,7 +334,8 @@ int treekem_priv_check(const mls_tree_priv *p, const mls_tree *t) {
   if (!treekem_key_is(treekem_tree_key(t, tm_leaf_to_node(p->leaf)), p->leaf_pk))
     return TSR_ETREE;
   for (size_t i = 0; i < p->n_keys; i++)
-    if (!treekem_key_is(treekem_tree_key(t, p->keys[i].node), p->keys[i].pk)) return TSR_ETREE;
+    if (!treekem_key_is(treekem_tree_key(t, p->keys[i].node), p->keys[i].pk))
+      return TSR_ETREE;
   return 0;
 }
 
@@ -460,7 +463,8 @@ static int treekem_begin(mls_tree_priv *p, mls_tree *t, const treekem_leaf_param
   const mls_suite *s = p->suite;
   if (!lp || !lp->leaf || !lp->sig || tree_suite(t) != s || p->leaf >= tree_n_leaves(t))
     return TSR_EINVAL;
-  if (!bytes_eq(lp->leaf->signature_key, BYTES(lp->sig->pk, MLS_SIG_PK))) return TSR_EINVAL;
+  if (!bytes_eq(lp->leaf->signature_key, BYTES(lp->sig->pk, MLS_SIG_PK)))
+    return TSR_EINVAL;
   if (lp->leaf_secret.len != 0 && lp->leaf_secret.len != s->hash_len) return TSR_EINVAL;
 
   uint32_t fdp[TREE_MAX_DEPTH];
@@ -600,7 +604,8 @@ int treekem_path_encrypt(const mls_tree_priv *p, const mls_tree *t, bytes_t grou
       uint8_t kem[MLS_KEM_PK];
       mls_hpke_ciphertext *hc = &un->encrypted_path_secret[k];
       buf_reset(&ct);
-      rc = mls_encrypt_with_label(s, treekem_tree_key(t, res[k]), TREEKEM_LABEL, group_context,
+      rc = mls_encrypt_with_label(s, treekem_tree_key(t, res[k]), TREEKEM_LABEL,
+                                  group_context,
                                   BYTES(p->pending_secrets[j], s->hash_len), kem, &ct);
       if (rc == 0) rc = arena_dup(a, BYTES(kem, MLS_KEM_PK), &hc->kem_output);
       if (rc == 0) rc = arena_dup(a, buf_view(&ct), &hc->ciphertext);
@@ -629,7 +634,8 @@ int treekem_path_secret_for(const mls_tree_priv *p, const mls_tree *t, uint32_t 
 }
 
 /* Encoded GroupContext: gc with tree_hash set to t's root hash. */
-static int treekem_group_context(const mls_tree *t, const mls_group_context *gc, buf_t *w) {
+static int treekem_group_context(const mls_tree *t, const mls_group_context *gc,
+                                 buf_t *w) {
   uint8_t th[MLS_MAX_HASH];
   int rc = tree_root_hash(t, th);
   if (rc) return rc;
@@ -656,7 +662,8 @@ int treekem_path_create(mls_tree_priv *p, mls_tree *t, const treekem_leaf_params
   buf_init(&w);
   rc = treekem_group_context(t, gc, &w);
   if (rc == 0)
-    rc = treekem_path_encrypt(p, t, buf_view(&w), excluded, n_excluded, a, out, commit_secret);
+    rc = treekem_path_encrypt(p, t, buf_view(&w), excluded, n_excluded, a, out,
+                              commit_secret);
   buf_free(&w);
   if (rc) {
     treekem_undo_restore(&u, t);
@@ -670,8 +677,9 @@ int treekem_path_create(mls_tree_priv *p, mls_tree *t, const treekem_leaf_params
 /* --- Applying an UpdatePath ---------------------------------------------- */
 
 /* Checks that need no tree mutation (§12.4.2 "validate it"). */
-static int treekem_check_path(const mls_tree *t, uint32_t sender, const mls_update_path *path,
-                              bytes_t group_id, size_t n_fdp) {
+static int treekem_check_path(const mls_tree *t, uint32_t sender,
+                              const mls_update_path *path, bytes_t group_id,
+                              size_t n_fdp) {
   const mls_suite *s = tree_suite(t);
   const mls_leaf_node *nl = &path->leaf_node;
   if (nl->leaf_node_source != MLS_LEAF_SOURCE_COMMIT) return TSR_EPROTOCOL;
@@ -718,7 +726,8 @@ static int treekem_merge(mls_tree *t, uint32_t sender, const mls_update_path *pa
   uint8_t ph[MLS_MAX_HASH];
   size_t ph_len = 0;
   if (rc == 0) rc = tree_set_path_parent_hashes(t, sender, ph, &ph_len);
-  if (rc == 0 && !bytes_eq(BYTES(ph, ph_len), path->leaf_node.parent_hash)) rc = TSR_ETREE;
+  if (rc == 0 && !bytes_eq(BYTES(ph, ph_len), path->leaf_node.parent_hash))
+    rc = TSR_ETREE;
   if (rc == 0) rc = tree_set_leaf(t, sender, &path->leaf_node);
   if (rc) {
     treekem_undo_restore(u, t);
@@ -820,7 +829,8 @@ int treekem_decrypt_path(mls_tree_priv *p, const mls_tree *t, uint32_t sender,
 int treekem_apply(mls_tree_priv *p, mls_tree *t, uint32_t sender,
                   const mls_update_path *path, const mls_group_context *gc,
                   const uint32_t *excluded, size_t n_excluded,
-                  uint8_t commit_secret[MLS_MAX_HASH], uint8_t path_secret[MLS_MAX_HASH]) {
+                  uint8_t commit_secret[MLS_MAX_HASH],
+                  uint8_t path_secret[MLS_MAX_HASH]) {
   if (tree_suite(t) != p->suite || !gc) return TSR_EINVAL;
   treekem_undo u;
   int rc = treekem_merge(t, sender, path, gc->group_id, &u);

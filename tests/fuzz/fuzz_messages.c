@@ -12,7 +12,8 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static void check_same(const buf_t *w, bytes_t in) {
-  if (w->err || w->len != in.len || (in.len && memcmp(w->ptr, in.ptr, in.len) != 0)) abort();
+  if (w->err || w->len != in.len || (in.len && memcmp(w->ptr, in.ptr, in.len) != 0))
+    abort();
 }
 
 static int roundtrip(uint8_t which, bytes_t in, arena_t *a, buf_t *w) {

@@ -6,7 +6,8 @@
 static void test_varint_minimal(void) {
   buf_t w;
   buf_init(&w);
-  const uint32_t vals[] = {0, 37, 63, 64, 15293, 16383, 16384, 494878333, CODEC_VARINT_MAX};
+  const uint32_t vals[] = {
+      0, 37, 63, 64, 15293, 16383, 16384, 494878333, CODEC_VARINT_MAX};
   const size_t sizes[] = {1, 1, 1, 2, 2, 2, 4, 4, 4};
   for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
     buf_reset(&w);
@@ -23,7 +24,7 @@ static void test_varint_minimal(void) {
 }
 
 static void test_varint_rejects(void) {
-  const uint8_t nonmin[] = {0x40, 0x25};             /* 37 in two bytes */
+  const uint8_t nonmin[] = {0x40, 0x25};              /* 37 in two bytes */
   const uint8_t nonmin4[] = {0x80, 0x00, 0x00, 0x3f}; /* 63 in four bytes */
   const uint8_t reserved[] = {0xc0, 0, 0, 0, 0, 0, 0, 1};
   const uint8_t truncated[] = {0x80, 0x01};

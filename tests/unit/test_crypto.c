@@ -180,9 +180,9 @@ static void test_vectors_crypto_basics(void) {
     const cJSON *e;
     cJSON_ArrayForEach(e, j) {
       if (!vec_suite_is(e, wanted[w])) continue;
-      static const char *parts[] = {"ref_hash",         "expand_with_label",
-                                    "derive_secret",    "derive_tree_secret",
-                                    "sign_with_label",  "encrypt_with_label"};
+      static const char *parts[] = {"ref_hash",        "expand_with_label",
+                                    "derive_secret",   "derive_tree_secret",
+                                    "sign_with_label", "encrypt_with_label"};
       for (size_t p = 0; p < sizeof parts / sizeof parts[0]; p++)
         CHECK(cJSON_IsObject(member(e, parts[p])));
       int before = test_failing();
@@ -192,7 +192,8 @@ static void test_vectors_crypto_basics(void) {
       check_derive_tree_secret(s, member(e, "derive_tree_secret"));
       check_sign_with_label(s, member(e, "sign_with_label"));
       check_encrypt_with_label(s, member(e, "encrypt_with_label"));
-      if (!before && test_failing()) fprintf(stderr, "  (in suite %d entry)\n", wanted[w]);
+      if (!before && test_failing())
+        fprintf(stderr, "  (in suite %d entry)\n", wanted[w]);
       count++;
     }
     vec_report("crypto-basics.json", wanted[w], count);
@@ -210,7 +211,8 @@ static void test_hkdf_rfc5869(void) {
   CHECK_OK(hex_decode("0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b0b", &ikm));
   CHECK_OK(hex_decode("000102030405060708090a0b0c", &salt));
   CHECK_OK(hex_decode("f0f1f2f3f4f5f6f7f8f9", &info));
-  CHECK_OK(hex_decode("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5", &prk));
+  CHECK_OK(hex_decode("077709362c2e32df0ddc3f0dc47bba6390b6c73bb50f9c3122ec844ad7c2b3e5",
+                      &prk));
   CHECK_OK(hex_decode("3cb25f25faacd57a90434f64d0362f2a2d2d0a90cf1a5a4c5db02d56ecc4c5bf"
                       "34007208d5b887185865",
                       &okm));
@@ -235,7 +237,8 @@ static void test_suites(void) {
   CHECK(mls_suite_get(0x0002) == NULL);
   CHECK(mls_suite_get(0) == NULL);
   const mls_suite *a = mls_suite_get(1), *c = mls_suite_get(3);
-  CHECK(a && a->key_len == 16 && a->aead_id == 1 && a->hash_len == 32 && a->nonce_len == 12);
+  CHECK(a && a->key_len == 16 && a->aead_id == 1 && a->hash_len == 32 &&
+        a->nonce_len == 12);
   CHECK(c && c->key_len == 32 && c->aead_id == 3 && c->kem_id == 0x20 && c->kdf_id == 1);
   uint8_t out[32];
   CHECK_ERR(crypto_digest(NULL, BYTES_NONE, out), TSR_EINVAL);
@@ -293,8 +296,9 @@ static void test_sig_tamper(void) {
   /* Wrong label, content, key; tampered signature; bad lengths. */
   CHECK_ERR(mls_verify_with_label(s, pk, "Tesu", content, BYTES(sig, sizeof sig)),
             TSR_EVERIFY);
-  CHECK_ERR(mls_verify_with_label(s, pk, "Test", BYTES("contenu", 7), BYTES(sig, sizeof sig)),
-            TSR_EVERIFY);
+  CHECK_ERR(
+      mls_verify_with_label(s, pk, "Test", BYTES("contenu", 7), BYTES(sig, sizeof sig)),
+      TSR_EVERIFY);
   sig[10] ^= 1;
   CHECK_ERR(mls_verify_with_label(s, pk, "Test", content, BYTES(sig, sizeof sig)),
             TSR_EVERIFY);
@@ -342,45 +346,47 @@ static void test_dh(void) {
 static void test_encrypt_with_label_errors(void) {
   const mls_suite *s = mls_suite_get(3);
   uint8_t sk[MLS_KEM_SK], pk[MLS_KEM_PK], kem[MLS_KEM_PK];
-  CHECK_OK(mls_kem_derive_keypair(s, BYTES("some ikm of enough length......", 31), sk, pk));
+  CHECK_OK(
+      mls_kem_derive_keypair(s, BYTES("some ikm of enough length......", 31), sk, pk));
   buf_t ct, pt;
   buf_init(&ct);
   buf_init(&pt);
   bytes_t ctx = BYTES("ctx", 3), msg = BYTES("secret", 6);
-  CHECK_ERR(mls_encrypt_with_label(s, BYTES(pk, 31), "L", ctx, msg, kem, &ct), TSR_EINVAL);
+  CHECK_ERR(mls_encrypt_with_label(s, BYTES(pk, 31), "L", ctx, msg, kem, &ct),
+            TSR_EINVAL);
   CHECK_INT(ct.len, 0);
   CHECK_OK(mls_encrypt_with_label(s, BYTES(pk, 32), "L", ctx, msg, kem, &ct));
-  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 31), "L", ctx, BYTES(kem, 32), buf_view(&ct),
-                                   &pt),
+  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 31), "L", ctx, BYTES(kem, 32),
+                                   buf_view(&ct), &pt),
             TSR_EINVAL);
-  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 32), "M", ctx, BYTES(kem, 32), buf_view(&ct),
-                                   &pt),
+  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 32), "M", ctx, BYTES(kem, 32),
+                                   buf_view(&ct), &pt),
             TSR_EDECRYPT);
   CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 32), "L", BYTES("ctY", 3), BYTES(kem, 32),
                                    buf_view(&ct), &pt),
             TSR_EDECRYPT);
   ct.ptr[ct.len - 1] ^= 1;
-  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(kem, 32), buf_view(&ct),
-                                   &pt),
+  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(kem, 32),
+                                   buf_view(&ct), &pt),
             TSR_EDECRYPT);
   ct.ptr[ct.len - 1] ^= 1;
   static const uint8_t zero[32];
-  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(zero, 32), buf_view(&ct),
-                                   &pt),
+  CHECK_ERR(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(zero, 32),
+                                   buf_view(&ct), &pt),
             TSR_EDECRYPT);
   CHECK_INT(pt.len, 0);
   /* Appends after existing content. */
   buf_append(&pt, "xy", 2);
-  CHECK_OK(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(kem, 32), buf_view(&ct),
-                                  &pt));
+  CHECK_OK(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(kem, 32),
+                                  buf_view(&ct), &pt));
   CHECK_BYTES(buf_view(&pt), BYTES("xysecret", 8));
   /* Empty plaintext round trip. */
   buf_reset(&ct);
   buf_free(&pt);
   CHECK_OK(mls_encrypt_with_label(s, BYTES(pk, 32), "L", ctx, BYTES_NONE, kem, &ct));
   CHECK_INT(ct.len, MLS_AEAD_TAG);
-  CHECK_OK(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(kem, 32), buf_view(&ct),
-                                  &pt));
+  CHECK_OK(mls_decrypt_with_label(s, BYTES(sk, 32), "L", ctx, BYTES(kem, 32),
+                                  buf_view(&ct), &pt));
   CHECK_INT(pt.len, 0);
   buf_free(&ct);
   buf_free(&pt);

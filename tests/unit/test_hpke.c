@@ -105,8 +105,26 @@ static void do_setup(run_state *st, const record *r) {
   bool auth = mode == HPKE_MODE_AUTH || mode == HPKE_MODE_AUTH_PSK;
   bool psk = mode == HPKE_MODE_PSK || mode == HPKE_MODE_AUTH_PSK;
 
-  enum { INFO, IKME, PKE, SKE, IKMR, PKR, SKR, IKMS, PKS, SKS, PSK, PSKID, ENC, SS, KEY,
-         NONCE, EXP, NBUF };
+  enum {
+    INFO,
+    IKME,
+    PKE,
+    SKE,
+    IKMR,
+    PKR,
+    SKR,
+    IKMS,
+    PKS,
+    SKS,
+    PSK,
+    PSKID,
+    ENC,
+    SS,
+    KEY,
+    NONCE,
+    EXP,
+    NBUF
+  };
   buf_t b[NBUF];
   for (int i = 0; i < NBUF; i++) buf_init(&b[i]);
   hexf(r, "info", &b[INFO]);
@@ -143,7 +161,8 @@ static void do_setup(run_state *st, const record *r) {
 
   /* KEM on its own: shared_secret and enc. */
   uint8_t ss[HPKE_NSECRET], enc[HPKE_NENC];
-  CHECK_OK(hpke_encap(s, buf_view(&b[PKR]), buf_view(&b[SKS]), buf_view(&b[IKME]), ss, enc));
+  CHECK_OK(
+      hpke_encap(s, buf_view(&b[PKR]), buf_view(&b[SKS]), buf_view(&b[IKME]), ss, enc));
   CHECK_BYTES(BYTES(ss, sizeof ss), buf_view(&b[SS]));
   CHECK_BYTES(BYTES(enc, sizeof enc), buf_view(&b[ENC]));
   memset(ss, 0, sizeof ss);
@@ -159,8 +178,8 @@ static void do_setup(run_state *st, const record *r) {
   hpke_params pr = ps;
   pr.auth_sk = BYTES_NONE;
   pr.auth_pk = buf_view(&b[PKS]);
-  CHECK_OK(hpke_setup_sender_derand(&st->ctx_s, s, &ps, buf_view(&b[PKR]), buf_view(&b[IKME]),
-                                    enc));
+  CHECK_OK(hpke_setup_sender_derand(&st->ctx_s, s, &ps, buf_view(&b[PKR]),
+                                    buf_view(&b[IKME]), enc));
   CHECK_BYTES(BYTES(enc, sizeof enc), buf_view(&b[ENC]));
   CHECK_OK(hpke_setup_receiver(&st->ctx_r, s, &pr, buf_view(&b[ENC]), buf_view(&b[SKR])));
   const hpke_ctx *ctxs[] = {&st->ctx_s, &st->ctx_r};
@@ -195,7 +214,8 @@ static void do_encryption(run_state *st, const record *r) {
   uint8_t n[MLS_MAX_NONCE];
   size_t nn = st->suite->nonce_len;
   memcpy(n, st->ctx_r.base_nonce, nn);
-  for (int i = 0; i < 8; i++) n[nn - 1 - (size_t)i] ^= (uint8_t)((uint64_t)seq >> (8 * i));
+  for (int i = 0; i < 8; i++)
+    n[nn - 1 - (size_t)i] ^= (uint8_t)((uint64_t)seq >> (8 * i));
   CHECK_BYTES(BYTES(n, nn), buf_view(&nonce));
 
   /* The vectors skip some numbers; contexts resynchronise via seq. */
@@ -250,7 +270,8 @@ static void flush(run_state *st, record *r) {
   case REC_NONE: break;
   }
   if (test_case_failed_)
-    fprintf(stderr, "  (in %s, mode %d, record kind %d)\n", st->file, st->mode, (int)r->kind);
+    fprintf(stderr, "  (in %s, mode %d, record kind %d)\n", st->file, st->mode,
+            (int)r->kind);
   test_case_failed_ |= saved;
   record_clear(r);
 }
@@ -285,16 +306,21 @@ static void run_file(const char *rel) {
     if (n >= 3 && strncmp(line, "###", 3) == 0) {
       flush(&st, &rec);
       cur = NULL;
-      if (strstr(line, "Setup Information")) section = REC_SETUP;
-      else if (strstr(line, "Encryptions")) section = REC_ENC;
-      else if (strstr(line, "Exported Values")) section = REC_EXP;
-      else section = REC_NONE;
+      if (strstr(line, "Setup Information"))
+        section = REC_SETUP;
+      else if (strstr(line, "Encryptions"))
+        section = REC_ENC;
+      else if (strstr(line, "Exported Values"))
+        section = REC_EXP;
+      else
+        section = REC_NONE;
     } else if (section != REC_NONE && memchr(line, ':', n)) {
       const char *colon = memchr(line, ':', n);
       size_t klen = (size_t)(colon - line);
       const char *v = colon + 1;
       while (v < line + n && *v == ' ') v++;
-      static const char *opener[] = {[REC_SETUP] = "mode", [REC_ENC] = "sequence number",
+      static const char *opener[] = {[REC_SETUP] = "mode",
+                                     [REC_ENC] = "sequence number",
                                      [REC_EXP] = "exporter_context"};
       if (klen == strlen(opener[section]) && strncmp(line, opener[section], klen) == 0) {
         flush(&st, &rec);
@@ -327,7 +353,9 @@ static void run_file(const char *rel) {
   CHECK(st.encryptions > 0 && st.exports > 0);
 }
 
-static void test_vectors_aes128gcm(void) { run_file("hpke/rfc9180-x25519-sha256-aes128gcm.txt"); }
+static void test_vectors_aes128gcm(void) {
+  run_file("hpke/rfc9180-x25519-sha256-aes128gcm.txt");
+}
 
 static void test_vectors_chacha20poly1305(void) {
   run_file("hpke/rfc9180-x25519-sha256-chacha20poly1305.txt");
@@ -336,8 +364,8 @@ static void test_vectors_chacha20poly1305(void) {
 /* --- Misuse ----------------------------------------------------------- */
 
 static void test_roundtrip_and_misuse(void) {
-  const mls_suite *s = hpke_suite_find(HPKE_KEM_X25519_SHA256, HPKE_KDF_HKDF_SHA256,
-                                       HPKE_AEAD_AES128GCM);
+  const mls_suite *s =
+      hpke_suite_find(HPKE_KEM_X25519_SHA256, HPKE_KDF_HKDF_SHA256, HPKE_AEAD_AES128GCM);
   CHECK(s != NULL);
   CHECK(hpke_suite_find(HPKE_KEM_X25519_SHA256, HPKE_KDF_HKDF_SHA256, 0x0002) == NULL);
   CHECK(hpke_suite_find(0x0010, HPKE_KDF_HKDF_SHA256, HPKE_AEAD_AES128GCM) == NULL);
@@ -366,8 +394,11 @@ static void test_roundtrip_and_misuse(void) {
   CHECK_ERR(hpke_setup_sender_derand(&cs, s, &p, R, BYTES_NONE, enc), TSR_EINVAL);
 
   /* Random auth_psk round trip. */
-  hpke_params ps = {.mode = HPKE_MODE_AUTH_PSK, .info = BYTES("info", 4), .psk = psk,
-                    .psk_id = id, .auth_sk = BYTES(skS, 32)};
+  hpke_params ps = {.mode = HPKE_MODE_AUTH_PSK,
+                    .info = BYTES("info", 4),
+                    .psk = psk,
+                    .psk_id = id,
+                    .auth_sk = BYTES(skS, 32)};
   hpke_params pr = ps;
   pr.auth_sk = BYTES_NONE;
   pr.auth_pk = BYTES(pkS, 32);

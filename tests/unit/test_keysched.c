@@ -31,7 +31,8 @@ static void check_epoch(const mls_suite *s, const cJSON *ep, bytes_t group_id,
   bytes_t want_gc = hexv(ep, "group_context", &h[4]);
   buf_t gc;
   buf_init(&gc);
-  CHECK_OK(keysched_group_context(&gc, s->id, group_id, epoch, tree_hash, cth, BYTES_NONE));
+  CHECK_OK(
+      keysched_group_context(&gc, s->id, group_id, epoch, tree_hash, cth, BYTES_NONE));
   CHECK_BYTES(buf_view(&gc), want_gc);
 
   /* init_secret is the previous epoch's, read from ks itself: this also
@@ -58,14 +59,15 @@ static void check_epoch(const mls_suite *s, const cJSON *ep, bytes_t group_id,
   for (size_t i = 0; i < sizeof fields / sizeof fields[0]; i++) {
     bytes_t want = hexv(ep, fields[i].name, &h[5]);
     bytes_t got = BYTES((const uint8_t *)ks + fields[i].off, nh);
-    if (!bytes_eq(got, want)) fprintf(stderr, "  epoch %llu: %s differs\n",
-                                      (unsigned long long)epoch, fields[i].name);
+    if (!bytes_eq(got, want))
+      fprintf(stderr, "  epoch %llu: %s differs\n", (unsigned long long)epoch,
+              fields[i].name);
     CHECK_BYTES(got, want);
   }
 
   /* A joiner from the Welcome reaches the same epoch. */
-  CHECK_OK(keysched_from_joiner(&joiner_side, s, keysched_view(ks, ks->joiner_secret), psk,
-                                buf_view(&gc)));
+  CHECK_OK(keysched_from_joiner(&joiner_side, s, keysched_view(ks, ks->joiner_secret),
+                                psk, buf_view(&gc)));
   CHECK(memcmp(&joiner_side, ks, sizeof *ks) == 0);
   uint8_t ws[MLS_MAX_HASH];
   CHECK_OK(keysched_welcome_secret(s, keysched_view(ks, ks->joiner_secret), psk, ws));
@@ -185,7 +187,8 @@ static void test_vectors_psk_secret(void) {
       size_t i = 0;
       const cJSON *p;
       cJSON_ArrayForEach(p, arr) {
-        encode_external_psk_id(&ids[i], hexv(p, "psk_id", &id), hexv(p, "psk_nonce", &nonce));
+        encode_external_psk_id(&ids[i], hexv(p, "psk_id", &id),
+                               hexv(p, "psk_nonce", &nonce));
         psks[i].id = buf_view(&ids[i]);
         psks[i].value = hexv(p, "psk", &vals[i]);
         i++;
@@ -277,7 +280,8 @@ static void test_zero_defaults(void) {
   CHECK_ERR(keysched_derive(&a, s, BYTES(zero, 5), BYTES_NONE, BYTES_NONE, BYTES(gc, 3)),
             TSR_EINVAL);
   CHECK(memcmp(&a, &b, sizeof a) == 0);
-  CHECK_ERR(keysched_from_joiner(&a, s, BYTES_NONE, BYTES_NONE, BYTES(gc, 3)), TSR_EINVAL);
+  CHECK_ERR(keysched_from_joiner(&a, s, BYTES_NONE, BYTES_NONE, BYTES(gc, 3)),
+            TSR_EINVAL);
   keysched_wipe(&a);
   CHECK(a.suite == NULL);
   CHECK_BYTES(BYTES(a.init_secret, nh), BYTES(zero, nh));
@@ -291,10 +295,10 @@ static void test_group_context_extensions(void) {
   buf_t gc;
   buf_init(&gc);
   const uint8_t ext[] = {0x00, 0x0a, 0x02, 0xaa, 0xbb}; /* one Extension */
-  CHECK_OK(keysched_group_context(&gc, 3, BYTES("g", 1), 0x0102030405060708ull, BYTES_NONE,
-                                  BYTES_NONE, BYTES(ext, sizeof ext)));
-  const uint8_t want[] = {0, 1, 0, 3, 1, 'g', 1, 2, 3, 4, 5, 6, 7, 8, 0, 0,
-                          5, 0x00, 0x0a, 0x02, 0xaa, 0xbb};
+  CHECK_OK(keysched_group_context(&gc, 3, BYTES("g", 1), 0x0102030405060708ull,
+                                  BYTES_NONE, BYTES_NONE, BYTES(ext, sizeof ext)));
+  const uint8_t want[] = {0, 1, 0, 3, 1, 'g', 1,    2,    3,    4,    5,
+                          6, 7, 8, 0, 0, 5,   0x00, 0x0a, 0x02, 0xaa, 0xbb};
   CHECK_BYTES(buf_view(&gc), BYTES(want, sizeof want));
   buf_free(&gc);
 }
@@ -311,7 +315,8 @@ static void test_exporter_labels(void) {
   CHECK(memcmp(a, b, sizeof a) != 0);
   CHECK(memcmp(a, c, sizeof a) != 0);
   uint8_t big[1];
-  CHECK_ERR(keysched_export(&ks, BYTES("a", 1), BYTES_NONE, big, 255 * 32 + 1), TSR_EINVAL);
+  CHECK_ERR(keysched_export(&ks, BYTES("a", 1), BYTES_NONE, big, 255 * 32 + 1),
+            TSR_EINVAL);
   uint8_t key[MLS_MAX_AEAD_KEY], nonce[MLS_MAX_NONCE];
   CHECK_OK(keysched_welcome_key(s, keysched_view(&ks, ks.welcome_secret), key, nonce));
   keysched_wipe(&ks);

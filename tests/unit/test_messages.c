@@ -28,9 +28,11 @@ static const field_spec FIELDS[] = {
     {"pre_shared_key_proposal", K_PROPOSAL, MLS_PROPOSAL_PSK, 0},
     {"re_init_proposal", K_PROPOSAL, MLS_PROPOSAL_REINIT, 0},
     {"external_init_proposal", K_PROPOSAL, MLS_PROPOSAL_EXTERNAL_INIT, 0},
-    {"group_context_extensions_proposal", K_PROPOSAL, MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS, 0},
+    {"group_context_extensions_proposal", K_PROPOSAL,
+     MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS, 0},
     {"commit", K_COMMIT, 0, 0},
-    {"public_message_application", K_MESSAGE, MLS_WIRE_PUBLIC_MESSAGE, MLS_CONTENT_APPLICATION},
+    {"public_message_application", K_MESSAGE, MLS_WIRE_PUBLIC_MESSAGE,
+     MLS_CONTENT_APPLICATION},
     {"public_message_proposal", K_MESSAGE, MLS_WIRE_PUBLIC_MESSAGE, MLS_CONTENT_PROPOSAL},
     {"public_message_commit", K_MESSAGE, MLS_WIRE_PUBLIC_MESSAGE, MLS_CONTENT_COMMIT},
     {"private_message", K_MESSAGE, MLS_WIRE_PRIVATE_MESSAGE, 0},
@@ -227,8 +229,9 @@ static int decode_exact(const field_spec *spec, bytes_t in) {
 }
 
 static const char *const STRICT_FIELDS[] = {
-    "mls_welcome", "mls_group_info", "mls_key_package", "ratchet_tree", "group_secrets",
-    "commit", "public_message_commit", "public_message_proposal", "private_message",
+    "mls_welcome",           "mls_group_info",          "mls_key_package",
+    "ratchet_tree",          "group_secrets",           "commit",
+    "public_message_commit", "public_message_proposal", "private_message",
     "re_init_proposal",
 };
 
@@ -444,7 +447,8 @@ static void test_odd_u16_vector(void) {
   CHECK_OK(msg_decode_required_capabilities(BYTES(ok, sizeof ok), &a, &rc));
   CHECK_INT(rc.n_extension_types, 1);
   CHECK_INT(rc.extension_types[0], MLS_EXT_EXTERNAL_SENDERS);
-  CHECK_ERR(msg_decode_required_capabilities(BYTES(odd, sizeof odd), &a, &rc), TSR_EDECODE);
+  CHECK_ERR(msg_decode_required_capabilities(BYTES(odd, sizeof odd), &a, &rc),
+            TSR_EDECODE);
   /* external_senders: one basic credential. */
   const uint8_t es[] = {0x07, 0x01, 0xaa, 0x00, 0x01, 0x02, 'i', 'd'};
   mls_external_senders s;
@@ -501,7 +505,8 @@ static void test_copies(void) {
   CHECK_INT(ec.n, lc.extensions.n);
   /* psk_id and parent_node copies. */
   mls_psk_id psk = {MLS_PSK_RESUMPTION, BYTES_NONE, MLS_RESUMPTION_BRANCH,
-                    BYTES("g", 1), 7, BYTES("nonce", 5)}, pskc;
+                    BYTES("g", 1),      7,          BYTES("nonce", 5)},
+             pskc;
   CHECK_OK(msg_copy_psk_id(&a2, &psk, &pskc));
   CHECK_INT(pskc.psk_epoch, 7);
   CHECK_BYTES(pskc.psk_nonce, BYTES("nonce", 5));

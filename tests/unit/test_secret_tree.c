@@ -154,9 +154,9 @@ static void test_vectors_secret_tree(void) {
 
 /* --- Behaviour ---------------------------------------------------------- */
 
-static const uint8_t secret32[32] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16,
-                                     17, 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30,
-                                     31, 32};
+static const uint8_t secret32[32] = {1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
+                                     12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+                                     23, 24, 25, 26, 27, 28, 29, 30, 31, 32};
 
 static bool same_keys(const secret_tree_keys *a, const secret_tree_keys *b) {
   return a->generation == b->generation && memcmp(a->key, b->key, sizeof a->key) == 0 &&
@@ -364,10 +364,14 @@ static void drive(secret_tree *t, uint32_t seed, buf_t *log) {
     uint32_t gen = (seed >> 12) % 40;
     secret_tree_keys k = {0};
     int rc;
-    if (op == 0) rc = secret_tree_next(t, leaf, (secret_tree_type)type, &k);
-    else if (op == 1) rc = secret_tree_peek(t, leaf, (secret_tree_type)type, gen, &k);
-    else if (op == 2) rc = secret_tree_consume(t, leaf, (secret_tree_type)type, gen);
-    else rc = secret_tree_get(t, leaf, (secret_tree_type)type, gen, &k);
+    if (op == 0)
+      rc = secret_tree_next(t, leaf, (secret_tree_type)type, &k);
+    else if (op == 1)
+      rc = secret_tree_peek(t, leaf, (secret_tree_type)type, gen, &k);
+    else if (op == 2)
+      rc = secret_tree_consume(t, leaf, (secret_tree_type)type, gen);
+    else
+      rc = secret_tree_get(t, leaf, (secret_tree_type)type, gen, &k);
     wr_u32(log, (uint32_t)rc);
     wr_raw(log, BYTES(&k, sizeof k));
   }

@@ -167,11 +167,8 @@ static void test_tree_operations_vectors(void) {
       CHECK_OK(tree_check_new_leaf(t, &p.update, sender));
       CHECK_OK(tree_update_leaf(t, sender, &p.update));
       break;
-    case MLS_PROPOSAL_REMOVE:
-      CHECK_OK(tree_remove_leaf(t, p.remove));
-      break;
-    default:
-      CHECK(p.proposal_type <= MLS_PROPOSAL_REMOVE); /* only these occur */
+    case MLS_PROPOSAL_REMOVE: CHECK_OK(tree_remove_leaf(t, p.remove)); break;
+    default: CHECK(p.proposal_type <= MLS_PROPOSAL_REMOVE); /* only these occur */
     }
     CHECK(tree_encodes_to(t, buf_view(&after)));
     CHECK_OK(tree_root_hash(t, h));
@@ -378,7 +375,8 @@ static void test_tree_structure(void) {
   CHECK_OK(tree_check_new_leaf(t, &l, TREE_NONE));
   CHECK_OK(tree_add_leaf(t, &l, &leaf));
   CHECK_INT(leaf, 1);
-  CHECK(tree_parent(t, 3)->n_unmerged_leaves == 1 && tree_parent(t, 3)->unmerged_leaves[0] == 1);
+  CHECK(tree_parent(t, 3)->n_unmerged_leaves == 1 &&
+        tree_parent(t, 3)->unmerged_leaves[0] == 1);
   CHECK(tree_parent(t, 5)->n_unmerged_leaves == 0);
   check_cache(t);
 
@@ -520,9 +518,12 @@ static void test_tree_large(void) {
   CHECK_OK(tree_update_leaf(t, 1234, &u));
   CHECK_OK(tree_root_hash(t, h));
   clock_gettime(CLOCK_MONOTONIC, &t2);
-  double full = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
-  double upd = (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6;
-  printf("tree 4096 leaves: full tree hash %.2f ms, after one update %.3f ms\n", full, upd);
+  double full =
+      (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;
+  double upd =
+      (double)(t2.tv_sec - t1.tv_sec) * 1e3 + (double)(t2.tv_nsec - t1.tv_nsec) / 1e6;
+  printf("tree 4096 leaves: full tree hash %.2f ms, after one update %.3f ms\n", full,
+         upd);
   check_cache(t);
   mls_tree *c = NULL;
   CHECK_OK(tree_clone(t, &c));

@@ -289,7 +289,9 @@ static void tk_run_suite(int suite) {
   CHECK(count > 0);
 }
 
-static void test_vectors_suite1(void) { tk_run_suite(MLS_SUITE_X25519_AES128GCM_SHA256_ED25519); }
+static void test_vectors_suite1(void) {
+  tk_run_suite(MLS_SUITE_X25519_AES128GCM_SHA256_ED25519);
+}
 static void test_vectors_suite3(void) {
   tk_run_suite(MLS_SUITE_X25519_CHACHA20POLY1305_SHA256_ED25519);
 }
@@ -324,10 +326,12 @@ static void test_tamper_rollback(void) {
   int rc = tk_load_first(&st, &json, &e);
   if (rc == TSR_ENOTFOUND && !json) TEST_SKIP("treekem.json not found");
   CHECK_OK(rc);
-  const cJSON *u = cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(e, "update_paths"), 0);
+  const cJSON *u =
+      cJSON_GetArrayItem(cJSON_GetObjectItemCaseSensitive(e, "update_paths"), 0);
   uint32_t sender = (uint32_t)vec_int(u, "sender");
   uint32_t recv = sender == 0 ? 1 : 0;
-  while (recv < st.n_leaves && (!st.priv[recv] || tree_leaf_is_blank(st.tree, recv))) recv++;
+  while (recv < st.n_leaves && (!st.priv[recv] || tree_leaf_is_blank(st.tree, recv)))
+    recv++;
   buf_t raw, before, after;
   buf_init(&raw);
   buf_init(&before);
@@ -350,7 +354,8 @@ static void test_tamper_rollback(void) {
       uint8_t *c = (uint8_t *)up.nodes[i].encrypted_path_secret[k].ciphertext.ptr;
       c[0] ^= 1;
     }
-  CHECK_ERR(treekem_apply(p, st.tree, sender, &up, &st.gc, NULL, 0, cs, NULL), TSR_EDECRYPT);
+  CHECK_ERR(treekem_apply(p, st.tree, sender, &up, &st.gc, NULL, 0, cs, NULL),
+            TSR_EDECRYPT);
   tk_snapshot(st.tree, p, &after);
   CHECK_BYTES(buf_view(&after), buf_view(&before));
   for (size_t i = 0; i < up.n_nodes; i++)
@@ -378,14 +383,16 @@ static void test_tamper_rollback(void) {
   }
   /* A different leaf signature. */
   ((uint8_t *)up.leaf_node.signature.ptr)[3] ^= 1;
-  CHECK_ERR(treekem_apply(p, st.tree, sender, &up, &st.gc, NULL, 0, cs, NULL), TSR_EVERIFY);
+  CHECK_ERR(treekem_apply(p, st.tree, sender, &up, &st.gc, NULL, 0, cs, NULL),
+            TSR_EVERIFY);
   ((uint8_t *)up.leaf_node.signature.ptr)[3] ^= 1;
   /* Excluding our own leaf as if newly added: ciphertext count mismatch. */
   CHECK_ERR(treekem_apply(p, st.tree, sender, &up, &st.gc, &recv, 1, cs, NULL),
             TSR_EPROTOCOL);
   /* The sender cannot process its own path. */
-  CHECK_ERR(treekem_apply(st.priv[sender], st.tree, sender, &up, &st.gc, NULL, 0, cs, NULL),
-            TSR_EINVAL);
+  CHECK_ERR(
+      treekem_apply(st.priv[sender], st.tree, sender, &up, &st.gc, NULL, 0, cs, NULL),
+      TSR_EINVAL);
   tk_snapshot(st.tree, p, &after);
   CHECK_BYTES(buf_view(&after), buf_view(&before));
   /* And the untampered path still applies. */
@@ -448,7 +455,8 @@ static void test_excluded_leaves(void) {
   CHECK_BYTES(BYTES(cs, st.s->hash_len), BYTES(cs2, st.s->hash_len));
   size_t n1 = 0, n2 = 0;
   for (size_t i = 0; i < up.n_nodes; i++) n1 += up.nodes[i].n_encrypted_path_secret;
-  for (size_t i = 0; i < up_all.n_nodes; i++) n2 += up_all.nodes[i].n_encrypted_path_secret;
+  for (size_t i = 0; i < up_all.n_nodes; i++)
+    n2 += up_all.nodes[i].n_encrypted_path_secret;
   CHECK_INT(n1 + 1, n2);
   for (uint32_t j = 0; j < st.n_leaves && !test_failing(); j++) {
     if (j == sender || !st.priv[j] || tree_leaf_is_blank(st.tree, j)) continue;
@@ -481,7 +489,8 @@ static void test_excluded_leaves(void) {
     ps[0] ^= 1;
     mls_tree_priv *pn2 = NULL;
     CHECK_OK(treekem_priv_new(st.s, added, BYTES(nsk, MLS_KEM_SK), &pn2));
-    if (pn2) CHECK_ERR(treekem_priv_join(pn2, t, sender, BYTES(ps, st.s->hash_len)), TSR_ETREE);
+    if (pn2)
+      CHECK_ERR(treekem_priv_join(pn2, t, sender, BYTES(ps, st.s->hash_len)), TSR_ETREE);
     treekem_priv_free(pn2);
   }
   crypto_sig_wipe(&nsig);
@@ -600,8 +609,12 @@ static void test_large_group(void) {
         .signature_key = BYTES(sig[i].pk, MLS_SIG_PK),
         .credential = {.credential_type = MLS_CREDENTIAL_BASIC,
                        .identity = BYTES(name, strlen(name))},
-        .capabilities = {.versions = versions, .n_versions = 1, .cipher_suites = suites,
-                         .n_cipher_suites = 1, .credentials = creds, .n_credentials = 1},
+        .capabilities = {.versions = versions,
+                         .n_versions = 1,
+                         .cipher_suites = suites,
+                         .n_cipher_suites = 1,
+                         .credentials = creds,
+                         .n_credentials = 1},
         .leaf_node_source = MLS_LEAF_SOURCE_KEY_PACKAGE,
         .lifetime = {0, UINT64_MAX},
     };
@@ -621,12 +634,15 @@ static void test_large_group(void) {
     CHECK_OK(mls_kem_derive_keypair(s, BYTES(ns, s->hash_len), sk, pk));
     mls_parent_node pn = {.encryption_key = BYTES(pk, MLS_KEM_PK)};
     CHECK_OK(tree_set_parent(t, x, &pn));
-    if (tm_is_ancestor(x, 0)) CHECK_OK(treekem_priv_install(p0, t, x, BYTES(ps, s->hash_len)));
+    if (tm_is_ancestor(x, 0))
+      CHECK_OK(treekem_priv_install(p0, t, x, BYTES(ps, s->hash_len)));
     if (tm_is_ancestor(x, 2 * (N - 1)))
       CHECK_OK(treekem_priv_install(p1, t, x, BYTES(ps, s->hash_len)));
   }
-  mls_group_context gc = {.version = MLS_VERSION_10, .cipher_suite = s->id,
-                          .group_id = BYTES(group_id, sizeof group_id - 1), .epoch = 1};
+  mls_group_context gc = {.version = MLS_VERSION_10,
+                          .cipher_suite = s->id,
+                          .group_id = BYTES(group_id, sizeof group_id - 1),
+                          .epoch = 1};
   arena_t a, ta;
   arena_init(&a);
   arena_init(&ta);
@@ -673,7 +689,8 @@ static void test_large_group(void) {
   CHECK_OK(treekem_priv_check(p1, recv));
   printf("treekem %d members: commit 0 create %.2f ms apply %.2f ms; "
          "commit %d create %.2f ms apply %.2f ms (%zu HPKE each)\n",
-         N, (t1 - t0) * 1e3, (t2 - t1) * 1e3, N - 1, (t4 - t3) * 1e3, (t5 - t4) * 1e3, enc);
+         N, (t1 - t0) * 1e3, (t2 - t1) * 1e3, N - 1, (t4 - t3) * 1e3, (t5 - t4) * 1e3,
+         enc);
 out2:
   arena_free(&a);
   arena_free(&ta);
