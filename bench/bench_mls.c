@@ -1,0 +1,293 @@
+/* MLS benchmarks (make bench). Figures go to docs/benchmarks.md.
+ *
+ *  1. protect + unprotect of a 100-byte application message, next to the
+ *     floor measured in the same run: one Ed25519 sign + verify (libsodium)
+ *     plus one AEAD seal + open of the same size. Reported as a ratio.
+ *  2. add-member commit with UpdatePath: create (committer) and process
+ *     (another member) at 2, 16, 128, 1024 and 4096 members.
+ *  3. Welcome processing at 1024 members.
+ *  4. memory of a 1024-member group's state (heap in use, saved size).
+ *
+ * Every timing is the median of several runs. Usage: bench_mls [--quick]. */
+#include <malloc.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "mls/crypto.h"
+#include "tessera/mls.h"
+
+static double now_us(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return x < y ? -1 : x > y;
+}
+
+static double median(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+}
+
+static void must(int rc, const char *what) {
+  if (rc) {
+    fprintf(stderr, "bench_mls: %s: %s\n", what, tsr_errname(rc));
+    exit(1);
+  }
+}
+
+static tsr_mls_identity *identity(uint16_t suite, unsigned n) {
+  char name[32];
+  int len = snprintf(name, sizeof name, "member-%u", n);
+  tsr_mls_identity *id;
+  must(tsr_mls_identity_new(suite, (const uint8_t *)name, (size_t)len, &id), "identity");
+  return id;
+}
+
+typedef struct {
+  uint8_t *kp, *secret;
+  size_t kp_len, secret_len;
+} key_package;
+
+static key_package make_kp(tsr_mls_identity *id) {
+  key_package k;
+  must(tsr_mls_key_package_new(id, 0, &k.kp, &k.kp_len, &k.secret, &k.secret_len), "kp");
+  return k;
+}
+
+static void free_kp(key_package *k) {
+  tsr_mls_free(k->kp, k->kp_len);
+  tsr_mls_free(k->secret, k->secret_len);
+}
+
+/* Two joined members a (leaf 0) and b (leaf 1) in a group of n members. */
+typedef struct {
+  tsr_mls_identity *ida, *idb;
+  tsr_mls_group *a, *b;
+} pair;
+
+/* Commits adding kps, merges it, and lets `other` (if any) process it. */
+static void add_and_merge(tsr_mls_group *g, tsr_mls_group *other, key_package *kps,
+                          size_t n, uint8_t **welcome, size_t *welcome_len) {
+  const uint8_t **list = calloc(n, sizeof *list);
+  size_t *lens = calloc(n, sizeof *lens);
+  for (size_t i = 0; i < n; i++) {
+    list[i] = kps[i].kp;
+    lens[i] = kps[i].kp_len;
+  }
+  tsr_mls_commit_params p = {
+      .add_key_packages = list, .add_key_package_lens = lens, .n_adds = n};
+  uint8_t *c, *w;
+  size_t c_len, w_len;
+  must(tsr_mls_group_commit(g, &p, &c, &c_len, &w, &w_len), "commit add");
+  must(tsr_mls_group_merge_pending(g), "merge");
+  if (other) {
+    tsr_mls_event ev;
+    must(tsr_mls_group_process(other, c, c_len, &ev), "process add");
+    tsr_mls_event_clear(&ev);
+  }
+  tsr_mls_free(c, c_len);
+  if (welcome) {
+    *welcome = w;
+    *welcome_len = w_len;
+  } else {
+    tsr_mls_free(w, w_len);
+  }
+  free(list);
+  free(lens);
+}
+
+static pair make_group(uint16_t suite, unsigned members) {
+  pair p;
+  p.ida = identity(suite, 0);
+  p.idb = identity(suite, 1);
+  must(tsr_mls_group_create(p.ida, NULL, (const uint8_t *)"bench", 5, &p.a), "create");
+  key_package kb = make_kp(p.idb);
+  uint8_t *w;
+  size_t w_len;
+  add_and_merge(p.a, NULL, &kb, 1, &w, &w_len);
+  const uint8_t *secrets[1] = {kb.secret};
+  must(tsr_mls_group_join(p.idb, NULL, secrets, &kb.secret_len, 1, w, w_len, NULL, 0,
+                          NULL, &p.b),
+       "join");
+  tsr_mls_free(w, w_len);
+  free_kp(&kb);
+  /* The rest are added in batches; b follows every commit. */
+  unsigned have = 2;
+  while (have < members) {
+    unsigned batch = members - have < 256 ? members - have : 256;
+    key_package *kps = calloc(batch, sizeof *kps);
+    for (unsigned i = 0; i < batch; i++) {
+      tsr_mls_identity *id = identity(suite, have + i);
+      kps[i] = make_kp(id);
+      tsr_mls_identity_free(id);
+    }
+    add_and_merge(p.a, p.b, kps, batch, NULL, NULL);
+    for (unsigned i = 0; i < batch; i++) free_kp(&kps[i]);
+    free(kps);
+    have += batch;
+  }
+  return p;
+}
+
+static void free_pair(pair *p) {
+  tsr_mls_group_free(p->a);
+  tsr_mls_group_free(p->b);
+  tsr_mls_identity_free(p->ida);
+  tsr_mls_identity_free(p->idb);
+}
+
+static void bench_protect(uint16_t suite, int runs) {
+  pair p = make_group(suite, 2);
+  uint8_t pt[100];
+  memset(pt, 'x', sizeof pt);
+  enum { N = 2000 };
+  double *t = calloc((size_t)runs, sizeof *t), *f = calloc((size_t)runs, sizeof *f);
+  const mls_suite *s = mls_suite_get(suite);
+  mls_sig_key key;
+  crypto_sig_generate(&key);
+  uint8_t aead_key[32] = {1}, nonce[12] = {2}, ct[sizeof pt + 16], back[sizeof pt],
+          sig[64];
+  for (int r = 0; r < runs; r++) {
+    double t0 = now_us();
+    for (int i = 0; i < N; i++) {
+      uint8_t *m;
+      size_t m_len;
+      tsr_mls_event ev;
+      must(tsr_mls_group_protect(p.a, pt, sizeof pt, NULL, 0, &m, &m_len), "protect");
+      must(tsr_mls_group_process(p.b, m, m_len, &ev), "unprotect");
+      tsr_mls_event_clear(&ev);
+      tsr_mls_free(m, m_len);
+    }
+    t[r] = (now_us() - t0) / N;
+    t0 = now_us();
+    for (int i = 0; i < N; i++) {
+      crypto_sig_sign(&key, BYTES(pt, sizeof pt), sig);
+      if (crypto_sig_verify(BYTES(key.pk, 32), BYTES(pt, sizeof pt), BYTES(sig, 64)))
+        exit(1);
+      crypto_aead_seal(s, aead_key, nonce, BYTES_NONE, BYTES(pt, sizeof pt), ct);
+      if (crypto_aead_open(s, aead_key, nonce, BYTES_NONE, BYTES(ct, sizeof ct), back))
+        exit(1);
+    }
+    f[r] = (now_us() - t0) / N;
+  }
+  double mt = median(t, runs), mf = median(f, runs);
+  printf(
+      "suite %u  protect+unprotect 100 B: %.1f us   floor (sign+verify+AEAD seal/open): "
+      "%.1f us   ratio %.2f\n",
+      suite, mt, mf, mt / mf);
+  free(t);
+  free(f);
+  crypto_sig_wipe(&key);
+  free_pair(&p);
+}
+
+/* Commit adding one member to a group of n, created by a, processed by b. */
+static void bench_commit(uint16_t suite, unsigned n, int runs) {
+  pair p = make_group(suite, n);
+  uint8_t *sa, *sb;
+  size_t sa_len, sb_len;
+  must(tsr_mls_group_save(p.a, &sa, &sa_len), "save a");
+  must(tsr_mls_group_save(p.b, &sb, &sb_len), "save b");
+  double *tc = calloc((size_t)runs, sizeof *tc), *tp = calloc((size_t)runs, sizeof *tp);
+  for (int r = 0; r < runs; r++) {
+    tsr_mls_group *a, *b;
+    must(tsr_mls_group_load(sa, sa_len, &a), "load a");
+    must(tsr_mls_group_load(sb, sb_len, &b), "load b");
+    tsr_mls_identity *id = identity(suite, 2000000 + (unsigned)r);
+    key_package k = make_kp(id);
+    const uint8_t *list[1] = {k.kp};
+    tsr_mls_commit_params cp = {.add_key_packages = list,
+                                .add_key_package_lens = &k.kp_len,
+                                .n_adds = 1,
+                                .force_path = 1};
+    uint8_t *c, *w;
+    size_t c_len, w_len;
+    double t0 = now_us();
+    must(tsr_mls_group_commit(a, &cp, &c, &c_len, &w, &w_len), "commit");
+    tc[r] = now_us() - t0;
+    tsr_mls_event ev;
+    t0 = now_us();
+    must(tsr_mls_group_process(b, c, c_len, &ev), "process");
+    tp[r] = now_us() - t0;
+    tsr_mls_event_clear(&ev);
+    tsr_mls_free(c, c_len);
+    tsr_mls_free(w, w_len);
+    free_kp(&k);
+    tsr_mls_identity_free(id);
+    tsr_mls_group_free(a);
+    tsr_mls_group_free(b);
+  }
+  printf("suite %u  add-member commit with path, %5u members: create %8.3f ms   process "
+         "%8.3f ms\n",
+         suite, n, median(tc, runs) / 1000, median(tp, runs) / 1000);
+  tsr_mls_free(sa, sa_len);
+  tsr_mls_free(sb, sb_len);
+  free(tc);
+  free(tp);
+  free_pair(&p);
+}
+
+static void bench_welcome_and_memory(uint16_t suite, unsigned n, int runs) {
+  pair p = make_group(suite, n);
+  double *tw = calloc((size_t)runs, sizeof *tw);
+  for (int r = 0; r < runs; r++) {
+    tsr_mls_identity *id = identity(suite, 3000000 + (unsigned)r);
+    key_package k = make_kp(id);
+    uint8_t *s;
+    size_t s_len;
+    must(tsr_mls_group_save(p.a, &s, &s_len), "save");
+    tsr_mls_group *a;
+    must(tsr_mls_group_load(s, s_len, &a), "load");
+    uint8_t *w;
+    size_t w_len;
+    add_and_merge(a, NULL, &k, 1, &w, &w_len);
+    const uint8_t *secrets[1] = {k.secret};
+    tsr_mls_group *joined;
+    double t0 = now_us();
+    must(tsr_mls_group_join(id, NULL, secrets, &k.secret_len, 1, w, w_len, NULL, 0, NULL,
+                            &joined),
+         "welcome");
+    tw[r] = now_us() - t0;
+    tsr_mls_group_free(joined);
+    tsr_mls_group_free(a);
+    tsr_mls_free(w, w_len);
+    tsr_mls_free(s, s_len);
+    free_kp(&k);
+    tsr_mls_identity_free(id);
+  }
+  printf("suite %u  Welcome processing, %u members: %.3f ms\n", suite, n,
+         median(tw, runs) / 1000);
+  /* Heap held by one member's state: load a saved state and measure. */
+  uint8_t *s;
+  size_t s_len;
+  must(tsr_mls_group_save(p.b, &s, &s_len), "save");
+  struct mallinfo2 before = mallinfo2();
+  tsr_mls_group *g;
+  must(tsr_mls_group_load(s, s_len, &g), "load");
+  struct mallinfo2 after = mallinfo2();
+  printf("suite %u  group state, %u members: %.1f KiB heap, %.1f KiB saved\n", suite, n,
+         (double)(after.uordblks - before.uordblks) / 1024, (double)s_len / 1024);
+  tsr_mls_group_free(g);
+  tsr_mls_free(s, s_len);
+  free(tw);
+  free_pair(&p);
+}
+
+int main(int argc, char **argv) {
+  int quick = argc > 1 && !strcmp(argv[1], "--quick");
+  int runs = quick ? 3 : 7;
+  must(tsr_mls_init(), "init");
+  const uint16_t suites[] = {TSR_MLS_SUITE_1, TSR_MLS_SUITE_3};
+  for (size_t i = 0; i < 2; i++) bench_protect(suites[i], runs);
+  const unsigned sizes[] = {2, 16, 128, 1024, 4096};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+    bench_commit(TSR_MLS_SUITE_1, sizes[i], runs);
+  bench_welcome_and_memory(TSR_MLS_SUITE_1, 1024, runs);
+  return 0;
+}

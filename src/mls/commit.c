@@ -1,0 +1,380 @@
+/* Commits (RFC 9420 §12.4): creation (held pending until merged or
+ * discarded) and processing, including external commits (§12.4.3.2). */
+#define GROUP_INTERNAL
+#include <stdlib.h>
+#include <string.h>
+
+#include "mls/codec.h"
+#include "mls/group.h"
+#include "mls/hpke.h"
+#include "tessera/error.h"
+
+#define EXTERNAL_INIT_LABEL "MLS 1.0 external init secret"
+
+/* init_secret of an external commit, receiver side: decapsulate with the
+ * current epoch's external_priv and export (§8.3). */
+static int external_init_recv(const mls_group *g, bytes_t kem_output,
+                              uint8_t out[MLS_MAX_HASH]) {
+  uint8_t sk[MLS_KEM_SK], pk[MLS_KEM_PK];
+  int rc = keysched_external_keypair(&g->ep.ks, sk, pk);
+  hpke_ctx ctx;
+  memset(&ctx, 0, sizeof ctx);
+  hpke_params hp = {.mode = HPKE_MODE_BASE, .info = BYTES_NONE};
+  if (!rc)
+    rc = hpke_setup_receiver(&ctx, g->suite, &hp, kem_output, BYTES(sk, MLS_KEM_SK));
+  if (!rc)
+    rc = hpke_export(&ctx, BYTES(EXTERNAL_INIT_LABEL, strlen(EXTERNAL_INIT_LABEL)), out,
+                     g->suite->hash_len);
+  hpke_ctx_wipe(&ctx);
+  secure_wipe(sk, sizeof sk);
+  return rc ? TSR_EDECRYPT : 0;
+}
+
+/* Resolves a commit's ProposalOrRef list against the proposal cache. */
+static int resolve_proposals(const mls_group *g, const mls_commit *cm,
+                             const mls_sender *committer, arena_t *a,
+                             proposal_item **out) {
+  proposal_item *items = arena_alloc(a, (cm->n_proposals + 1) * sizeof *items);
+  if (!items) return TSR_ENOMEM;
+  for (size_t i = 0; i < cm->n_proposals; i++) {
+    const mls_proposal_or_ref *por = &cm->proposals[i];
+    if (por->type == MLS_POR_PROPOSAL) {
+      items[i].p = por->proposal;
+      items[i].sender = *committer;
+      continue;
+    }
+    const group_cached_proposal *cp = NULL;
+    for (size_t k = 0; k < g->n_props; k++)
+      if (bytes_eq(por->reference, BYTES(g->props[k].ref, g->suite->hash_len))) {
+        cp = &g->props[k];
+        break;
+      }
+    if (!cp) return TSR_EPROTOCOL; /* unknown proposal reference */
+    mls_authenticated_content ac;
+    int rc = msg_decode_authenticated_content(buf_view(&cp->ac), a, &ac);
+    if (rc) return rc;
+    items[i].p = ac.content.proposal;
+    items[i].sender = ac.content.sender;
+    items[i].cached = cp;
+  }
+  *out = items;
+  return 0;
+}
+
+int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
+  const mls_suite *s = g->suite;
+  size_t h = s->hash_len;
+  const mls_framed_content *c = &res->ac.content;
+  const mls_commit *cm = &c->commit;
+  bool external = c->sender.sender_type == MLS_SENDER_NEW_MEMBER_COMMIT;
+  if (!external && c->sender.sender_type != MLS_SENDER_MEMBER) return TSR_ESENDER;
+  /* Our own commit that is not the pending one (replayed or discarded). */
+  if (!external && c->sender.index == g->ep.own_leaf) return TSR_ESENDER;
+  if (external && !cm->has_path) return TSR_EPROTOCOL;
+  uint32_t committer = external ? UINT32_MAX : c->sender.index;
+
+  arena_t a;
+  arena_init(&a);
+  group_epoch_state next;
+  memset(&next, 0, sizeof next);
+  proposal_item *items = NULL;
+  proposal_effects fx;
+  memset(&fx, 0, sizeof fx);
+  uint8_t commit_secret[MLS_MAX_HASH], psk_secret[MLS_MAX_HASH],
+      init_secret[MLS_MAX_HASH];
+  bool have_commit_secret = false;
+  int rc = resolve_proposals(g, cm, &c->sender, &a, &items);
+  if (!rc)
+    rc = proposal_validate_list(g, items, cm->n_proposals, committer, external, &a);
+  /* An external joiner may only remove an old leaf of its own (§12.2):
+   * same credential as the path's new LeafNode. */
+  for (size_t i = 0; !rc && external && i < cm->n_proposals; i++) {
+    if (items[i].p.proposal_type != MLS_PROPOSAL_REMOVE) continue;
+    const mls_leaf_node *old = tree_leaf(g->ep.tree, items[i].p.remove);
+    const mls_credential *nc = &cm->path.leaf_node.credential;
+    if (!old || old->credential.credential_type != nc->credential_type ||
+        !bytes_eq(old->credential.identity, nc->identity))
+      rc = TSR_EPROTOCOL;
+  }
+  if (!rc) rc = group_epoch_fork(&g->ep, &next);
+  if (!rc) rc = proposal_apply_list(g, &next, items, cm->n_proposals, committer, &a, &fx);
+  if (!rc && fx.path_required && !cm->has_path) rc = TSR_EPROTOCOL;
+  if (!rc && external && !fx.has_external_init) rc = TSR_EPROTOCOL;
+  uint32_t sender = committer;
+  if (!rc && external) rc = group_free_leaf(next.tree, &cm->path.leaf_node, &sender);
+  if (!rc) next.epoch = g->ep.epoch + 1;
+  if (!rc && fx.removes_own) {
+    /* We cannot follow into the next epoch: the path is not for us. */
+    arena_free(&a);
+    group_epoch_free(&next);
+    g->state = GROUP_REMOVED;
+    ev->type = GROUP_EVENT_REMOVED;
+    return 0;
+  }
+  if (!rc && cm->has_path) {
+    /* Provisional GroupContext: new epoch, tree hash and extensions, old
+     * confirmed transcript hash (§12.4.2). */
+    mls_group_context gc = {.version = MLS_VERSION_10,
+                            .cipher_suite = s->id,
+                            .group_id = buf_view(&g->group_id),
+                            .epoch = next.epoch,
+                            .confirmed_transcript_hash =
+                                next.cth_empty ? BYTES_NONE : BYTES(next.confirmed_th, h),
+                            .extensions = next.ext};
+    rc = treekem_apply(next.priv, next.tree, sender, &cm->path, &gc, fx.added, fx.n_added,
+                       commit_secret, NULL);
+    have_commit_secret = rc == 0;
+  }
+  if (!rc) {
+    rc = keysched_confirmed_hash(s, BYTES(g->ep.interim_th, h), res->confirmed_input,
+                                 next.confirmed_th);
+    next.cth_empty = false;
+  }
+  if (!rc) rc = keysched_psk_secret(s, fx.psks, fx.n_psks, psk_secret);
+  if (!rc) {
+    if (external)
+      rc = external_init_recv(g, fx.kem_output, init_secret);
+    else
+      memcpy(init_secret, g->ep.ks.init_secret, h);
+  }
+  if (!rc)
+    rc = group_epoch_finish(g, &next, BYTES(init_secret, h),
+                            have_commit_secret ? BYTES(commit_secret, h) : BYTES_NONE,
+                            fx.n_psks ? BYTES(psk_secret, h) : BYTES_NONE,
+                            res->ac.auth.confirmation_tag);
+  if (!rc) {
+    keysched_forget_joiner(&next.ks);
+    treekem_priv_prune(next.priv, next.tree);
+  }
+  secure_wipe(commit_secret, sizeof commit_secret);
+  secure_wipe(psk_secret, sizeof psk_secret);
+  secure_wipe(init_secret, sizeof init_secret);
+  arena_free(&a);
+  if (rc) {
+    group_epoch_free(&next);
+    return rc;
+  }
+  group_install_epoch(g, &next);
+  if (fx.has_reinit) g->state = GROUP_REINIT;
+  ev->type = GROUP_EVENT_COMMIT;
+  return 0;
+}
+
+/* --- Creation ------------------------------------------------------------------- */
+
+/* Fills items/pors from the cache and the by-value request. */
+static int gather(mls_group *g, const group_commit_params *p, arena_t *a,
+                  proposal_item **out_items, mls_proposal_or_ref **out_pors,
+                  size_t *out_n) {
+  size_t cap = g->n_props + p->n_adds + p->n_removes + p->n_psks + 2;
+  proposal_item *items = arena_alloc(a, cap * sizeof *items);
+  mls_proposal_or_ref *pors = arena_alloc(a, cap * sizeof *pors);
+  if (!items || !pors) return TSR_ENOMEM;
+  mls_sender me = {.sender_type = MLS_SENDER_MEMBER, .index = g->ep.own_leaf};
+  size_t n = 0;
+  int rc = 0;
+  for (size_t i = 0; i < g->n_props; i++) {
+    const group_cached_proposal *cp = &g->props[i];
+    /* The committer's own Update is superseded by its path (§12.2). */
+    if (cp->type == MLS_PROPOSAL_UPDATE && cp->sender.sender_type == MLS_SENDER_MEMBER &&
+        cp->sender.index == g->ep.own_leaf)
+      continue;
+    mls_authenticated_content ac;
+    rc = msg_decode_authenticated_content(buf_view(&cp->ac), a, &ac);
+    if (rc) return rc;
+    items[n].p = ac.content.proposal;
+    items[n].sender = ac.content.sender;
+    items[n].cached = cp;
+    pors[n].type = MLS_POR_REFERENCE;
+    pors[n].reference = BYTES(cp->ref, g->suite->hash_len);
+    n++;
+  }
+  uint64_t now = group_now(&g->cfg);
+  for (size_t i = 0; i < p->n_adds; i++) {
+    mls_proposal *q = &items[n].p;
+    memset(q, 0, sizeof *q);
+    q->proposal_type = MLS_PROPOSAL_ADD;
+    rc = kp_decode_validate(g->suite, p->add_key_packages[i], a, now, &q->add);
+    if (rc) return rc;
+    items[n].sender = me;
+    n++;
+  }
+  for (size_t i = 0; i < p->n_removes; i++) {
+    mls_proposal *q = &items[n].p;
+    memset(q, 0, sizeof *q);
+    q->proposal_type = MLS_PROPOSAL_REMOVE;
+    q->remove = p->remove_leaves[i];
+    if (q->remove >= tree_n_leaves(g->ep.tree) ||
+        tree_leaf_is_blank(g->ep.tree, q->remove))
+      return TSR_ENOTFOUND;
+    items[n].sender = me;
+    n++;
+  }
+  for (size_t i = 0; i < p->n_psks; i++) {
+    mls_proposal *q = &items[n].p;
+    memset(q, 0, sizeof *q);
+    uint8_t *nonce = arena_alloc(a, g->suite->hash_len);
+    if (!nonce) return TSR_ENOMEM;
+    rc = crypto_random(nonce, g->suite->hash_len);
+    if (rc) return rc;
+    q->proposal_type = MLS_PROPOSAL_PSK;
+    q->psk.psktype = MLS_PSK_EXTERNAL;
+    q->psk.psk_id = p->psk_ids[i];
+    q->psk.psk_nonce = BYTES(nonce, g->suite->hash_len);
+    items[n].sender = me;
+    n++;
+  }
+  if (p->gce) {
+    mls_proposal *q = &items[n].p;
+    memset(q, 0, sizeof *q);
+    q->proposal_type = MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS;
+    q->gce = *p->gce;
+    items[n].sender = me;
+    n++;
+  }
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].cached) continue;
+    pors[i].type = MLS_POR_PROPOSAL;
+    pors[i].proposal = items[i].p;
+  }
+  *out_items = items;
+  *out_pors = pors;
+  *out_n = n;
+  return 0;
+}
+
+int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
+                 buf_t *welcome_msg) {
+  if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
+  if (g->pending) return TSR_ESTATE;
+  const group_commit_params none = {0};
+  if (!p) p = &none;
+  const mls_suite *s = g->suite;
+  size_t h = s->hash_len;
+  arena_t a;
+  arena_init(&a);
+  proposal_item *items = NULL;
+  mls_proposal_or_ref *pors = NULL;
+  size_t n = 0;
+  group_epoch_state next;
+  memset(&next, 0, sizeof next);
+  proposal_effects fx;
+  memset(&fx, 0, sizeof fx);
+  uint8_t commit_secret[MLS_MAX_HASH], psk_secret[MLS_MAX_HASH];
+  bool has_path = false;
+  mls_update_path up;
+  memset(&up, 0, sizeof up);
+  buf_t input, out, wel;
+  buf_init(&input);
+  buf_init(&out);
+  buf_init(&wel);
+  group_pending *pend = NULL;
+
+  int rc = gather(g, p, &a, &items, &pors, &n);
+  if (!rc) rc = proposal_validate_list(g, items, n, g->ep.own_leaf, false, &a);
+  if (!rc) rc = group_epoch_fork(&g->ep, &next);
+  if (!rc) rc = proposal_apply_list(g, &next, items, n, g->ep.own_leaf, &a, &fx);
+  if (!rc) {
+    next.epoch = g->ep.epoch + 1;
+    has_path = fx.path_required || p->force_path;
+  }
+  if (!rc && has_path) {
+    const mls_leaf_node *tmpl = tree_leaf(next.tree, next.own_leaf);
+    mls_leaf_node copy;
+    rc = tmpl ? msg_copy_leaf_node(&a, tmpl, &copy) : TSR_ESTATE;
+    treekem_leaf_params lp = {
+        .leaf = &copy, .sig = &g->id->sig, .group_id = buf_view(&g->group_id)};
+    if (!rc) rc = treekem_path_begin(next.priv, next.tree, &lp);
+    if (!rc) rc = group_epoch_encode_gc(g, &next); /* provisional: old confirmed hash */
+    if (!rc)
+      rc = treekem_path_encrypt(next.priv, next.tree, buf_view(&next.gc), fx.added,
+                                fx.n_added, &a, &up, commit_secret);
+  }
+  mls_authenticated_content ac;
+  memset(&ac, 0, sizeof ac);
+  uint8_t sig[MLS_SIG_LEN];
+  framing_ctx ctx;
+  group_framing_ctx(g, &g->ep, &ctx);
+  if (!rc) {
+    ac.wire_format =
+        g->cfg.encrypt_handshake ? MLS_WIRE_PRIVATE_MESSAGE : MLS_WIRE_PUBLIC_MESSAGE;
+    ac.content.group_id = buf_view(&g->group_id);
+    ac.content.epoch = g->ep.epoch;
+    ac.content.sender.sender_type = MLS_SENDER_MEMBER;
+    ac.content.sender.index = g->ep.own_leaf;
+    ac.content.content_type = MLS_CONTENT_COMMIT;
+    ac.content.commit.proposals = pors;
+    ac.content.commit.n_proposals = n;
+    ac.content.commit.has_path = has_path;
+    ac.content.commit.path = up;
+    rc = framing_sign(&ctx, &ac, sig);
+  }
+  if (!rc) {
+    framing_encode_confirmed_input(&input, &ac);
+    rc = input.err ? input.err
+                   : keysched_confirmed_hash(s, BYTES(g->ep.interim_th, h),
+                                             buf_view(&input), next.confirmed_th);
+    next.cth_empty = false;
+  }
+  if (!rc) rc = keysched_psk_secret(s, fx.psks, fx.n_psks, psk_secret);
+  if (!rc)
+    rc = group_epoch_finish(g, &next, keysched_view(&g->ep.ks, g->ep.ks.init_secret),
+                            has_path ? BYTES(commit_secret, h) : BYTES_NONE,
+                            fx.n_psks ? BYTES(psk_secret, h) : BYTES_NONE, BYTES_NONE);
+  if (!rc) {
+    ac.auth.confirmation_tag = BYTES(next.confirmation_tag, h);
+    if (fx.n_added && welcome_msg)
+      rc = welcome_create(g, &next, &fx, !p->omit_tree, has_path, &a, &wel);
+  }
+  if (!rc) {
+    pend = calloc(1, sizeof *pend);
+    if (!pend) rc = TSR_ENOMEM;
+  }
+  /* Protect last: for a PrivateMessage it consumes a ratchet generation. */
+  if (!rc) {
+    if (ac.wire_format == MLS_WIRE_PUBLIC_MESSAGE)
+      rc = framing_protect_public(&ctx, &ac, &out);
+    else
+      rc = framing_protect_private(&ctx, &ac, &out);
+  }
+  if (!rc) rc = buf_append(commit_msg, out.ptr, out.len);
+  if (!rc && wel.len) {
+    rc = buf_append(welcome_msg, wel.ptr, wel.len);
+    if (rc) commit_msg->len -= out.len;
+  }
+  secure_wipe(commit_secret, sizeof commit_secret);
+  secure_wipe(psk_secret, sizeof psk_secret);
+  buf_free(&input);
+  buf_free(&wel);
+  arena_free(&a);
+  if (rc) {
+    free(pend);
+    buf_free(&out);
+    group_epoch_free(&next);
+    return rc;
+  }
+  if (next.priv) treekem_priv_forget_path(next.priv);
+  keysched_forget_joiner(&next.ks);
+  treekem_priv_prune(next.priv, next.tree);
+  pend->next = next;
+  pend->msg = out;
+  pend->next_state = fx.has_reinit ? GROUP_REINIT : GROUP_ACTIVE;
+  g->pending = pend;
+  return 0;
+}
+
+int group_merge_pending(mls_group *g) {
+  if (!g->pending) return TSR_ESTATE;
+  int state = g->pending->next_state;
+  group_install_epoch(g, &g->pending->next);
+  g->state = state;
+  return 0;
+}
+
+void group_discard_pending(mls_group *g) {
+  if (!g->pending) return;
+  group_epoch_free(&g->pending->next);
+  buf_free(&g->pending->msg);
+  free(g->pending);
+  g->pending = NULL;
+}
