@@ -9,7 +9,7 @@ root=$(cd "$(dirname "$0")/../.." && pwd)
 build=${TSR_BUILD:-$root/build/asan}
 work=$(mktemp -d)
 trap 'for d in "$work"/*/; do [[ -S $d/sock ]] && "$peer" --state "$d" quit >/dev/null 2>&1; done; rm -rf "$work"' EXIT
-. "$root/tests/integration/lib.sh"
+. "$root/tests/integration/lib.bash"
 ours=$build/tessera-mls
 peer=$root/../shared/peers/mlspp-cli
 
