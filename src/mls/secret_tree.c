@@ -245,81 +245,108 @@ int secret_tree_init(secret_tree *st, const mls_suite *s, bytes_t encryption_sec
   return 0;
 }
 
-/* Derive the ratchets of `leaf` from the nearest stored ancestor, keeping
- * the off-path children and deleting every secret that was consumed. */
-static int st_derive_leaf(secret_tree *st, uint32_t leaf, st_leaf **out) {
+/* Secrets on the way from the nearest stored ancestor down to a leaf,
+ * computed on the stack without touching the tree: the off-path children
+ * that derivation would keep, and the leaf's two ratchet secrets. Callers
+ * wipe it after use. */
+typedef struct {
+  uint32_t top;   /* stored ancestor the derivation starts from */
+  uint32_t depth; /* levels from top down to the leaf */
+  uint32_t kid_idx[TM_MAX_PATH];
+  uint8_t kid[TM_MAX_PATH][MLS_MAX_HASH];
+  uint8_t ratchet[2][MLS_MAX_HASH]; /* indexed by secret_tree_type */
+} st_path;
+
+static int st_path_compute(const secret_tree *st, uint32_t leaf, st_path *p) {
   const mls_suite *s = st->suite;
   size_t nh = s->hash_len;
-  st_map *nm = nodes_of(st), *lm = leaves_of(st);
+  const st_map *nm = nodes_of(st);
   uint32_t x = tm_leaf_to_node(leaf), top = x;
-  st_node *start;
+  const st_node *start;
   while (!(start = map_get(nm, top))) {
     top = tm_parent(top, st->n_leaves);
     if (top == TM_NONE) return TSR_ESTATE; /* leaf secret already gone */
   }
-  uint32_t depth = tm_level(top);
-  /* Allocate everything first so nothing can fail after the first change. */
-  st_node *kids[TM_MAX_PATH] = {0};
-  uint32_t kid_idx[TM_MAX_PATH];
-  st_leaf *nl = calloc(1, sizeof *nl);
-  int rc = nl ? 0 : TSR_ENOMEM;
-  for (uint32_t i = 0; i < depth && !rc; i++)
-    if (!(kids[i] = calloc(1, sizeof *kids[i]))) rc = TSR_ENOMEM;
-  if (!rc) rc = map_reserve(nm, depth);
-  if (!rc) rc = map_reserve(lm, 1);
-
+  p->top = top;
+  p->depth = tm_level(top);
   uint8_t cur[MLS_MAX_HASH], left[MLS_MAX_HASH], right[MLS_MAX_HASH];
   memcpy(cur, start->secret, nh);
   uint32_t node = top;
-  for (uint32_t i = 0; i < depth && !rc; i++) {
+  int rc = 0;
+  for (uint32_t i = 0; i < p->depth && !rc; i++) {
     rc = mls_expand_with_label(s, BYTES(cur, nh), "tree", BYTES("left", 4), left, nh);
     if (!rc)
       rc = mls_expand_with_label(s, BYTES(cur, nh), "tree", BYTES("right", 5), right, nh);
     if (rc) break;
     uint32_t l = tm_left(node), r = tm_right(node);
     bool go_left = x < node;
-    kid_idx[i] = go_left ? r : l;
-    memcpy(kids[i]->secret, go_left ? right : left, nh);
+    p->kid_idx[i] = go_left ? r : l;
+    memcpy(p->kid[i], go_left ? right : left, nh);
     memcpy(cur, go_left ? left : right, nh);
     node = go_left ? l : r;
   }
-  if (!rc) {
+  if (!rc)
     rc = mls_expand_with_label(s, BYTES(cur, nh), "handshake", BYTES_NONE,
-                               nl->r[SECRET_TREE_HANDSHAKE].secret, nh);
-    if (!rc)
-      rc = mls_expand_with_label(s, BYTES(cur, nh), "application", BYTES_NONE,
-                                 nl->r[SECRET_TREE_APPLICATION].secret, nh);
-  }
+                               p->ratchet[SECRET_TREE_HANDSHAKE], nh);
+  if (!rc)
+    rc = mls_expand_with_label(s, BYTES(cur, nh), "application", BYTES_NONE,
+                               p->ratchet[SECRET_TREE_APPLICATION], nh);
   secure_wipe(cur, sizeof cur);
   secure_wipe(left, sizeof left);
   secure_wipe(right, sizeof right);
+  if (rc) secure_wipe(p, sizeof *p);
+  return rc;
+}
+
+/* Allocates the leaf and the off-path nodes of p, and room for them in
+ * the maps, so that st_leaf_commit cannot fail. Nothing is inserted. */
+static int st_leaf_prepare(secret_tree *st, const st_path *p, st_leaf **out,
+                           st_node *kids[TM_MAX_PATH]) {
+  size_t nh = st->suite->hash_len;
+  for (uint32_t i = 0; i < p->depth; i++) kids[i] = NULL;
+  st_leaf *nl = calloc(1, sizeof *nl);
+  int rc = nl ? 0 : TSR_ENOMEM;
+  for (uint32_t i = 0; i < p->depth && !rc; i++)
+    if (!(kids[i] = calloc(1, sizeof *kids[i]))) rc = TSR_ENOMEM;
+  if (!rc) rc = map_reserve(nodes_of(st), p->depth);
+  if (!rc) rc = map_reserve(leaves_of(st), 1);
   if (rc) {
-    for (uint32_t i = 0; i < depth; i++) node_free(kids[i]);
-    if (nl) leaf_free(nl);
+    for (uint32_t i = 0; i < p->depth; i++) free(kids[i]); /* still all zero */
+    free(nl);
     return rc;
   }
-  node_free(map_del(nm, top));
-  for (uint32_t i = 0; i < depth; i++) map_put_nogrow(nm, kid_idx[i], kids[i]);
-  map_put_nogrow(lm, leaf, nl);
+  for (uint32_t i = 0; i < p->depth; i++) memcpy(kids[i]->secret, p->kid[i], nh);
+  memcpy(nl->r[SECRET_TREE_HANDSHAKE].secret, p->ratchet[SECRET_TREE_HANDSHAKE], nh);
+  memcpy(nl->r[SECRET_TREE_APPLICATION].secret, p->ratchet[SECRET_TREE_APPLICATION], nh);
   *out = nl;
   return 0;
 }
 
-static int st_leaf_get(secret_tree *st, uint32_t leaf, secret_tree_type type,
-                       st_leaf **out) {
+/* Inserts a prepared leaf (§9.2): the starting ancestor's secret is
+ * deleted, the off-path children are kept. */
+static void st_leaf_commit(secret_tree *st, uint32_t leaf, const st_path *p, st_leaf *nl,
+                           st_node *kids[TM_MAX_PATH]) {
+  st_map *nm = nodes_of(st);
+  node_free(map_del(nm, p->top));
+  for (uint32_t i = 0; i < p->depth; i++) map_put_nogrow(nm, p->kid_idx[i], kids[i]);
+  map_put_nogrow(leaves_of(st), leaf, nl);
+}
+
+static void st_leaf_abort(const st_path *p, st_leaf *nl, st_node *kids[TM_MAX_PATH]) {
+  for (uint32_t i = 0; i < p->depth; i++) node_free(kids[i]);
+  leaf_free(nl);
+}
+
+static int st_check_args(const secret_tree *st, uint32_t leaf, secret_tree_type type) {
   if (!st || !st->suite || leaf >= st->n_leaves) return TSR_EINVAL;
   if (type != SECRET_TREE_HANDSHAKE && type != SECRET_TREE_APPLICATION) return TSR_EINVAL;
-  st_leaf *l = map_get(leaves_of(st), leaf);
-  if (l) {
-    *out = l;
-    return 0;
-  }
-  return st_derive_leaf(st, leaf, out);
+  return 0;
 }
 
 /* --- Ratchets ----------------------------------------------------------- */
 
-static secret_tree_keys *ratchet_find(st_ratchet *r, uint32_t gen, size_t *pos) {
+static const secret_tree_keys *ratchet_find(const st_ratchet *r, uint32_t gen,
+                                            size_t *pos) {
   size_t lo = 0, hi = r->n_kept;
   while (lo < hi) {
     size_t mid = lo + (hi - lo) / 2;
@@ -364,27 +391,56 @@ static int ratchet_keys(const mls_suite *s, const uint8_t *secret, uint32_t gen,
   return rc;
 }
 
-/* Hand out generation gen; keep it (peek) or delete it (consume). */
-static int ratchet_get(const secret_tree *st, st_ratchet *r, uint32_t gen, bool consume,
-                       secret_tree_keys *out) {
+/* Key of generation gen without changing r: a kept key is copied, a
+ * future one is derived from a stack copy of the ratchet secret. */
+static int ratchet_peek(const secret_tree *st, const st_ratchet *r, uint32_t gen,
+                        secret_tree_keys *out) {
   const mls_suite *s = st->suite;
   size_t nh = s->hash_len;
   if (gen < r->next) {
     size_t pos;
-    secret_tree_keys *k = ratchet_find(r, gen, &pos);
+    const secret_tree_keys *k = ratchet_find(r, gen, &pos);
     if (!k) return gen < r->floor ? TSR_EWINDOW : TSR_EREPLAY;
     *out = *k;
-    if (consume) ratchet_drop(r, pos);
+    return 0;
+  }
+  if (gen - r->next > st->cfg.max_ahead) return TSR_EWINDOW;
+  uint8_t cur[MLS_MAX_HASH], nxt[MLS_MAX_HASH];
+  memcpy(cur, r->secret, nh);
+  int rc = 0;
+  for (uint64_t g = r->next; g < gen && !rc; g++) {
+    rc = mls_derive_tree_secret(s, BYTES(cur, nh), "secret", (uint32_t)g, nxt, nh);
+    if (!rc) memcpy(cur, nxt, nh);
+  }
+  if (!rc) rc = ratchet_keys(s, cur, gen, out);
+  secure_wipe(cur, sizeof cur);
+  secure_wipe(nxt, sizeof nxt);
+  return rc;
+}
+
+/* Hand out generation gen and delete it: a kept key is dropped, a future
+ * one advances the ratchet past it, keeping the keys of the newest
+ * max_skipped jumped-over generations and evicting the oldest kept keys
+ * beyond that bound. On failure r is unchanged. */
+static int ratchet_take(const secret_tree *st, st_ratchet *r, uint32_t gen,
+                        secret_tree_keys *out) {
+  const mls_suite *s = st->suite;
+  size_t nh = s->hash_len;
+  if (gen < r->next) {
+    size_t pos;
+    const secret_tree_keys *k = ratchet_find(r, gen, &pos);
+    if (!k) return gen < r->floor ? TSR_EWINDOW : TSR_EREPLAY;
+    *out = *k;
+    ratchet_drop(r, pos);
     return 0;
   }
   uint64_t gap = gen - r->next; /* generations jumped over */
   if (gap > st->cfg.max_ahead) return TSR_EWINDOW;
   uint64_t limit = st->cfg.max_skipped;
-  if (!consume && limit == 0) limit = 1; /* a peeked key must survive */
   /* Only the newest max_skipped of the jumped generations could be kept,
    * so only those get keys; the rest are merely ratcheted past. */
-  uint64_t keep_new = gap < st->cfg.max_skipped ? gap : st->cfg.max_skipped;
-  size_t add = (size_t)keep_new + (consume ? 0 : 1);
+  uint64_t keep_new = gap < limit ? gap : limit;
+  size_t add = (size_t)keep_new;
   int rc = ratchet_reserve(r, add);
   if (rc) return rc;
 
@@ -414,8 +470,7 @@ static int ratchet_get(const secret_tree *st, st_ratchet *r, uint32_t gen, bool 
   secure_wipe(cur, sizeof cur);
   r->next = (uint64_t)gen + 1;
   if (keep_new < gap && first_kept > r->floor) r->floor = first_kept;
-  r->n_kept += (size_t)keep_new;
-  if (!consume) r->kept[r->n_kept++] = want;
+  r->n_kept += add;
   while (r->n_kept > limit) { /* evict the oldest */
     uint64_t past = (uint64_t)r->kept[0].generation + 1;
     if (past > r->floor) r->floor = past;
@@ -426,52 +481,98 @@ static int ratchet_get(const secret_tree *st, st_ratchet *r, uint32_t gen, bool 
   return 0;
 }
 
-static int st_fetch(secret_tree *st, uint32_t leaf, secret_tree_type type, uint32_t gen,
-                    bool consume, secret_tree_keys *out) {
-  if (!out) return TSR_EINVAL;
+/* --- Receiving and sending -------------------------------------------- */
+
+/* ratchet_take on leaf's ratchet. A leaf not derived yet is derived into
+ * a detached leaf first, which enters the tree (deleting the ancestor it
+ * came from) only if the take succeeded: on failure nothing changed. */
+static int st_take(secret_tree *st, uint32_t leaf, secret_tree_type type, uint32_t gen,
+                   secret_tree_keys *out) {
+  st_leaf *l = map_get(leaves_of(st), leaf);
+  if (l) return ratchet_take(st, &l->r[type], gen, out);
+  st_path p;
+  st_node *kids[TM_MAX_PATH];
+  int rc = st_path_compute(st, leaf, &p);
+  if (!rc) rc = st_leaf_prepare(st, &p, &l, kids);
+  if (rc) {
+    secure_wipe(&p, sizeof p);
+    return rc;
+  }
+  rc = ratchet_take(st, &l->r[type], gen, out);
+  if (rc)
+    st_leaf_abort(&p, l, kids);
+  else
+    st_leaf_commit(st, leaf, &p, l, kids);
+  secure_wipe(&p, sizeof p);
+  return rc;
+}
+
+/* Receive side of get and consume; out may be NULL. */
+static int st_receive(secret_tree *st, uint32_t leaf, secret_tree_type type, uint32_t gen,
+                      secret_tree_keys *out) {
   secret_tree_keys tmp = {0};
-  st_leaf *l;
-  int rc = st_leaf_get(st, leaf, type, &l);
-  if (!rc) rc = ratchet_get(st, &l->r[type], gen, consume, &tmp);
-  *out = tmp;
+  int rc = st_check_args(st, leaf, type);
+  if (!rc) rc = st_take(st, leaf, type, gen, &tmp);
+  if (out) *out = tmp;
   secure_wipe(&tmp, sizeof tmp);
-  if (rc) secret_tree_keys_wipe(out);
+  if (rc && out) secret_tree_keys_wipe(out);
   return rc;
 }
 
 int secret_tree_next(secret_tree *st, uint32_t leaf, secret_tree_type type,
                      secret_tree_keys *out) {
   if (!out) return TSR_EINVAL;
-  st_leaf *l;
-  int rc = st_leaf_get(st, leaf, type, &l);
-  if (!rc && l->r[type].next >= ST_GEN_END) rc = TSR_ELIMIT;
+  int rc = st_check_args(st, leaf, type);
+  uint64_t gen = 0;
+  if (!rc) {
+    const st_leaf *l = map_get(leaves_of(st), leaf);
+    if (l) gen = l->r[type].next;
+    if (gen >= ST_GEN_END) rc = TSR_ELIMIT;
+  }
   if (rc) {
     secret_tree_keys_wipe(out);
     return rc;
   }
-  return st_fetch(st, leaf, type, (uint32_t)l->r[type].next, true, out);
+  return st_receive(st, leaf, type, (uint32_t)gen, out);
 }
 
 int secret_tree_get(secret_tree *st, uint32_t leaf, secret_tree_type type,
                     uint32_t generation, secret_tree_keys *out) {
-  return st_fetch(st, leaf, type, generation, true, out);
+  if (!out) return TSR_EINVAL;
+  return st_receive(st, leaf, type, generation, out);
 }
 
 int secret_tree_peek(secret_tree *st, uint32_t leaf, secret_tree_type type,
                      uint32_t generation, secret_tree_keys *out) {
-  return st_fetch(st, leaf, type, generation, false, out);
+  if (!out) return TSR_EINVAL;
+  secret_tree_keys tmp = {0};
+  int rc = st_check_args(st, leaf, type);
+  if (!rc) {
+    const st_leaf *l = map_get(leaves_of(st), leaf);
+    if (l) {
+      rc = ratchet_peek(st, &l->r[type], generation, &tmp);
+    } else {
+      /* What deriving the leaf would give, without deriving it. */
+      st_path p;
+      st_ratchet r = {0};
+      rc = st_path_compute(st, leaf, &p);
+      if (!rc) {
+        memcpy(r.secret, p.ratchet[type], st->suite->hash_len);
+        rc = ratchet_peek(st, &r, generation, &tmp);
+      }
+      secure_wipe(&p, sizeof p);
+      secure_wipe(&r, sizeof r);
+    }
+  }
+  *out = tmp;
+  secure_wipe(&tmp, sizeof tmp);
+  if (rc) secret_tree_keys_wipe(out);
+  return rc;
 }
 
 int secret_tree_consume(secret_tree *st, uint32_t leaf, secret_tree_type type,
                         uint32_t generation) {
-  if (!st || !st->suite || leaf >= st->n_leaves) return TSR_EINVAL;
-  if (type != SECRET_TREE_HANDSHAKE && type != SECRET_TREE_APPLICATION) return TSR_EINVAL;
-  st_leaf *l = map_get(leaves_of(st), leaf);
-  if (!l) return TSR_EREPLAY;
-  size_t pos;
-  if (!ratchet_find(&l->r[type], generation, &pos)) return TSR_EREPLAY;
-  ratchet_drop(&l->r[type], pos);
-  return 0;
+  return st_receive(st, leaf, type, generation, NULL);
 }
 
 int secret_tree_next_generation(const secret_tree *st, uint32_t leaf,
@@ -574,6 +675,8 @@ static int ratchet_decode(reader_t *r, const secret_tree *st, st_ratchet *rt) {
   size_t each = 4 + s->key_len + s->nonce_len;
   if (rd_left(&kr) % each) return TSR_EDECODE;
   size_t n = rd_left(&kr) / each;
+  /* One key under max_skipped 0 is tolerated: states written before peek
+   * became side-effect free could hold a peeked key there. */
   size_t limit = st->cfg.max_skipped ? st->cfg.max_skipped : 1;
   if (n > limit) return TSR_EDECODE;
   if (n && ratchet_reserve(rt, n)) return TSR_ENOMEM;

@@ -14,7 +14,10 @@
  * may jump ahead by at most max_ahead generations; the keys of the
  * generations jumped over are kept, at most max_skipped per ratchet
  * (oldest evicted first), for out-of-order messages. A key is deleted
- * when it is handed out, so asking again for it gives TSR_EREPLAY. Asking
+ * when it is handed out, so asking again for it gives TSR_EREPLAY. A
+ * receiver that must authenticate first uses secret_tree_peek, which
+ * changes nothing, then secret_tree_consume, which makes exactly the
+ * changes secret_tree_get would have made. Asking
  * for a generation older than every key that is still kept gives
  * TSR_EWINDOW when its key was evicted unused; a consumed key older than
  * an eviction also reports TSR_EWINDOW (the tree does not remember which).
@@ -87,10 +90,15 @@ int secret_tree_next(secret_tree *st, uint32_t leaf, secret_tree_type type,
  * TSR_EREPLAY if already consumed, TSR_EWINDOW if too far ahead or evicted. */
 int secret_tree_get(secret_tree *st, uint32_t leaf, secret_tree_type type,
                     uint32_t generation, secret_tree_keys *out);
-/* Two-phase receive, so a forged ciphertext cannot burn a key: peek hands
- * out the key but keeps it (stored like a skipped key, so subject to
- * max_skipped); consume deletes it after the message authenticated.
- * consume of a key that is not held returns TSR_EREPLAY. */
+/* Two-phase receive, so that a message refused before it authenticated
+ * changes nothing: peek computes the key/nonce secret_tree_get would
+ * return, with the same errors, but leaves the tree exactly as it was (no
+ * leaf derived, no ratchet advanced, nothing kept or evicted; a jump of k
+ * generations costs k derivations each time). consume, once the message
+ * authenticated, makes all the changes secret_tree_get would make (derive
+ * the leaf, advance, keep skipped keys within max_skipped, delete the key)
+ * and returns its errors: TSR_EREPLAY for a key already consumed,
+ * TSR_EWINDOW for one too far ahead or evicted. */
 int secret_tree_peek(secret_tree *st, uint32_t leaf, secret_tree_type type,
                      uint32_t generation, secret_tree_keys *out);
 int secret_tree_consume(secret_tree *st, uint32_t leaf, secret_tree_type type,
@@ -103,7 +111,7 @@ int secret_tree_next_generation(const secret_tree *st, uint32_t leaf,
 void secret_tree_keys_wipe(secret_tree_keys *k);
 
 /* What the tree holds right now: node secrets, leaves with ratchets, and
- * kept (unconsumed skipped or peeked) keys over all ratchets. */
+ * kept (unconsumed skipped) keys over all ratchets. */
 typedef struct {
   size_t node_secrets;
   size_t leaves;

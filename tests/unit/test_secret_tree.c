@@ -282,8 +282,135 @@ static void test_peek_consume(void) {
   CHECK_ERR(secret_tree_get(&t, 0, SECRET_TREE_APPLICATION, 2, &a), TSR_EREPLAY);
   CHECK_OK(secret_tree_get(&t, 0, SECRET_TREE_APPLICATION, 1, &a));
   CHECK(same_keys(&a, &ref[1]));
+  /* consume does what get does: on a leaf never peeked it derives and
+   * consumes; the second time it is a replay. */
+  CHECK_OK(secret_tree_consume(&t, 1, SECRET_TREE_APPLICATION, 0));
   CHECK_ERR(secret_tree_consume(&t, 1, SECRET_TREE_APPLICATION, 0), TSR_EREPLAY);
+  CHECK_ERR(secret_tree_consume(&t, 1, SECRET_TREE_APPLICATION, 1002), TSR_EWINDOW);
   secret_tree_free(&t);
+}
+
+/* Serialised state, for comparing trees byte for byte. */
+static void snapshot(const secret_tree *t, buf_t *b) {
+  buf_reset(b);
+  CHECK_OK(secret_tree_serialize(t, b));
+}
+
+/* peek on t must leave it byte-identical and agree with get on the twin u
+ * (same rc, same key), which is done on u only if commit is set: then
+ * consume on t must bring both to the same state. Returns peek's rc. */
+static int peek_then(secret_tree *t, secret_tree *u, uint32_t leaf, secret_tree_type type,
+                     uint32_t gen, bool commit, buf_t *x, buf_t *y) {
+  secret_tree_keys pk, gk;
+  snapshot(t, x);
+  int rc = secret_tree_peek(t, leaf, type, gen, &pk);
+  snapshot(t, y);
+  CHECK_BYTES(buf_view(y), buf_view(x));
+  if (rc) {
+    /* Refused: get refuses alike and changes nothing either. */
+    snapshot(u, x);
+    CHECK_ERR(secret_tree_get(u, leaf, type, gen, &gk), rc);
+    snapshot(u, y);
+    CHECK_BYTES(buf_view(y), buf_view(x));
+    if (commit) CHECK_ERR(secret_tree_consume(t, leaf, type, gen), rc);
+  } else if (commit) {
+    CHECK_OK(secret_tree_consume(t, leaf, type, gen));
+    CHECK_OK(secret_tree_get(u, leaf, type, gen, &gk));
+    CHECK(same_keys(&pk, &gk));
+    CHECK_INT(pk.generation, gen);
+    CHECK_ERR(secret_tree_consume(t, leaf, type, gen), TSR_EREPLAY);
+    CHECK_ERR(secret_tree_get(t, leaf, type, gen, &gk), TSR_EREPLAY);
+    CHECK_ERR(secret_tree_peek(t, leaf, type, gen, &gk), TSR_EREPLAY);
+    CHECK_ERR(secret_tree_get(u, leaf, type, gen, &gk), TSR_EREPLAY);
+  }
+  snapshot(t, x);
+  snapshot(u, y);
+  CHECK_BYTES(buf_view(x), buf_view(y));
+  secret_tree_keys_wipe(&pk);
+  secret_tree_keys_wipe(&gk);
+  return rc;
+}
+
+/* A refused message changes nothing: peek leaves the tree byte-identical
+ * for an underived leaf, a far jump and a skipped key, and consume then
+ * gives exactly the state get would have given. */
+static void test_peek_no_side_effects(void) {
+  const mls_suite *s = mls_suite_get(1);
+  secret_tree_keys ref[8], k;
+  reference_keys(s, 8, 5, 8, ref);
+  secret_tree_config cfg = {.max_ahead = 1000, .max_skipped = 3};
+  secret_tree t, u;
+  buf_t x, y;
+  buf_init(&x);
+  buf_init(&y);
+  secret_tree_stats st;
+  CHECK_OK(secret_tree_init(&t, s, BYTES(secret32, 32), 8, &cfg));
+  CHECK_OK(secret_tree_init(&u, s, BYTES(secret32, 32), 8, &cfg));
+
+  /* (a) Leaf 5 not derived yet: peek derives nothing, deletes nothing. */
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 2, false, &x, &y));
+  CHECK_OK(secret_tree_peek(&t, 5, SECRET_TREE_APPLICATION, 2, &k));
+  CHECK(same_keys(&k, &ref[2]));
+  secret_tree_get_stats(&t, &st);
+  CHECK_INT(st.node_secrets, 1);
+  CHECK_INT(st.leaves, 0);
+  CHECK_ERR(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 1001, true, &x, &y),
+            TSR_EWINDOW);
+  secret_tree_get_stats(&t, &st);
+  CHECK_INT(st.leaves, 0); /* a refused get derives nothing either */
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 4, true, &x, &y));
+  secret_tree_get_stats(&t, &st);
+  CHECK_INT(st.node_secrets, 3); /* copath of leaf 5 */
+  CHECK_INT(st.leaves, 1);
+  CHECK_INT(st.kept_keys, 3); /* 1, 2, 3 */
+
+  /* (b) Far ahead: no advance, no skipped keys, no eviction of 1, 2, 3. */
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 900, false, &x, &y));
+  CHECK_ERR(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 1006, false, &x, &y),
+            TSR_EWINDOW);
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 7, false, &x, &y));
+  CHECK_OK(secret_tree_peek(&t, 5, SECRET_TREE_APPLICATION, 7, &k));
+  CHECK(same_keys(&k, &ref[7]));
+  secret_tree_get_stats(&t, &st);
+  CHECK_INT(st.kept_keys, 3);
+
+  /* (c) A skipped generation stays kept until consumed. */
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 2, false, &x, &y));
+  CHECK_OK(secret_tree_peek(&t, 5, SECRET_TREE_APPLICATION, 2, &k));
+  CHECK(same_keys(&k, &ref[2]));
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 2, true, &x, &y));
+  CHECK_ERR(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 4, true, &x, &y), TSR_EREPLAY);
+
+  /* Consuming the far jump now keeps 897..899 and evicts 1 and 3. */
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 900, true, &x, &y));
+  CHECK_ERR(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 3, true, &x, &y), TSR_EWINDOW);
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_APPLICATION, 898, true, &x, &y));
+  secret_tree_get_stats(&t, &st);
+  CHECK_INT(st.kept_keys, 2);
+  CHECK_OK(peek_then(&t, &u, 5, SECRET_TREE_HANDSHAKE, 0, true, &x, &y));
+  CHECK_ERR(peek_then(&t, &u, 8, SECRET_TREE_HANDSHAKE, 0, true, &x, &y), TSR_EINVAL);
+  secret_tree_free(&t);
+  secret_tree_free(&u);
+
+  /* Scripted mix, also with max_skipped 0: every peek leaves t unchanged,
+   * and peek + consume always equals get. */
+  for (uint32_t ms = 0; ms < 5 && !test_failing(); ms += 4) {
+    cfg = (secret_tree_config){.max_ahead = 20, .max_skipped = ms};
+    CHECK_OK(secret_tree_init(&t, s, BYTES(secret32, 32), 8, &cfg));
+    CHECK_OK(secret_tree_init(&u, s, BYTES(secret32, 32), 8, &cfg));
+    uint32_t seed = 7 + ms;
+    for (int i = 0; i < 400 && !test_failing(); i++) {
+      seed = seed * 1103515245u + 12345u;
+      uint32_t leaf = (seed >> 8) % 8, type = (seed >> 4) & 1;
+      uint32_t gen = (seed >> 12) % 48;
+      peek_then(&t, &u, leaf, (secret_tree_type)type, gen, (seed >> 20) % 3 != 0, &x, &y);
+    }
+    secret_tree_free(&t);
+    secret_tree_free(&u);
+  }
+  secret_tree_keys_wipe(&k);
+  buf_free_secret(&x);
+  buf_free_secret(&y);
 }
 
 /* Lazy derivation: memory follows the leaves used, and parents go away. */
@@ -494,6 +621,7 @@ int main(void) {
   RUN(test_window);
   RUN(test_eviction);
   RUN(test_peek_consume);
+  RUN(test_peek_no_side_effects);
   RUN(test_large_tree);
   RUN(test_init_errors);
   RUN(test_sender_data_sample);
