@@ -10,6 +10,7 @@
  *
  * Every timing is the median of several runs. Usage: bench_mls [--quick]. */
 #include <malloc.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,85 +66,116 @@ static void free_kp(key_package *k) {
   tsr_mls_free(k->secret, k->secret_len);
 }
 
-/* Two joined members a (leaf 0) and b (leaf 1) in a group of n members. */
+/* A group of n members seen by the members we hold state for: m[0] is
+ * the creator (leaf 0) and m[1] the member at leaf 1; the others are only
+ * in the tree. With `steady`, one member in each subtree on leaf 0's
+ * copath (leaves 1, 2, 4, …) has committed an update, as in a group whose
+ * members rotate keys: leaf 0's UpdatePath then encrypts to one node per
+ * level. Without it the tree is as a bulk add leaves it (parents blank),
+ * and a path must be encrypted to every leaf of each copath subtree. */
 typedef struct {
-  tsr_mls_identity *ida, *idb;
-  tsr_mls_group *a, *b;
-} pair;
+  tsr_mls_identity *id;
+  tsr_mls_group *g;
+} member;
 
-/* Commits adding kps, merges it, and lets `other` (if any) process it. */
-static void add_and_merge(tsr_mls_group *g, tsr_mls_group *other, key_package *kps,
-                          size_t n, uint8_t **welcome, size_t *welcome_len) {
-  const uint8_t **list = calloc(n, sizeof *list);
-  size_t *lens = calloc(n, sizeof *lens);
-  for (size_t i = 0; i < n; i++) {
-    list[i] = kps[i].kp;
-    lens[i] = kps[i].kp_len;
-  }
-  tsr_mls_commit_params p = {
-      .add_key_packages = list, .add_key_package_lens = lens, .n_adds = n};
-  uint8_t *c, *w;
-  size_t c_len, w_len;
-  must(tsr_mls_group_commit(g, &p, &c, &c_len, &w, &w_len), "commit add");
-  must(tsr_mls_group_merge_pending(g), "merge");
-  if (other) {
-    tsr_mls_event ev;
-    must(tsr_mls_group_process(other, c, c_len, &ev), "process add");
-    tsr_mls_event_clear(&ev);
-  }
-  tsr_mls_free(c, c_len);
-  if (welcome) {
-    *welcome = w;
-    *welcome_len = w_len;
-  } else {
-    tsr_mls_free(w, w_len);
-  }
-  free(list);
-  free(lens);
+typedef struct {
+  member m[40];
+  size_t n;
+} group_set;
+
+static bool is_designated(unsigned leaf, bool steady) {
+  return leaf == 1 || (steady && (leaf & (leaf - 1)) == 0);
 }
 
-static pair make_group(uint16_t suite, unsigned members) {
-  pair p;
-  p.ida = identity(suite, 0);
-  p.idb = identity(suite, 1);
-  must(tsr_mls_group_create(p.ida, NULL, (const uint8_t *)"bench", 5, &p.a), "create");
-  key_package kb = make_kp(p.idb);
-  uint8_t *w;
-  size_t w_len;
-  add_and_merge(p.a, NULL, &kb, 1, &w, &w_len);
-  const uint8_t *secrets[1] = {kb.secret};
-  must(tsr_mls_group_join(p.idb, NULL, secrets, &kb.secret_len, 1, w, w_len, NULL, 0,
-                          NULL, &p.b),
-       "join");
-  tsr_mls_free(w, w_len);
-  free_kp(&kb);
-  /* The rest are added in batches; b follows every commit. */
-  unsigned have = 2;
+static void process_all(group_set *s, size_t skip, const uint8_t *c, size_t c_len) {
+  for (size_t i = 0; i < s->n; i++) {
+    if (i == skip) continue;
+    tsr_mls_event ev;
+    must(tsr_mls_group_process(s->m[i].g, c, c_len, &ev), "process");
+    tsr_mls_event_clear(&ev);
+  }
+}
+
+static group_set make_group(uint16_t suite, unsigned members, bool steady) {
+  group_set s = {.n = 1};
+  s.m[0].id = identity(suite, 0);
+  must(tsr_mls_group_create(s.m[0].id, NULL, (const uint8_t *)"bench", 5, &s.m[0].g),
+       "create");
+  unsigned have = 1;
   while (have < members) {
     unsigned batch = members - have < 256 ? members - have : 256;
     key_package *kps = calloc(batch, sizeof *kps);
+    tsr_mls_identity **ids = calloc(batch, sizeof *ids);
+    const uint8_t **list = calloc(batch, sizeof *list);
+    size_t *lens = calloc(batch, sizeof *lens);
     for (unsigned i = 0; i < batch; i++) {
-      tsr_mls_identity *id = identity(suite, have + i);
-      kps[i] = make_kp(id);
-      tsr_mls_identity_free(id);
+      ids[i] = identity(suite, have + i);
+      kps[i] = make_kp(ids[i]);
+      list[i] = kps[i].kp;
+      lens[i] = kps[i].kp_len;
     }
-    add_and_merge(p.a, p.b, kps, batch, NULL, NULL);
-    for (unsigned i = 0; i < batch; i++) free_kp(&kps[i]);
+    tsr_mls_commit_params p = {.add_key_packages = list, .add_key_package_lens = lens,
+                               .n_adds = batch};
+    uint8_t *c, *w;
+    size_t c_len, w_len;
+    must(tsr_mls_group_commit(s.m[0].g, &p, &c, &c_len, &w, &w_len), "commit add");
+    must(tsr_mls_group_merge_pending(s.m[0].g), "merge");
+    process_all(&s, 0, c, c_len);
+    for (unsigned i = 0; i < batch; i++) {
+      if (is_designated(have + i, steady) && s.n < sizeof s.m / sizeof s.m[0]) {
+        member *m = &s.m[s.n++];
+        m->id = ids[i];
+        const uint8_t *secrets[1] = {kps[i].secret};
+        must(tsr_mls_group_join(m->id, NULL, secrets, &kps[i].secret_len, 1, w, w_len,
+                                NULL, 0, NULL, &m->g),
+             "join");
+      } else {
+        tsr_mls_identity_free(ids[i]);
+      }
+      free_kp(&kps[i]);
+    }
+    tsr_mls_free(c, c_len);
+    tsr_mls_free(w, w_len);
     free(kps);
+    free(ids);
+    free(list);
+    free(lens);
     have += batch;
   }
-  return p;
+  for (size_t i = steady ? 1 : s.n; i < s.n; i++) {
+    uint8_t *c, *w;
+    size_t c_len, w_len;
+    tsr_mls_commit_params p = {.force_path = 1};
+    must(tsr_mls_group_commit(s.m[i].g, &p, &c, &c_len, &w, &w_len), "update");
+    must(tsr_mls_group_merge_pending(s.m[i].g), "merge update");
+    process_all(&s, i, c, c_len);
+    tsr_mls_free(c, c_len);
+  }
+  return s;
 }
 
-static void free_pair(pair *p) {
-  tsr_mls_group_free(p->a);
-  tsr_mls_group_free(p->b);
-  tsr_mls_identity_free(p->ida);
-  tsr_mls_identity_free(p->idb);
+/* Commits adding one key package, merges it, returns the Welcome. */
+static void add_one(tsr_mls_group *g, const key_package *k, uint8_t **w, size_t *w_len) {
+  const uint8_t *list[1] = {k->kp};
+  tsr_mls_commit_params p = {.add_key_packages = list, .add_key_package_lens = &k->kp_len,
+                             .n_adds = 1};
+  uint8_t *c;
+  size_t c_len;
+  must(tsr_mls_group_commit(g, &p, &c, &c_len, w, w_len), "commit add");
+  must(tsr_mls_group_merge_pending(g), "merge");
+  tsr_mls_free(c, c_len);
+}
+
+static void free_group_set(group_set *s) {
+  for (size_t i = 0; i < s->n; i++) {
+    tsr_mls_group_free(s->m[i].g);
+    tsr_mls_identity_free(s->m[i].id);
+  }
 }
 
 static void bench_protect(uint16_t suite, int runs) {
-  pair p = make_group(suite, 2);
+  group_set p = make_group(suite, 2, false);
+  tsr_mls_group *a = p.m[0].g, *b = p.m[1].g;
   uint8_t pt[100];
   memset(pt, 'x', sizeof pt);
   enum { N = 2000 };
@@ -159,8 +191,8 @@ static void bench_protect(uint16_t suite, int runs) {
       uint8_t *m;
       size_t m_len;
       tsr_mls_event ev;
-      must(tsr_mls_group_protect(p.a, pt, sizeof pt, NULL, 0, &m, &m_len), "protect");
-      must(tsr_mls_group_process(p.b, m, m_len, &ev), "unprotect");
+      must(tsr_mls_group_protect(a, pt, sizeof pt, NULL, 0, &m, &m_len), "protect");
+      must(tsr_mls_group_process(b, m, m_len, &ev), "unprotect");
       tsr_mls_event_clear(&ev);
       tsr_mls_free(m, m_len);
     }
@@ -184,16 +216,16 @@ static void bench_protect(uint16_t suite, int runs) {
   free(t);
   free(f);
   crypto_sig_wipe(&key);
-  free_pair(&p);
+  free_group_set(&p);
 }
 
 /* Commit adding one member to a group of n, created by a, processed by b. */
-static void bench_commit(uint16_t suite, unsigned n, int runs) {
-  pair p = make_group(suite, n);
+static void bench_commit(uint16_t suite, unsigned n, bool steady, int runs) {
+  group_set p = make_group(suite, n, steady);
   uint8_t *sa, *sb;
   size_t sa_len, sb_len;
-  must(tsr_mls_group_save(p.a, &sa, &sa_len), "save a");
-  must(tsr_mls_group_save(p.b, &sb, &sb_len), "save b");
+  must(tsr_mls_group_save(p.m[0].g, &sa, &sa_len), "save a");
+  must(tsr_mls_group_save(p.m[1].g, &sb, &sb_len), "save b");
   double *tc = calloc((size_t)runs, sizeof *tc), *tp = calloc((size_t)runs, sizeof *tp);
   for (int r = 0; r < runs; r++) {
     tsr_mls_group *a, *b;
@@ -223,30 +255,31 @@ static void bench_commit(uint16_t suite, unsigned n, int runs) {
     tsr_mls_group_free(a);
     tsr_mls_group_free(b);
   }
-  printf("suite %u  add-member commit with path, %5u members: create %8.3f ms   process "
-         "%8.3f ms\n",
-         suite, n, median(tc, runs) / 1000, median(tp, runs) / 1000);
+  printf("suite %u  add-member commit with path, %5u members (%s): create %8.3f ms   "
+         "process %8.3f ms\n",
+         suite, n, steady ? "keys rotated" : "after bulk add", median(tc, runs) / 1000,
+         median(tp, runs) / 1000);
   tsr_mls_free(sa, sa_len);
   tsr_mls_free(sb, sb_len);
   free(tc);
   free(tp);
-  free_pair(&p);
+  free_group_set(&p);
 }
 
 static void bench_welcome_and_memory(uint16_t suite, unsigned n, int runs) {
-  pair p = make_group(suite, n);
+  group_set p = make_group(suite, n, true);
   double *tw = calloc((size_t)runs, sizeof *tw);
   for (int r = 0; r < runs; r++) {
     tsr_mls_identity *id = identity(suite, 3000000 + (unsigned)r);
     key_package k = make_kp(id);
     uint8_t *s;
     size_t s_len;
-    must(tsr_mls_group_save(p.a, &s, &s_len), "save");
+    must(tsr_mls_group_save(p.m[0].g, &s, &s_len), "save");
     tsr_mls_group *a;
     must(tsr_mls_group_load(s, s_len, &a), "load");
     uint8_t *w;
     size_t w_len;
-    add_and_merge(a, NULL, &k, 1, &w, &w_len);
+    add_one(a, &k, &w, &w_len);
     const uint8_t *secrets[1] = {k.secret};
     tsr_mls_group *joined;
     double t0 = now_us();
@@ -266,7 +299,7 @@ static void bench_welcome_and_memory(uint16_t suite, unsigned n, int runs) {
   /* Heap held by one member's state: load a saved state and measure. */
   uint8_t *s;
   size_t s_len;
-  must(tsr_mls_group_save(p.b, &s, &s_len), "save");
+  must(tsr_mls_group_save(p.m[1].g, &s, &s_len), "save");
   struct mallinfo2 before = mallinfo2();
   tsr_mls_group *g;
   must(tsr_mls_group_load(s, s_len, &g), "load");
@@ -276,18 +309,33 @@ static void bench_welcome_and_memory(uint16_t suite, unsigned n, int runs) {
   tsr_mls_group_free(g);
   tsr_mls_free(s, s_len);
   free(tw);
-  free_pair(&p);
+  free_group_set(&p);
 }
 
+/* Usage: bench_mls [--quick] [protect|commit|welcome] [members] */
 int main(int argc, char **argv) {
-  int quick = argc > 1 && !strcmp(argv[1], "--quick");
-  int runs = quick ? 3 : 7;
+  int runs = 7;
+  const char *only = NULL;
+  unsigned members = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--quick"))
+      runs = 3;
+    else if (argv[i][0] >= '0' && argv[i][0] <= '9')
+      members = (unsigned)strtoul(argv[i], NULL, 10);
+    else
+      only = argv[i];
+  }
   must(tsr_mls_init(), "init");
   const uint16_t suites[] = {TSR_MLS_SUITE_1, TSR_MLS_SUITE_3};
-  for (size_t i = 0; i < 2; i++) bench_protect(suites[i], runs);
+  if (!only || !strcmp(only, "protect"))
+    for (size_t i = 0; i < 2; i++) bench_protect(suites[i], runs);
   const unsigned sizes[] = {2, 16, 128, 1024, 4096};
-  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-    bench_commit(TSR_MLS_SUITE_1, sizes[i], runs);
-  bench_welcome_and_memory(TSR_MLS_SUITE_1, 1024, runs);
+  if (!only || !strcmp(only, "commit")) {
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+      if (!members || members == sizes[i]) bench_commit(TSR_MLS_SUITE_1, sizes[i], true, runs);
+    if (!members) bench_commit(TSR_MLS_SUITE_1, 1024, false, runs);
+  }
+  if (!only || !strcmp(only, "welcome"))
+    bench_welcome_and_memory(TSR_MLS_SUITE_1, members ? members : 1024, runs);
   return 0;
 }

@@ -151,7 +151,7 @@ int tsr_mls_group_join(const tsr_mls_identity *id, const tsr_mls_config *cfg,
   group_config_from(cfg, &c);
   if (!rc)
     rc = group_join(id->id, &c, ks, n_secrets, BYTES(welcome, welcome_len),
-                    BYTES(tree, tree ? tree_len : 0), NULL, 0, used, &g);
+                    BYTES(tree, tree ? tree_len : 0), NULL, 0, NULL, used, &g);
   for (size_t i = 0; i < n_secrets; i++) kp_secret_free(ks[i]); /* NULL-safe */
   free(ks);
   return rc ? rc : wrap_group(g, out);

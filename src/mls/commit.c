@@ -97,7 +97,8 @@ int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
       rc = TSR_EPROTOCOL;
   }
   if (!rc) rc = group_epoch_fork(&g->ep, &next);
-  if (!rc) rc = proposal_apply_list(g, &next, items, cm->n_proposals, committer, &a, &fx);
+  if (!rc)
+    rc = proposal_apply_list(g, &next, items, cm->n_proposals, committer, NULL, &a, &fx);
   if (!rc && fx.path_required && !cm->has_path) rc = TSR_EPROTOCOL;
   if (!rc && external && !fx.has_external_init) rc = TSR_EPROTOCOL;
   uint32_t sender = committer;
@@ -146,39 +147,65 @@ int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
     keysched_forget_joiner(&next.ks);
     treekem_priv_prune(next.priv, next.tree);
   }
+  /* Keep the ReInit for the successor group (§11.2). */
+  group_reinit_state ri;
+  group_reinit_state_init(&ri);
+  if (!rc && fx.has_reinit) rc = proposal_reinit_state(items, cm->n_proposals, &ri);
   secure_wipe(commit_secret, sizeof commit_secret);
   secure_wipe(psk_secret, sizeof psk_secret);
   secure_wipe(init_secret, sizeof init_secret);
   arena_free(&a);
   if (rc) {
+    group_reinit_state_free(&ri);
     group_epoch_free(&next);
     return rc;
   }
   group_install_epoch(g, &next);
-  if (fx.has_reinit) g->state = GROUP_REINIT;
+  if (fx.has_reinit) {
+    g->state = GROUP_REINIT;
+    group_reinit_state_free(&g->reinit);
+    g->reinit = ri;
+  }
   ev->type = GROUP_EVENT_COMMIT;
   return 0;
 }
 
 /* --- Creation ------------------------------------------------------------------- */
 
-/* Fills items/pors from the cache and the by-value request. */
-static int gather(mls_group *g, const group_commit_params *p, arena_t *a,
-                  proposal_item **out_items, mls_proposal_or_ref **out_pors,
-                  size_t *out_n) {
-  size_t cap = g->n_props + p->n_adds + p->n_removes + p->n_psks + 2;
+/* The committer's own Update is superseded by its path (§12.2). */
+static bool own_update(const mls_group *g, const group_cached_proposal *cp) {
+  return cp->type == MLS_PROPOSAL_UPDATE && cp->sender.sender_type == MLS_SENDER_MEMBER &&
+         cp->sender.index == g->ep.own_leaf;
+}
+
+/* Fills items/pors from the cache and the by-value request (plus the
+ * new group's resumption PSK init_psk, if any). */
+static int gather(mls_group *g, const group_commit_params *p,
+                  const group_init_psk *init_psk, arena_t *a, proposal_item **out_items,
+                  mls_proposal_or_ref **out_pors, size_t *out_n) {
+  size_t by_value =
+      p->n_adds + p->n_removes + p->n_psks + (p->gce ? 1 : 0) + (init_psk ? 1 : 0);
+  if (p->reinit && by_value) return TSR_EINVAL;
+  size_t cap = g->n_props + by_value + 2;
   proposal_item *items = arena_alloc(a, cap * sizeof *items);
   mls_proposal_or_ref *pors = arena_alloc(a, cap * sizeof *pors);
   if (!items || !pors) return TSR_ENOMEM;
   mls_sender me = {.sender_type = MLS_SENDER_MEMBER, .index = g->ep.own_leaf};
   size_t n = 0;
   int rc = 0;
-  for (size_t i = 0; i < g->n_props; i++) {
+  /* A ReInit goes alone (§12.2): cached ones only when nothing else is
+   * committed, and then only the first. */
+  size_t others = by_value;
+  for (size_t i = 0; i < g->n_props; i++)
+    if (!own_update(g, &g->props[i]) && g->props[i].type != MLS_PROPOSAL_REINIT) others++;
+  bool take_reinit = !p->reinit && others == 0;
+  for (size_t i = 0; i < g->n_props && !p->reinit; i++) {
     const group_cached_proposal *cp = &g->props[i];
-    /* The committer's own Update is superseded by its path (§12.2). */
-    if (cp->type == MLS_PROPOSAL_UPDATE && cp->sender.sender_type == MLS_SENDER_MEMBER &&
-        cp->sender.index == g->ep.own_leaf)
-      continue;
+    if (own_update(g, cp)) continue;
+    if (cp->type == MLS_PROPOSAL_REINIT) {
+      if (!take_reinit) continue;
+      take_reinit = false;
+    }
     mls_authenticated_content ac;
     rc = msg_decode_authenticated_content(buf_view(&cp->ac), a, &ac);
     if (rc) return rc;
@@ -232,6 +259,29 @@ static int gather(mls_group *g, const group_commit_params *p, arena_t *a,
     items[n].sender = me;
     n++;
   }
+  if (init_psk) {
+    mls_proposal *q = &items[n].p;
+    memset(q, 0, sizeof *q);
+    q->proposal_type = MLS_PROPOSAL_PSK;
+    q->psk = init_psk->id;
+    items[n].sender = me;
+    n++;
+  }
+  if (p->reinit) {
+    const group_reinit_params *r = p->reinit;
+    uint16_t version = r->version ? r->version : MLS_VERSION_10;
+    if (version != MLS_VERSION_10 || !mls_suite_get(r->cipher_suite))
+      return TSR_EUNSUPPORTED;
+    mls_proposal *q = &items[n].p;
+    memset(q, 0, sizeof *q);
+    q->proposal_type = MLS_PROPOSAL_REINIT;
+    q->reinit.group_id = r->group_id;
+    q->reinit.version = version;
+    q->reinit.cipher_suite = r->cipher_suite;
+    if (r->extensions) q->reinit.extensions = *r->extensions;
+    items[n].sender = me;
+    n++;
+  }
   for (size_t i = 0; i < n; i++) {
     if (items[i].cached) continue;
     pors[i].type = MLS_POR_PROPOSAL;
@@ -243,8 +293,9 @@ static int gather(mls_group *g, const group_commit_params *p, arena_t *a,
   return 0;
 }
 
-int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
-                 buf_t *welcome_msg) {
+static int commit_create(mls_group *g, const group_commit_params *p,
+                         const group_init_psk *init_psk, buf_t *commit_msg,
+                         buf_t *welcome_msg) {
   if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
   if (g->pending) return TSR_ESTATE;
   const group_commit_params none = {0};
@@ -269,11 +320,15 @@ int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
   buf_init(&out);
   buf_init(&wel);
   group_pending *pend = NULL;
+  group_reinit_state ri;
+  group_reinit_state_init(&ri);
 
-  int rc = gather(g, p, &a, &items, &pors, &n);
+  int rc = gather(g, p, init_psk, &a, &items, &pors, &n);
   if (!rc) rc = proposal_validate_list(g, items, n, g->ep.own_leaf, false, &a);
   if (!rc) rc = group_epoch_fork(&g->ep, &next);
-  if (!rc) rc = proposal_apply_list(g, &next, items, n, g->ep.own_leaf, &a, &fx);
+  if (!rc)
+    rc = proposal_apply_list(g, &next, items, n, g->ep.own_leaf, init_psk, &a, &fx);
+  if (!rc && fx.has_reinit) rc = proposal_reinit_state(items, n, &ri);
   if (!rc) {
     next.epoch = g->ep.epoch + 1;
     has_path = fx.path_required || p->force_path;
@@ -350,6 +405,7 @@ int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
   if (rc) {
     free(pend);
     buf_free(&out);
+    group_reinit_state_free(&ri);
     group_epoch_free(&next);
     return rc;
   }
@@ -359,15 +415,29 @@ int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
   pend->next = next;
   pend->msg = out;
   pend->next_state = fx.has_reinit ? GROUP_REINIT : GROUP_ACTIVE;
+  pend->reinit = ri;
   g->pending = pend;
   return 0;
+}
+
+int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
+                 buf_t *welcome_msg) {
+  return commit_create(g, p, NULL, commit_msg, welcome_msg);
 }
 
 int group_merge_pending(mls_group *g) {
   if (!g->pending) return TSR_ESTATE;
   int state = g->pending->next_state;
+  group_reinit_state ri = g->pending->reinit;
+  group_reinit_state_init(&g->pending->reinit);
   group_install_epoch(g, &g->pending->next);
   g->state = state;
+  if (state == GROUP_REINIT) {
+    group_reinit_state_free(&g->reinit);
+    g->reinit = ri;
+  } else {
+    group_reinit_state_free(&ri);
+  }
   return 0;
 }
 
@@ -375,6 +445,106 @@ void group_discard_pending(mls_group *g) {
   if (!g->pending) return;
   group_epoch_free(&g->pending->next);
   buf_free(&g->pending->msg);
+  group_reinit_state_free(&g->pending->reinit);
   free(g->pending);
   g->pending = NULL;
+}
+
+/* --- Reinitialization and branching (§11.2, §11.3) ----------------------------- */
+
+/* The key packages of a new group against the old group's members: each
+ * is an old member other than us; with all, every other old member has
+ * one. TSR_EINVAL otherwise. */
+static int check_members(const mls_group *old, const mls_suite *s, const bytes_t *kps,
+                         size_t n, bool all, uint64_t now) {
+  arena_t a;
+  arena_init(&a);
+  mls_key_package *dec = arena_alloc(&a, (n + 1) * sizeof *dec);
+  int rc = dec ? 0 : TSR_ENOMEM;
+  for (size_t i = 0; !rc && i < n; i++)
+    rc = kp_decode_validate(s, kps[i], &a, now, &dec[i]);
+  const mls_tree *t = old->ep.tree;
+  uint32_t nl = tree_n_leaves(t);
+  for (size_t i = 0; !rc && i < n; i++) {
+    bool found = false;
+    for (uint32_t l = 0; l < nl && !found; l++) {
+      const mls_leaf_node *ln = tree_leaf(t, l);
+      found = l != old->ep.own_leaf && ln &&
+              group_same_client(&ln->credential, &dec[i].leaf_node.credential);
+    }
+    if (!found) rc = TSR_EINVAL;
+  }
+  for (uint32_t l = 0; !rc && all && l < nl; l++) {
+    const mls_leaf_node *ln = tree_leaf(t, l);
+    if (!ln || l == old->ep.own_leaf) continue;
+    bool found = false;
+    for (size_t i = 0; i < n && !found; i++)
+      found = group_same_client(&ln->credential, &dec[i].leaf_node.credential);
+    if (!found) rc = TSR_EINVAL;
+  }
+  arena_free(&a);
+  return rc;
+}
+
+/* A new group whose first commit adds kps and injects old's resumption
+ * PSK of the current epoch with the given usage. */
+static int resume_create(const mls_group *old, const group_identity *id,
+                         const group_config *cfg, bytes_t group_id,
+                         const mls_extensions *ext, uint8_t usage, const bytes_t *kps,
+                         size_t n, buf_t *welcome, mls_group **out) {
+  if (n && !kps) return TSR_EINVAL;
+  if (!cfg) cfg = &old->cfg;
+  uint8_t nonce[MLS_MAX_HASH];
+  mls_group *g = NULL;
+  group_init_psk ip;
+  memset(&ip, 0, sizeof ip);
+  buf_t cm;
+  buf_init(&cm);
+  int rc = check_members(old, id->suite, kps, n, usage == MLS_RESUMPTION_REINIT,
+                         group_now(cfg));
+  if (!rc) rc = group_create(id, cfg, group_id, ext, &g);
+  if (!rc) {
+    ip.id.psktype = MLS_PSK_RESUMPTION;
+    ip.id.usage = usage;
+    ip.id.psk_group_id = buf_view(&old->group_id);
+    ip.id.psk_epoch = old->ep.epoch;
+    ip.id.psk_nonce = BYTES(nonce, g->suite->hash_len);
+    rc = crypto_random(nonce, g->suite->hash_len);
+  }
+  if (!rc) rc = group_find_psk(old, &ip.id, &ip.value);
+  group_commit_params p = {.add_key_packages = kps, .n_adds = n};
+  size_t before = welcome ? welcome->len : 0;
+  if (!rc) rc = commit_create(g, &p, &ip, &cm, welcome);
+  if (!rc) rc = group_merge_pending(g);
+  buf_free(&cm);
+  if (rc) {
+    if (welcome) welcome->len = before;
+    group_free(g);
+    return rc;
+  }
+  *out = g;
+  return 0;
+}
+
+int group_reinit_create(const mls_group *old, const group_identity *id,
+                        const group_config *cfg, const bytes_t *key_packages,
+                        size_t n_kps, buf_t *welcome, mls_group **out) {
+  if (!old || !id || !out) return TSR_EINVAL;
+  if (old->state != GROUP_REINIT) return TSR_ESTATE;
+  if (!old->reinit.enc.len) return TSR_ENOTFOUND;
+  const mls_proposal *r = &old->reinit.p;
+  if (r->reinit.version != MLS_VERSION_10 || !mls_suite_get(r->reinit.cipher_suite))
+    return TSR_EUNSUPPORTED;
+  if (id->suite->id != r->reinit.cipher_suite) return TSR_EINVAL;
+  return resume_create(old, id, cfg, r->reinit.group_id, &r->reinit.extensions,
+                       MLS_RESUMPTION_REINIT, key_packages, n_kps, welcome, out);
+}
+
+int group_branch(const mls_group *g, const group_config *cfg, bytes_t new_group_id,
+                 const bytes_t *key_packages, size_t n_kps, buf_t *welcome,
+                 mls_group **out) {
+  if (!g || !out) return TSR_EINVAL;
+  if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
+  return resume_create(g, g->id, cfg, new_group_id, &g->ep.ext, MLS_RESUMPTION_BRANCH,
+                       key_packages, n_kps, welcome, out);
 }

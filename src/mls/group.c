@@ -12,7 +12,8 @@
 
 #define IDENTITY_MAGIC "TSRI"
 #define GROUP_MAGIC "TSRG"
-#define GROUP_FORMAT_VERSION 1
+/* 2: adds the committed ReInit (group and pending commit) at the end. */
+#define GROUP_FORMAT_VERSION 2
 
 /* --- Identity -------------------------------------------------------------- */
 
@@ -265,6 +266,7 @@ int group_alloc(const group_identity *id, const group_config *cfg, bytes_t group
   g->suite = id->suite;
   group_config_defaults(&g->cfg, cfg);
   buf_init(&g->group_id);
+  group_reinit_state_init(&g->reinit);
   int rc = group_identity_clone(id, &g->id);
   if (!rc) rc = buf_set(&g->group_id, group_id);
   if (!rc) {
@@ -291,7 +293,50 @@ static void pending_free(group_pending *p) {
   if (!p) return;
   group_epoch_free(&p->next);
   buf_free(&p->msg);
+  group_reinit_state_free(&p->reinit);
   free(p);
+}
+
+void group_reinit_state_init(group_reinit_state *r) {
+  memset(r, 0, sizeof *r);
+  buf_init(&r->enc);
+  arena_init(&r->arena);
+}
+
+void group_reinit_state_free(group_reinit_state *r) {
+  buf_free(&r->enc);
+  arena_free(&r->arena);
+  group_reinit_state_init(r);
+}
+
+int group_reinit_state_set(group_reinit_state *r, bytes_t enc) {
+  group_reinit_state t;
+  group_reinit_state_init(&t);
+  int rc = buf_set(&t.enc, enc);
+  if (!rc) {
+    reader_t rd;
+    rd_init(&rd, buf_view(&t.enc));
+    t.p.proposal_type = MLS_PROPOSAL_REINIT;
+    rc = msg_read_proposal_body(&rd, &t.arena, MLS_PROPOSAL_REINIT, &t.p);
+    if (!rc) rc = rd_done(&rd);
+    if (rc && rc != TSR_ENOMEM) rc = TSR_EDECODE;
+  }
+  if (rc) {
+    group_reinit_state_free(&t);
+    return rc;
+  }
+  group_reinit_state_free(r);
+  *r = t;
+  return 0;
+}
+
+bool group_same_client(const mls_credential *a, const mls_credential *b) {
+  if (a->credential_type != b->credential_type) return false;
+  if (a->credential_type == MLS_CREDENTIAL_BASIC)
+    return bytes_eq(a->identity, b->identity);
+  /* x509: the same end-entity certificate. */
+  return a->n_certificates > 0 && b->n_certificates > 0 &&
+         bytes_eq(a->certificates[0], b->certificates[0]);
 }
 
 void group_install_epoch(mls_group *g, group_epoch_state *next) {
@@ -524,6 +569,7 @@ void group_free(mls_group *g) {
   }
   free(g->psks);
   pending_free(g->pending);
+  group_reinit_state_free(&g->reinit);
   group_identity_free(g->id);
   buf_free(&g->group_id);
   secure_wipe(g, sizeof *g);
@@ -540,6 +586,32 @@ bool group_is_active(const mls_group *g) { return g->state == GROUP_ACTIVE; }
 bool group_has_pending(const mls_group *g) { return g->pending != NULL; }
 const mls_extensions *group_extensions(const mls_group *g) { return &g->ep.ext; }
 size_t group_pending_proposals(const mls_group *g) { return g->n_props; }
+
+int group_resumption_psk(const mls_group *g, uint64_t epoch, uint8_t *out,
+                         size_t *out_len) {
+  mls_psk_id id;
+  memset(&id, 0, sizeof id);
+  id.psktype = MLS_PSK_RESUMPTION;
+  id.usage = MLS_RESUMPTION_APPLICATION;
+  id.psk_group_id = buf_view(&g->group_id);
+  id.psk_epoch = epoch;
+  bytes_t v;
+  int rc = group_find_psk(g, &id, &v);
+  if (rc) return rc;
+  memcpy(out, v.ptr, v.len);
+  *out_len = v.len;
+  return 0;
+}
+
+int group_reinit_info(const mls_group *g, group_reinit_params *out) {
+  if (g->state != GROUP_REINIT) return TSR_ESTATE;
+  if (!g->reinit.enc.len) return TSR_ENOTFOUND;
+  out->group_id = g->reinit.p.reinit.group_id;
+  out->version = g->reinit.p.reinit.version;
+  out->cipher_suite = g->reinit.p.reinit.cipher_suite;
+  out->extensions = &g->reinit.p.reinit.extensions;
+  return 0;
+}
 
 int group_epoch_authenticator(const mls_group *g, uint8_t *out, size_t *out_len) {
   memcpy(out, g->ep.ks.epoch_authenticator, g->suite->hash_len);
@@ -860,6 +932,9 @@ int group_save(const mls_group *g, buf_t *out) {
     wr_opaque(out, buf_view(&g->pending->msg));
     wr_u8(out, (uint8_t)g->pending->next_state);
   }
+  /* Format 2. */
+  wr_opaque(out, buf_view(&g->reinit.enc));
+  if (g->pending) wr_opaque(out, buf_view(&g->pending->reinit.enc));
   if (out->err) {
     int rc = out->err;
     if (out->ptr) secure_wipe(out->ptr + start, out->len - start);
@@ -880,7 +955,7 @@ int group_load(bytes_t in, mls_group **out) {
   rd_raw(&r, 4, &magic);
   if (r.err || memcmp(magic.ptr, GROUP_MAGIC, 4) != 0) return TSR_EDECODE;
   rd_u16(&r, &ver);
-  if (!r.err && ver != GROUP_FORMAT_VERSION) return TSR_EUNSUPPORTED;
+  if (!r.err && ver != 1 && ver != GROUP_FORMAT_VERSION) return TSR_EUNSUPPORTED;
   rd_u16(&r, &suite);
   rd_u32(&r, &cfg.max_generation_gap);
   rd_u32(&r, &cfg.max_skipped_keys);
@@ -972,6 +1047,7 @@ int group_load(bytes_t in, mls_group **out) {
     if (!g->pending) rc = TSR_ENOMEM;
     if (!rc) {
       buf_init(&g->pending->msg);
+      group_reinit_state_init(&g->pending->reinit);
       rc = epoch_load(g, &r, &g->pending->next);
     }
     bytes_t pm;
@@ -985,6 +1061,18 @@ int group_load(bytes_t in, mls_group **out) {
         rc = buf_set(&g->pending->msg, pm);
       g->pending->next_state = ns;
     }
+  }
+  /* Format 2: the committed ReInit, ours then the pending commit's. */
+  for (int k = 0; !rc && ver >= 2 && k < (has_pending ? 2 : 1); k++) {
+    group_reinit_state *rs = k == 0 ? &g->reinit : &g->pending->reinit;
+    int st = k == 0 ? g->state : g->pending->next_state;
+    bytes_t enc;
+    if (rd_opaque(&r, &enc))
+      rc = TSR_EDECODE;
+    else if (enc.len && st != GROUP_REINIT)
+      rc = TSR_EDECODE;
+    else if (enc.len)
+      rc = group_reinit_state_set(rs, enc);
   }
   if (!rc && rd_done(&r)) rc = TSR_EDECODE;
   if (rc) {

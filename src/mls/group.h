@@ -125,11 +125,23 @@ int group_create(const group_identity *id, const group_config *cfg, bytes_t grou
  * KeyPackageRef appears in the Welcome is used (*used gets its index;
  * optional). tree is the ratchet_tree extension body when the Welcome
  * carries none (empty view otherwise). psks: external PSKs the Welcome
- * may reference; they are also registered in the group. Resumption PSKs
- * in a Welcome cannot be resolved by a fresh joiner (TSR_ENOTFOUND). */
+ * may reference; they are also registered in the group.
+ *
+ * resume_from (may be NULL): our state of the group that resumption PSKs
+ * in the Welcome refer to (the old group of a ReInit, the parent of a
+ * branch, or any group for usage application); it is only read. A
+ * Welcome naming a PSK we cannot resolve is TSR_ENOTFOUND. With a
+ * resumption PSK of usage reinit or branch (at most one, §12.4.3.1) the
+ * new group must be at epoch 1 and, for reinit, resume_from must have
+ * committed a ReInit whose group_id, version, cipher_suite and
+ * extensions the new GroupContext matches, at the PSK's epoch (its final
+ * one), with every old member in the new group; for branch, same version
+ * and suite as resume_from and every new member an old member (members
+ * match by credential). Violations are TSR_EPROTOCOL. */
 int group_join(const group_identity *id, const group_config *cfg,
                kp_secret *const *secrets, size_t n_secrets, bytes_t welcome, bytes_t tree,
-               const group_psk *psks, size_t n_psks, size_t *used, mls_group **out);
+               const group_psk *psks, size_t n_psks, const mls_group *resume_from,
+               size_t *used, mls_group **out);
 
 /* External join (§12.4.3.2) from a GroupInfo MLSMessage carrying
  * external_pub (and ratchet_tree, else `tree`). The commit to send goes
@@ -156,6 +168,12 @@ uint32_t group_own_leaf(const mls_group *g);
 bytes_t group_id(const mls_group *g);
 /* Group is over: we were removed, or a ReInit was committed. */
 bool group_is_active(const mls_group *g);
+/* resumption_psk (§8.6) of `epoch`: the current one or one of the last
+ * cfg.max_resumption_psks. out: MLS_MAX_HASH bytes; *out_len gets
+ * hash_len. Works on an inactive group too (the final epoch of a ReInit
+ * stays available). TSR_ENOTFOUND if not kept. */
+int group_resumption_psk(const mls_group *g, uint64_t epoch, uint8_t *out,
+                         size_t *out_len);
 bool group_has_pending(const mls_group *g);
 /* out: MLS_MAX_HASH bytes; *out_len gets hash_len. */
 int group_epoch_authenticator(const mls_group *g, uint8_t *out, size_t *out_len);
@@ -177,6 +195,49 @@ int group_ratchet_tree(const mls_group *g, buf_t *out);
 /* External PSKs this member knows (copied; replaces an equal id). */
 int group_add_external_psk(mls_group *g, bytes_t id, bytes_t secret);
 
+/* --- Reinitialization and branching (§11.2, §11.3) ---------------------- */
+
+/* Parameters of a ReInit proposal (§12.1.5). version 0 means MLS 1.0;
+ * extensions NULL means none. */
+typedef struct {
+  bytes_t group_id;
+  uint16_t version;
+  uint16_t cipher_suite;
+  const mls_extensions *extensions;
+} group_reinit_params;
+
+/* The ReInit committed in this group's last commit (state after the
+ * commit: not active). Views into g, valid until it changes or is freed.
+ * TSR_ESTATE if no ReInit was committed; TSR_ENOTFOUND if the group was
+ * loaded from a format-1 save that predates keeping the parameters. */
+int group_reinit_info(const mls_group *g, group_reinit_params *out);
+
+/* Successor of a group whose ReInit was committed (§11.2 step 3): a new
+ * group with the ReInit's group_id, cipher suite and extensions, created
+ * by `id` (whose suite must be the ReInit's: TSR_EINVAL otherwise), that
+ * at once commits Adds of key_packages (one per other old member, each
+ * for the new suite; they must match the old members by credential,
+ * TSR_EINVAL otherwise) and a PreSharedKey of type resumption, usage
+ * reinit, for the old group's final epoch. The returned group is at
+ * epoch 1; welcome gets the Welcome for the others, who join it with
+ * group_join(..., resume_from = their old group, ...). cfg NULL: the
+ * old group's. TSR_ESTATE if old has no committed ReInit;
+ * TSR_EUNSUPPORTED for a version or suite we do not implement. */
+int group_reinit_create(const mls_group *old, const group_identity *id,
+                        const group_config *cfg, const bytes_t *key_packages,
+                        size_t n_kps, buf_t *welcome, mls_group **out);
+
+/* Subgroup branch (§11.3): a new group `new_group_id` with g's suite,
+ * identity and GroupContext extensions, at once committing Adds of
+ * key_packages (fresh ones of some current members of g: TSR_EINVAL if a
+ * credential is not g's) and a PreSharedKey of type resumption, usage
+ * branch, for g's current epoch. Returned at epoch 1; welcome for the
+ * others, who join with resume_from = their state of g. g is unchanged.
+ * cfg NULL: g's. TSR_ESTATE if g is not active. */
+int group_branch(const mls_group *g, const group_config *cfg, bytes_t new_group_id,
+                 const bytes_t *key_packages, size_t n_kps, buf_t *welcome,
+                 mls_group **out);
+
 /* --- Proposals (proposals.c) -------------------------------------------- */
 
 /* Standalone proposals (MLSMessage). The sender caches its own proposal
@@ -186,6 +247,13 @@ int group_propose_remove(mls_group *g, uint32_t leaf, buf_t *msg);
 int group_propose_update(mls_group *g, buf_t *msg);
 int group_propose_psk(mls_group *g, bytes_t external_psk_id, buf_t *msg);
 int group_propose_gce(mls_group *g, const mls_extensions *ext, buf_t *msg);
+/* ReInit (§12.1.5) to a new group_id, version (0: MLS 1.0) and suite,
+ * with the given GroupContext extensions (NULL: none).
+ * TSR_EUNSUPPORTED for a version or suite we do not implement. A commit
+ * covering it holds nothing else (§12.2): group_commit leaves a cached
+ * ReInit out while other proposals are pending. */
+int group_propose_reinit(mls_group *g, bytes_t new_group_id, uint16_t version,
+                         uint16_t cipher_suite, const mls_extensions *ext, buf_t *msg);
 /* Number of cached proposals for the current epoch. */
 size_t group_pending_proposals(const mls_group *g);
 
@@ -209,13 +277,19 @@ typedef struct {
   const mls_extensions *gce; /* new GroupContext extensions, or NULL */
   bool force_path;           /* UpdatePath even when not required */
   bool omit_tree;            /* Welcome without the ratchet_tree extension */
+  /* A ReInit by value: the commit then holds only it (cached proposals
+   * are left out, §12.2); TSR_EINVAL with any other by-value proposal. */
+  const group_reinit_params *reinit;
 } group_commit_params;
 
 /* Builds a commit with the given proposals by value plus every cached
- * proposal (by reference). commit_msg gets the MLSMessage; welcome_msg
- * (may be NULL if no adds) gets the Welcome when members are added (it
- * is left empty otherwise). The commit stays pending. TSR_ESTATE if a
- * commit is already pending. */
+ * proposal (by reference); a cached ReInit only when nothing else is
+ * committed (§12.2: others are preferred, the first ReInit otherwise).
+ * commit_msg gets the MLSMessage; welcome_msg (may be NULL if no adds)
+ * gets the Welcome when members are added (it is left empty otherwise).
+ * The commit stays pending. TSR_ESTATE if a commit is already pending.
+ * Once a commit with a ReInit is merged or processed the group is no
+ * longer active (group_reinit_info, group_reinit_create). */
 int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
                  buf_t *welcome_msg);
 /* Moves to the pending commit's epoch. TSR_ESTATE if none is pending. */
@@ -309,13 +383,29 @@ typedef struct {
   buf_t secret;
 } group_ext_psk;
 
+/* A committed ReInit: its encoded body (empty: none) and a decoded view
+ * (proposal_type MLS_PROPOSAL_REINIT, views into enc and arena). */
+typedef struct {
+  buf_t enc;
+  arena_t arena;
+  mls_proposal p;
+} group_reinit_state;
+
 /* A commit we created, waiting for merge or discard. */
 typedef struct {
   group_epoch_state next;
-  buf_t msg;          /* the commit MLSMessage as sent */
-  int next_state;     /* GROUP_ACTIVE or GROUP_REINIT */
-  bool has_update_sk; /* leaf key replaced by the path: already in next */
+  buf_t msg;                 /* the commit MLSMessage as sent */
+  int next_state;            /* GROUP_ACTIVE or GROUP_REINIT */
+  bool has_update_sk;        /* leaf key replaced by the path: already in next */
+  group_reinit_state reinit; /* next_state GROUP_REINIT: the ReInit */
 } group_pending;
+
+/* A reinit/branch resumption PSK that only the commit creating a new
+ * group may carry (its value comes from the old group). */
+typedef struct {
+  mls_psk_id id;
+  bytes_t value;
+} group_init_psk;
 
 struct mls_group {
   const mls_suite *suite;
@@ -331,6 +421,7 @@ struct mls_group {
   group_ext_psk *psks;
   size_t n_psks;
   group_pending *pending;
+  group_reinit_state reinit; /* state GROUP_REINIT: the committed ReInit */
 };
 
 /* A proposal in a commit's list, resolved. */
@@ -375,6 +466,12 @@ int group_alloc(const group_identity *id, const group_config *cfg, bytes_t group
  * the old epoch kept, proposals cleared). */
 void group_install_epoch(mls_group *g, group_epoch_state *next);
 int group_find_psk(const mls_group *g, const mls_psk_id *id, bytes_t *value);
+void group_reinit_state_init(group_reinit_state *r);
+void group_reinit_state_free(group_reinit_state *r);
+/* Fills r (initialised, empty) from an encoded ReInit body. */
+int group_reinit_state_set(group_reinit_state *r, bytes_t enc);
+/* Same client according to the application: equal credentials. */
+bool group_same_client(const mls_credential *a, const mls_credential *b);
 void group_clear_proposals(mls_group *g);
 int group_encode_message(uint16_t wire_format, buf_t *out, const void *body);
 
@@ -409,10 +506,14 @@ int proposal_validate_one(const mls_group *g, const mls_proposal *p,
 /* §12.2 list rules. committer: leaf index, or UINT32_MAX for external. */
 int proposal_validate_list(const mls_group *g, const proposal_item *items, size_t n,
                            uint32_t committer, bool external, arena_t *a);
-/* §12.3 applies the list to next (tree and extensions). */
+/* §12.3 applies the list to next (tree and extensions). init_psk (may be
+ * NULL): the one reinit/branch resumption PSK a new group's first commit
+ * may use (any other is refused as in a PreSharedKey proposal). */
 int proposal_apply_list(const mls_group *g, group_epoch_state *next,
                         const proposal_item *items, size_t n, uint32_t committer,
-                        arena_t *a, proposal_effects *fx);
+                        const group_init_psk *init_psk, arena_t *a, proposal_effects *fx);
+/* The encoded body of the (single) ReInit among items into r. */
+int proposal_reinit_state(const proposal_item *items, size_t n, group_reinit_state *r);
 /* Caches a verified proposal (framing result) for the current epoch. */
 int proposal_cache(mls_group *g, const framing_result *res, const uint8_t *update_sk);
 int proposal_process(mls_group *g, const framing_result *res, group_event *ev);
@@ -431,7 +532,8 @@ int welcome_group_info(const mls_group *g, const group_epoch_state *e, bool with
 /* Decrypts a Welcome for kp secret s: GroupSecrets and GroupInfo (views
  * into the arena). Used by join and by the Welcome vectors. */
 int welcome_open(const kp_secret *s, const mls_welcome *w, const group_psk *psks,
-                 size_t n_psks, arena_t *a, mls_group_secrets *gs, mls_group_info *gi,
+                 size_t n_psks, const mls_group *resume_from, arena_t *a,
+                 mls_group_secrets *gs, mls_group_info *gi,
                  uint8_t psk_secret[MLS_MAX_HASH]);
 int welcome_verify_group_info(const mls_suite *s, const mls_group_info *gi,
                               bytes_t signer_pk);

@@ -182,7 +182,8 @@ int proposal_validate_list(const mls_group *g, const proposal_item *items, size_
 
 int proposal_apply_list(const mls_group *g, group_epoch_state *next,
                         const proposal_item *items, size_t n, uint32_t committer,
-                        arena_t *a, proposal_effects *fx) {
+                        const group_init_psk *init_psk, arena_t *a,
+                        proposal_effects *fx) {
   memset(fx, 0, sizeof *fx);
   fx->removed_for_external = UINT32_MAX;
   fx->path_required = n == 0;
@@ -262,16 +263,26 @@ int proposal_apply_list(const mls_group *g, group_epoch_state *next,
   for (size_t i = 0; i < n; i++) {
     const proposal_item *it = &items[i];
     if (it->p.proposal_type != MLS_PROPOSAL_PSK) continue;
-    rc = check_psk_id(g, &it->p.psk, committer == UINT32_MAX);
-    if (rc) return rc;
-    bytes_t v;
-    rc = group_find_psk(g, &it->p.psk, &v);
-    if (rc) return rc;
-    buf_t idb;
+    buf_t idb, initb;
     buf_init(&idb);
+    buf_init(&initb);
     msg_encode_psk_id(&idb, &it->p.psk);
+    if (init_psk) msg_encode_psk_id(&initb, &init_psk->id);
+    rc = idb.err ? idb.err : initb.err;
+    bytes_t v = BYTES_NONE;
+    bool is_init = !rc && init_psk && committer != UINT32_MAX &&
+                   it->sender.sender_type == MLS_SENDER_MEMBER &&
+                   it->sender.index == committer &&
+                   bytes_eq(buf_view(&idb), buf_view(&initb));
+    buf_free(&initb);
+    if (!rc && is_init) {
+      if (it->p.psk.psk_nonce.len != g->suite->hash_len) rc = TSR_EPROTOCOL;
+      v = init_psk->value;
+    } else if (!rc) {
+      rc = check_psk_id(g, &it->p.psk, committer == UINT32_MAX);
+      if (!rc) rc = group_find_psk(g, &it->p.psk, &v);
+    }
     bytes_t idv = BYTES_NONE, vv = BYTES_NONE;
-    rc = idb.err;
     if (!rc) rc = arena_dup(a, buf_view(&idb), &idv);
     if (!rc) rc = arena_dup(a, v, &vv);
     buf_free(&idb);
@@ -294,6 +305,19 @@ int proposal_apply_list(const mls_group *g, group_epoch_state *next,
     }
   }
   return 0;
+}
+
+int proposal_reinit_state(const proposal_item *items, size_t n, group_reinit_state *r) {
+  for (size_t i = 0; i < n; i++) {
+    if (items[i].p.proposal_type != MLS_PROPOSAL_REINIT) continue;
+    buf_t enc;
+    buf_init(&enc);
+    msg_encode_proposal_body(&enc, &items[i].p);
+    int rc = enc.err ? enc.err : group_reinit_state_set(r, buf_view(&enc));
+    buf_free(&enc);
+    return rc;
+  }
+  return TSR_ENOTFOUND;
 }
 
 /* --- Cache ----------------------------------------------------------------- */
@@ -449,6 +473,21 @@ int group_propose_gce(mls_group *g, const mls_extensions *ext, buf_t *msg) {
   memset(&p, 0, sizeof p);
   p.proposal_type = MLS_PROPOSAL_GROUP_CONTEXT_EXTENSIONS;
   p.gce = *ext;
+  return send_proposal(g, &p, NULL, msg);
+}
+
+int group_propose_reinit(mls_group *g, bytes_t new_group_id, uint16_t version,
+                         uint16_t cipher_suite, const mls_extensions *ext, buf_t *msg) {
+  if (!version) version = MLS_VERSION_10;
+  if (version != MLS_VERSION_10 || !mls_suite_get(cipher_suite)) return TSR_EUNSUPPORTED;
+  const mls_extensions none = {0};
+  mls_proposal p;
+  memset(&p, 0, sizeof p);
+  p.proposal_type = MLS_PROPOSAL_REINIT;
+  p.reinit.group_id = new_group_id;
+  p.reinit.version = version;
+  p.reinit.cipher_suite = cipher_suite;
+  p.reinit.extensions = ext ? *ext : none;
   return send_proposal(g, &p, NULL, msg);
 }
 

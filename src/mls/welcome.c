@@ -180,7 +180,8 @@ int welcome_verify_group_info(const mls_suite *s, const mls_group_info *gi,
 }
 
 int welcome_open(const kp_secret *ks, const mls_welcome *w, const group_psk *psks,
-                 size_t n_psks, arena_t *a, mls_group_secrets *gs, mls_group_info *gi,
+                 size_t n_psks, const mls_group *resume_from, arena_t *a,
+                 mls_group_secrets *gs, mls_group_info *gi,
                  uint8_t psk_secret[MLS_MAX_HASH]) {
   const mls_suite *s = ks->suite;
   size_t h = s->hash_len;
@@ -208,23 +209,37 @@ int welcome_open(const kp_secret *ks, const mls_welcome *w, const group_psk *psk
   if (!rc && gs->joiner_secret.len != h) rc = TSR_EPROTOCOL;
   if (!rc && gs->has_path_secret && gs->path_secret.len != h) rc = TSR_EPROTOCOL;
   if (rc) return rc;
-  /* PSKs named by the GroupSecrets, in order. */
+  /* PSKs named by the GroupSecrets, in order: external ones from psks,
+   * resumption ones from resume_from; at most one reinit/branch. */
   keysched_psk *list = arena_alloc(a, (gs->n_psks + 1) * sizeof *list);
   if (!list) return TSR_ENOMEM;
+  size_t n_link = 0;
   for (size_t i = 0; i < gs->n_psks; i++) {
     const mls_psk_id *id = &gs->psks[i];
-    if (id->psktype != MLS_PSK_EXTERNAL) return TSR_ENOTFOUND; /* no resumption state */
     if (id->psk_nonce.len != h) return TSR_EPROTOCOL;
-    size_t k = 0;
-    while (k < n_psks && !bytes_eq(psks[k].id, id->psk_id)) k++;
-    if (k == n_psks) return TSR_ENOTFOUND;
+    bytes_t value = BYTES_NONE;
+    if (id->psktype == MLS_PSK_EXTERNAL) {
+      size_t k = 0;
+      while (k < n_psks && !bytes_eq(psks[k].id, id->psk_id)) k++;
+      if (k == n_psks) return TSR_ENOTFOUND;
+      value = psks[k].secret;
+    } else if (id->psktype == MLS_PSK_RESUMPTION) {
+      if (id->usage == MLS_RESUMPTION_REINIT || id->usage == MLS_RESUMPTION_BRANCH) {
+        if (++n_link > 1) return TSR_EPROTOCOL;
+      } else if (id->usage != MLS_RESUMPTION_APPLICATION) {
+        return TSR_EPROTOCOL;
+      }
+      if (!resume_from || group_find_psk(resume_from, id, &value)) return TSR_ENOTFOUND;
+    } else {
+      return TSR_EPROTOCOL;
+    }
     buf_t idb;
     buf_init(&idb);
     msg_encode_psk_id(&idb, id);
     rc = idb.err ? idb.err : arena_dup(a, buf_view(&idb), &list[i].id);
     buf_free(&idb);
     if (rc) return rc;
-    list[i].value = psks[k].secret;
+    list[i].value = value;
   }
   rc = keysched_psk_secret(s, list, gs->n_psks, psk_secret);
   uint8_t wsec[MLS_MAX_HASH], key[MLS_MAX_AEAD_KEY], nonce[MLS_MAX_NONCE];
@@ -290,9 +305,71 @@ static int decode_group_info(bytes_t in, arena_t *a, mls_group_info *gi) {
   return msg_decode_group_info(in, a, gi);
 }
 
+/* Some non-blank leaf of t holds the same client as cred. */
+static bool tree_has_client(const mls_tree *t, const mls_credential *cred) {
+  uint32_t n = tree_n_leaves(t);
+  for (uint32_t i = 0; i < n; i++) {
+    const mls_leaf_node *ln = tree_leaf(t, i);
+    if (ln && group_same_client(&ln->credential, cred)) return true;
+  }
+  return false;
+}
+
+/* Every non-blank leaf of sub holds a client that is in super. */
+static bool clients_subset(const mls_tree *sub, const mls_tree *super) {
+  uint32_t n = tree_n_leaves(sub);
+  for (uint32_t i = 0; i < n; i++) {
+    const mls_leaf_node *ln = tree_leaf(sub, i);
+    if (ln && !tree_has_client(super, &ln->credential)) return false;
+  }
+  return true;
+}
+
+/* §12.4.3.1: a Welcome with a reinit or branch resumption PSK must
+ * create the group that the referenced (old) group announced. t is the
+ * new group's (validated) tree; old resolved the PSK (same group_id). */
+static int check_resumption(const mls_group_secrets *gs, const mls_group_info *gi,
+                            const mls_tree *t, const mls_group *old) {
+  const mls_psk_id *link = NULL;
+  for (size_t i = 0; i < gs->n_psks; i++)
+    if (gs->psks[i].psktype == MLS_PSK_RESUMPTION &&
+        (gs->psks[i].usage == MLS_RESUMPTION_REINIT ||
+         gs->psks[i].usage == MLS_RESUMPTION_BRANCH))
+      link = &gs->psks[i];
+  if (!link) return 0;
+  const mls_group_context *gc = &gi->group_context;
+  if (gc->epoch != 1) return TSR_EPROTOCOL;
+  if (link->usage == MLS_RESUMPTION_BRANCH) {
+    if (gc->version != MLS_VERSION_10 || gc->cipher_suite != old->suite->id)
+      return TSR_EPROTOCOL;
+    return clients_subset(t, old->ep.tree) ? 0 : TSR_EPROTOCOL;
+  }
+  /* reinit: the last commit of old held a ReInit, and the PSK is for the
+   * epoch that commit created. */
+  if (old->state != GROUP_REINIT || !old->reinit.enc.len ||
+      link->psk_epoch != old->ep.epoch)
+    return TSR_EPROTOCOL;
+  const mls_proposal *r = &old->reinit.p;
+  if (!bytes_eq(gc->group_id, r->reinit.group_id) || gc->version != r->reinit.version ||
+      gc->cipher_suite != r->reinit.cipher_suite)
+    return TSR_EPROTOCOL;
+  buf_t x, y;
+  buf_init(&x);
+  buf_init(&y);
+  msg_encode_extensions(&x, &gc->extensions);
+  msg_encode_extensions(&y, &r->reinit.extensions);
+  int rc = x.err ? x.err : y.err;
+  if (!rc && !bytes_eq(buf_view(&x), buf_view(&y))) rc = TSR_EPROTOCOL;
+  buf_free(&x);
+  buf_free(&y);
+  if (!rc && !clients_subset(old->ep.tree, t)) rc = TSR_EPROTOCOL;
+  return rc;
+}
+
 int group_join(const group_identity *id, const group_config *cfg,
                kp_secret *const *secrets, size_t n_secrets, bytes_t welcome, bytes_t tree,
-               const group_psk *psks, size_t n_psks, size_t *used, mls_group **out) {
+               const group_psk *psks, size_t n_psks, const mls_group *resume_from,
+               size_t *used, mls_group **out) {
   arena_t a;
   arena_init(&a);
   mls_welcome w;
@@ -332,12 +409,13 @@ int group_join(const group_identity *id, const group_config *cfg,
   uint8_t psk_secret[MLS_MAX_HASH];
   mls_group *g = NULL;
   mls_tree *t = NULL;
-  rc = welcome_open(ks, &w, psks, n_psks, &a, &gs, &gi, psk_secret);
+  rc = welcome_open(ks, &w, psks, n_psks, resume_from, &a, &gs, &gi, psk_secret);
   if (!rc) rc = check_context(s, &gi.group_context);
   if (!rc) rc = joiner_tree(s, &gi, tree, &t);
   const mls_leaf_node *signer = NULL;
   if (!rc && !(signer = tree_leaf(t, gi.signer))) rc = TSR_EPROTOCOL;
   if (!rc) rc = welcome_verify_group_info(s, &gi, signer->signature_key);
+  if (!rc) rc = check_resumption(&gs, &gi, t, resume_from);
   /* Our leaf: the one holding our KeyPackage's LeafNode. */
   uint32_t node = 0, own = 0;
   if (!rc && tree_find_encryption_key(t, kp.leaf_node.encryption_key, &node))
@@ -520,7 +598,7 @@ int group_external_join(const group_identity *id, const group_config *cfg,
     g->ep.own_leaf = UINT32_MAX;
     rc = proposal_validate_list(g, items, n, UINT32_MAX, true, &a);
     proposal_effects fx;
-    if (!rc) rc = proposal_apply_list(g, &next, items, n, UINT32_MAX, &a, &fx);
+    if (!rc) rc = proposal_apply_list(g, &next, items, n, UINT32_MAX, NULL, &a, &fx);
     g->ep.tree = NULL;
   }
   /* Our leaf: a LeafNode template, placed in the leftmost free slot. */

@@ -30,7 +30,8 @@ static int setup(void) {
   if (!rc) rc = group_commit(ga, &p, &commit, &welcome);
   if (!rc) rc = group_merge_pending(ga);
   if (!rc)
-    rc = group_join(b, NULL, &ks, 1, buf_view(&welcome), BYTES_NONE, NULL, 0, NULL, &bob);
+    rc = group_join(b, NULL, &ks, 1, buf_view(&welcome), BYTES_NONE, NULL, 0, NULL, NULL,
+                    &bob);
   group_free(ga);
   group_identity_free(a);
   group_identity_free(b);

@@ -47,7 +47,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   bytes_t tree = wl + 2 <= size ? BYTES(data + wl + 2, size - wl - 2) : BYTES_NONE;
   mls_group *g = NULL;
   group_psk psk = {.id = BYTES("psk", 3), .secret = BYTES("secret", 6)};
-  if (group_join(id, NULL, &ks, 1, BYTES(data, wl), tree, &psk, 1, NULL, &g) == 0)
+  if (group_join(id, NULL, &ks, 1, BYTES(data, wl), tree, &psk, 1, NULL, NULL, &g) == 0)
     group_free(g);
   /* The GroupInfo path of external joins parses similar input. */
   buf_t c;

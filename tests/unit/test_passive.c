@@ -49,7 +49,7 @@ static void run_welcome(int suite) {
     mls_group_secrets gs;
     mls_group_info gi;
     uint8_t psk[MLS_MAX_HASH];
-    int rc = welcome_open(&ks, &m.welcome, NULL, 0, &a, &gs, &gi, psk);
+    int rc = welcome_open(&ks, &m.welcome, NULL, 0, NULL, &a, &gs, &gi, psk);
     CHECK_OK(rc);
     if (!rc) {
       CHECK_OK(welcome_verify_group_info(s, &gi, buf_view(&signer_pub)));
@@ -140,7 +140,7 @@ static int run_passive_entry(const cJSON *e, int index) {
   if (!rc) {
     stage = "join";
     rc = group_join(id, &cfgv, &ks, 1, buf_view(&wb), buf_view(&tree), psks, n_psks, NULL,
-                    &g);
+                    NULL, &g);
   }
   uint8_t ea[MLS_MAX_HASH];
   size_t ea_len = 0;
