@@ -4,7 +4,7 @@
 set -uo pipefail
 build=${1:-build/asan}
 root=$(cd "$(dirname "$0")/.." && pwd)
-export TSR_BUILD="$root/$build"
+case $build in /*) export TSR_BUILD=$build ;; *) export TSR_BUILD=$root/$build ;; esac
 passed=0 failed=0 skipped=0
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT

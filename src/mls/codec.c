@@ -4,8 +4,20 @@
 
 #include "tessera/error.h"
 
+/* buf_extend with the common case (room left, no error) inline: encoders
+ * write many fields of a few bytes each, and a large ratchet tree is a
+ * few hundred thousand of them. */
+static inline uint8_t *room(buf_t *w, size_t n) {
+  if (n && !w->err && w->cap - w->len >= n) {
+    uint8_t *p = w->ptr + w->len;
+    w->len += n;
+    return p;
+  }
+  return buf_extend(w, n);
+}
+
 static void put_be(buf_t *w, uint64_t v, int n) {
-  uint8_t *d = buf_extend(w, (size_t)n);
+  uint8_t *d = room(w, (size_t)n);
   if (!d) return;
   for (int i = n - 1; i >= 0; i--) {
     d[i] = (uint8_t)v;
@@ -19,7 +31,9 @@ void wr_u32(buf_t *w, uint32_t v) { put_be(w, v, 4); }
 void wr_u64(buf_t *w, uint64_t v) { put_be(w, v, 8); }
 
 void wr_raw(buf_t *w, bytes_t v) {
-  if (v.len) buf_append(w, v.ptr, v.len);
+  if (!v.len) return;
+  uint8_t *d = room(w, v.len);
+  if (d) memcpy(d, v.ptr, v.len);
 }
 
 static int varint_size(uint32_t v) { return v < 0x40 ? 1 : v < 0x4000 ? 2 : 4; }

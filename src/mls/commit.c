@@ -71,6 +71,10 @@ int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
   /* Our own commit that is not the pending one (replayed or discarded). */
   if (!external && c->sender.index == g->ep.own_leaf) return TSR_ESENDER;
   if (external && !cm->has_path) return TSR_EPROTOCOL;
+  /* An external joiner cannot judge proposals sent within the group: none
+   * by reference (§12.4.3.2). */
+  for (size_t i = 0; external && i < cm->n_proposals; i++)
+    if (cm->proposals[i].type != MLS_POR_PROPOSAL) return TSR_EPROTOCOL;
   uint32_t committer = external ? UINT32_MAX : c->sender.index;
 
   arena_t a;
@@ -91,9 +95,7 @@ int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
   for (size_t i = 0; !rc && external && i < cm->n_proposals; i++) {
     if (items[i].p.proposal_type != MLS_PROPOSAL_REMOVE) continue;
     const mls_leaf_node *old = tree_leaf(g->ep.tree, items[i].p.remove);
-    const mls_credential *nc = &cm->path.leaf_node.credential;
-    if (!old || old->credential.credential_type != nc->credential_type ||
-        !bytes_eq(old->credential.identity, nc->identity))
+    if (!old || !group_same_client(&old->credential, &cm->path.leaf_node.credential))
       rc = TSR_EPROTOCOL;
   }
   if (!rc) rc = group_epoch_fork(&g->ep, &next);
@@ -104,6 +106,12 @@ int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
   uint32_t sender = committer;
   if (!rc && external) rc = group_free_leaf(next.tree, &cm->path.leaf_node, &sender);
   if (!rc) next.epoch = g->ep.epoch + 1;
+  /* The path's LeafNode meets the group's required capabilities (§7.3). */
+  if (!rc && cm->has_path) rc = kp_check_required(&cm->path.leaf_node, &next.ext, &a);
+  /* Removed: the path is not for us, but it must still be valid (§12.4.2)
+   * before we give up the group. */
+  if (!rc && fx.removes_own && cm->has_path)
+    rc = treekem_merge_path(next.tree, sender, &cm->path, buf_view(&g->group_id));
   if (!rc && fx.removes_own) {
     /* We cannot follow into the next epoch: the path is not for us. */
     arena_free(&a);
@@ -176,6 +184,43 @@ int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
 static bool own_update(const mls_group *g, const group_cached_proposal *cp) {
   return cp->type == MLS_PROPOSAL_UPDATE && cp->sender.sender_type == MLS_SENDER_MEMBER &&
          cp->sender.index == g->ep.own_leaf;
+}
+
+/* §12.2: the committer leaves out cached proposals that would make its
+ * list invalid (a Remove of itself, a second Update/Remove of a leaf, an
+ * Add of a client already added or in the group, a repeated PSK, a
+ * second GCE), so that one bad or conflicting proposal cannot stop every
+ * commit of the epoch. Other types are decided first and Updates last,
+ * newest first (Removes and the latest Update are preferred); the order
+ * of the list is kept. By-value proposals (the caller's) always stay. */
+static int drop_conflicting(const mls_group *g, arena_t *a, proposal_item *items,
+                            mls_proposal_or_ref *pors, size_t *n) {
+  size_t total = *n;
+  bool *keep = arena_alloc(a, (total + 1) * sizeof *keep);
+  proposal_item *tmp = arena_alloc(a, (total + 1) * sizeof *tmp);
+  if (!keep || !tmp) return TSR_ENOMEM;
+  for (size_t i = 0; i < total; i++) keep[i] = !items[i].cached;
+  for (int pass = 0; pass < 2; pass++)
+    for (size_t k = 0; k < total; k++) {
+      size_t i = pass ? total - 1 - k : k;
+      bool upd = items[i].p.proposal_type == MLS_PROPOSAL_UPDATE;
+      if (!items[i].cached || upd != (pass == 1)) continue;
+      size_t m = 0;
+      for (size_t j = 0; j < total; j++)
+        if (keep[j] || j == i) tmp[m++] = items[j];
+      int rc = proposal_validate_list(g, tmp, m, g->ep.own_leaf, false, a);
+      if (rc == TSR_ENOMEM) return rc;
+      keep[i] = rc == 0;
+    }
+  size_t m = 0;
+  for (size_t i = 0; i < total; i++)
+    if (keep[i]) {
+      items[m] = items[i];
+      pors[m] = pors[i];
+      m++;
+    }
+  *n = m;
+  return 0;
 }
 
 /* Fills items/pors from the cache and the by-value request (plus the
@@ -287,6 +332,8 @@ static int gather(mls_group *g, const group_commit_params *p,
     pors[i].type = MLS_POR_PROPOSAL;
     pors[i].proposal = items[i].p;
   }
+  rc = drop_conflicting(g, a, items, pors, &n);
+  if (rc) return rc;
   *out_items = items;
   *out_pors = pors;
   *out_n = n;

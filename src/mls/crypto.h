@@ -57,6 +57,14 @@ int crypto_random(void *out, size_t len);
 
 /* out: hash_len bytes. */
 int crypto_digest(const mls_suite *s, bytes_t data, uint8_t *out);
+/* A reusable digest context for many small inputs (tree hashing): saves
+ * crypto_digest's per-call context setup. One hasher must not be used
+ * from two threads at once. NULL on allocation failure. */
+typedef struct crypto_hasher crypto_hasher;
+crypto_hasher *crypto_hasher_new(void);
+void crypto_hasher_free(crypto_hasher *h); /* NULL is fine */
+/* The same result as crypto_digest. */
+int crypto_digest_with(crypto_hasher *h, const mls_suite *s, bytes_t data, uint8_t *out);
 int crypto_hmac(const mls_suite *s, bytes_t key, bytes_t data, uint8_t *out);
 /* HKDF-Extract: out is hash_len bytes. */
 int crypto_kdf_extract(const mls_suite *s, bytes_t salt, bytes_t ikm, uint8_t *out);
@@ -120,6 +128,15 @@ int mls_sign_with_label(const mls_suite *s, const mls_sig_key *key, const char *
                         bytes_t content, uint8_t sig[MLS_SIG_LEN]);
 int mls_verify_with_label(const mls_suite *s, bytes_t pk, const char *label,
                           bytes_t content, bytes_t sig);
+/* SignWithLabel over content the caller has already encoded in place, so
+ * a large content (a GroupInfo with its ratchet tree) is not copied: the
+ * content is buf[off, off + len) and buf[0, off) is scratch of at least
+ * mls_sign_prefix_len(label) bytes, which the SignContent header
+ * overwrites. */
+size_t mls_sign_prefix_len(const char *label);
+int mls_sign_with_label_at(const mls_suite *s, const mls_sig_key *key, const char *label,
+                           uint8_t *buf, size_t off, size_t len,
+                           uint8_t sig[MLS_SIG_LEN]);
 /* EncryptWithLabel(public_key, label, context, plaintext) -> (kem_output,
  * ciphertext): HPKE base mode, info = EncryptContext. kem_output is
  * MLS_KEM_PK bytes; ct gets pt.len + MLS_AEAD_TAG bytes appended. */

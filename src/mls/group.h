@@ -283,8 +283,10 @@ typedef struct {
 } group_commit_params;
 
 /* Builds a commit with the given proposals by value plus every cached
- * proposal (by reference); a cached ReInit only when nothing else is
- * committed (§12.2: others are preferred, the first ReInit otherwise).
+ * proposal (by reference) that keeps the list valid (§12.2: a cached
+ * proposal removing us or conflicting with another is left out, Removes
+ * and the latest Update preferred); a cached ReInit only when nothing
+ * else is committed (others are preferred, the first ReInit otherwise).
  * commit_msg gets the MLSMessage; welcome_msg (may be NULL if no adds)
  * gets the Welcome when members are added (it is left empty otherwise).
  * The commit stays pending. TSR_ESTATE if a commit is already pending.

@@ -44,6 +44,9 @@ typedef enum {
 typedef struct {
   hpke_mode mode;
   bytes_t info;
+  /* Optional: the info is info_prefix || info, so callers with a large
+   * labelled info (MLS EncryptContext) need not build it in memory. */
+  bytes_t info_prefix;
   bytes_t psk;
   bytes_t psk_id;
   bytes_t auth_sk; /* auth modes, sender side: skS */

@@ -120,9 +120,28 @@ int proposal_validate_one(const mls_group *g, const mls_proposal *p,
   return rc;
 }
 
+/* §12.2: an Add of a client already in the group (same signature key or
+ * same credential as a member) is invalid unless the list also removes
+ * that member. */
+static bool add_of_member(const mls_group *g, const proposal_item *items, size_t n,
+                          const mls_leaf_node *ln) {
+  const mls_tree *t = g->ep.tree;
+  uint32_t nl = t ? tree_n_leaves(t) : 0;
+  for (uint32_t l = 0; l < nl; l++) {
+    const mls_leaf_node *m = tree_leaf(t, l);
+    if (!m || (!bytes_eq(m->signature_key, ln->signature_key) &&
+               !group_same_client(&m->credential, &ln->credential)))
+      continue;
+    bool removed = false;
+    for (size_t k = 0; k < n && !removed; k++)
+      removed = items[k].p.proposal_type == MLS_PROPOSAL_REMOVE && items[k].p.remove == l;
+    if (!removed) return true;
+  }
+  return false;
+}
+
 int proposal_validate_list(const mls_group *g, const proposal_item *items, size_t n,
                            uint32_t committer, bool external, arena_t *a) {
-  (void)g;
   size_t n_gce = 0, n_reinit = 0, n_einit = 0, n_remove = 0;
   for (size_t i = 0; i < n; i++) {
     const mls_proposal *p = &items[i].p;
@@ -143,6 +162,8 @@ int proposal_validate_list(const mls_group *g, const proposal_item *items, size_
           items[i].sender.index == committer)
         return TSR_EPROTOCOL;
       if (t == MLS_PROPOSAL_REMOVE && p->remove == committer) return TSR_EPROTOCOL;
+      if (t == MLS_PROPOSAL_ADD && add_of_member(g, items, n, &p->add.leaf_node))
+        return TSR_EPROTOCOL;
     }
     /* Pairwise rules; lists are short. */
     for (size_t j = 0; j < i; j++) {
@@ -156,7 +177,8 @@ int proposal_validate_list(const mls_group *g, const proposal_item *items, size_
       if (ui && uj && li == lj) return TSR_EPROTOCOL;
       if (t == MLS_PROPOSAL_ADD && q->proposal_type == MLS_PROPOSAL_ADD &&
           (bytes_eq(p->add.leaf_node.signature_key, q->add.leaf_node.signature_key) ||
-           bytes_eq(p->add.init_key, q->add.init_key)))
+           bytes_eq(p->add.init_key, q->add.init_key) ||
+           group_same_client(&p->add.leaf_node.credential, &q->add.leaf_node.credential)))
         return TSR_EPROTOCOL;
       if (t == MLS_PROPOSAL_PSK && q->proposal_type == MLS_PROPOSAL_PSK) {
         buf_t x, y;

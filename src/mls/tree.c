@@ -16,6 +16,7 @@
 #include "mls/tree.h"
 
 #include <stdalign.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -30,18 +31,35 @@ typedef struct {
   uint8_t hash[MLS_MAX_HASH];
 } tree_node;
 
-/* Node record: the view first, its payload right after it. */
-typedef union {
-  mls_leaf_node leaf;
-  mls_parent_node parent;
-  max_align_t align_;
+/* Node record: a reference count, the view, then its payload. Records
+ * are immutable once built (every change installs a new one), so clones
+ * share them: tree_clone copies the node array and counts references,
+ * which makes forking a large tree per commit cheap. The count is atomic
+ * because clones may live in different threads. */
+typedef struct {
+  atomic_size_t refs;
+  uint32_t payload; /* bytes after the view: a bound for its encoding */
+  union {
+    mls_leaf_node leaf;
+    mls_parent_node parent;
+    max_align_t align_;
+  };
 } tree_rec;
+
+static void tree_rec_release(void *p) {
+  tree_rec *r = p;
+  if (r && atomic_fetch_sub_explicit(&r->refs, 1, memory_order_acq_rel) == 1) free(r);
+}
 
 struct mls_tree {
   const mls_suite *suite;
   uint32_t width; /* 0 or 2^(d+1) - 1 */
   uint32_t cap;   /* allocated entries in nodes */
   tree_node *nodes;
+  /* Digest context reused by tree hashing (thousands of small inputs
+   * when a large tree is extended); created on first use, not shared by
+   * clones. */
+  crypto_hasher *hasher;
 };
 
 /* --- Compact deep copy ------------------------------------------------ */
@@ -123,6 +141,8 @@ static tree_rec *tree_rec_leaf(const mls_leaf_node *in) {
   tree_cp_leaf(&c, in, &dummy);
   tree_rec *r = malloc(c.used);
   if (!r) return NULL;
+  atomic_init(&r->refs, 1);
+  r->payload = (uint32_t)(c.used - sizeof(tree_rec));
   c = (tree_cp){(uint8_t *)r, sizeof(tree_rec)};
   tree_cp_leaf(&c, in, &r->leaf);
   return r;
@@ -134,6 +154,8 @@ static tree_rec *tree_rec_parent(const mls_parent_node *in) {
   tree_cp_parent(&c, in, &dummy);
   tree_rec *r = malloc(c.used);
   if (!r) return NULL;
+  atomic_init(&r->refs, 1);
+  r->payload = (uint32_t)(c.used - sizeof(tree_rec));
   c = (tree_cp){(uint8_t *)r, sizeof(tree_rec)};
   tree_cp_parent(&c, in, &r->parent);
   return r;
@@ -168,7 +190,7 @@ static void tree_invalidate(mls_tree *t, uint32_t x) {
 
 /* Install rec (or blank when rec is NULL) at x, freeing the old record. */
 static void tree_put(mls_tree *t, uint32_t x, uint8_t type, tree_rec *rec) {
-  free(t->nodes[x].rec);
+  tree_rec_release(t->nodes[x].rec);
   t->nodes[x].rec = rec;
   t->nodes[x].type = rec ? type : 0;
   tree_invalidate(t, x);
@@ -226,8 +248,9 @@ int tree_new(const mls_suite *suite, mls_tree **out) {
 
 void tree_free(mls_tree *t) {
   if (!t) return;
-  for (uint32_t i = 0; i < t->cap; i++) free(t->nodes[i].rec);
+  for (uint32_t i = 0; i < t->cap; i++) tree_rec_release(t->nodes[i].rec);
   free(t->nodes);
+  crypto_hasher_free(t->hasher);
   free(t);
 }
 
@@ -286,20 +309,11 @@ int tree_clone(const mls_tree *t, mls_tree **out) {
   if (rc) return rc;
   if ((rc = tree_reserve(c, t->width)) != 0) goto fail;
   c->width = t->width;
-  for (uint32_t i = 0; i < t->width; i++) {
-    const tree_node *s = &t->nodes[i];
-    tree_node *d = &c->nodes[i];
-    d->hash_ok = s->hash_ok;
-    memcpy(d->hash, s->hash, sizeof d->hash);
-    if (s->type == 0) continue;
-    d->rec = s->type == MLS_NODE_LEAF ? tree_rec_leaf(tree_leaf_at(t, i))
-                                      : tree_rec_parent(tree_parent_at(t, i));
-    if (!d->rec) {
-      rc = TSR_ENOMEM;
-      goto fail;
-    }
-    d->type = s->type;
-  }
+  if (t->width) memcpy(c->nodes, t->nodes, (size_t)t->width * sizeof *c->nodes);
+  for (uint32_t i = 0; i < t->width; i++)
+    if (c->nodes[i].rec)
+      atomic_fetch_add_explicit(&((tree_rec *)c->nodes[i].rec)->refs, 1,
+                                memory_order_relaxed);
   *out = c;
   return 0;
 fail:
@@ -310,6 +324,13 @@ fail:
 void tree_encode(const mls_tree *t, buf_t *w) {
   uint32_t end = t->width;
   while (end > 0 && t->nodes[end - 1].type == 0) end--;
+  /* Reserve once: growing a buffer of most of a megabyte by doubling
+   * copies and wipes it several times. A node encodes to its payload plus
+   * a few dozen bytes of headers and fixed fields. */
+  size_t want = 8;
+  for (uint32_t i = 0; i < end; i++)
+    want += 1 + (t->nodes[i].rec ? ((const tree_rec *)t->nodes[i].rec)->payload + 64 : 0);
+  if (buf_reserve(w, want)) return;
   size_t mark = wr_vec_begin(w);
   for (uint32_t i = 0; i < end; i++) {
     const tree_node *n = &t->nodes[i];
@@ -473,7 +494,7 @@ void tree_truncate(mls_tree *t) {
     /* Drop the root (node nl - 1) and the right subtree. */
     uint32_t root = nl - 1;
     for (uint32_t x = root; x < t->width; x++) {
-      free(t->nodes[x].rec);
+      tree_rec_release(t->nodes[x].rec);
       memset(&t->nodes[x], 0, sizeof t->nodes[x]);
     }
     t->width = root;
@@ -558,9 +579,12 @@ static void tree_th_input_parent(buf_t *w, const mls_parent_node *v, bytes_t lh,
   wr_opaque(w, rh);
 }
 
-static int tree_hash_buf(const mls_suite *s, buf_t *w, uint8_t *out) {
+static int tree_hash_buf(mls_tree *t, buf_t *w, uint8_t *out) {
   if (w->err) return w->err;
-  return crypto_digest(s, buf_view(w), out);
+  /* Without a hasher (allocation failed) crypto_digest_with falls back
+   * to crypto_digest. */
+  if (!t->hasher) t->hasher = crypto_hasher_new();
+  return crypto_digest_with(t->hasher, t->suite, buf_view(w), out);
 }
 
 /* Fill the cache of x (and of its descendants as needed). scratch is
@@ -581,7 +605,7 @@ static int tree_th_fill(mls_tree *t, uint32_t x, buf_t *scratch) {
     tree_th_input_parent(scratch, tree_parent_at(t, x), BYTES(t->nodes[l].hash, hl),
                          BYTES(t->nodes[r].hash, hl));
   }
-  if ((rc = tree_hash_buf(t->suite, scratch, nd->hash)) != 0) return rc;
+  if ((rc = tree_hash_buf(t, scratch, nd->hash)) != 0) return rc;
   nd->hash_ok = true;
   return 0;
 }
@@ -636,7 +660,7 @@ static int tree_th_excl(mls_tree *t, uint32_t x, const uint32_t *ex, size_t nex,
   if (tm_is_leaf(x)) {
     buf_reset(scratch);
     tree_th_input_leaf(scratch, tm_node_to_leaf(x), NULL);
-    return tree_hash_buf(t->suite, scratch, out);
+    return tree_hash_buf(t, scratch, out);
   }
   uint8_t lh[MLS_MAX_HASH], rh[MLS_MAX_HASH];
   if ((rc = tree_th_excl(t, tm_left(x), ex, nex, sorted, scratch, lh)) ||
@@ -661,7 +685,7 @@ static int tree_th_excl(mls_tree *t, uint32_t x, const uint32_t *ex, size_t nex,
   buf_reset(scratch);
   tree_th_input_parent(scratch, p ? &tmp : NULL, BYTES(lh, hl), BYTES(rh, hl));
   free(u);
-  return tree_hash_buf(t->suite, scratch, out);
+  return tree_hash_buf(t, scratch, out);
 }
 
 int tree_hash(const mls_tree *ct, uint32_t node, uint8_t out[MLS_MAX_HASH]) {
@@ -700,7 +724,7 @@ static int tree_ph_with(mls_tree *t, uint32_t p, uint32_t d, bytes_t field, buf_
   wr_opaque(s, pn->encryption_key);
   wr_opaque(s, field);
   wr_opaque(s, BYTES(osth, t->suite->hash_len));
-  return tree_hash_buf(t->suite, s, out);
+  return tree_hash_buf(t, s, out);
 }
 
 int tree_parent_hash(const mls_tree *ct, uint32_t p, uint32_t d,

@@ -12,11 +12,17 @@
 #define EXTERNAL_INIT_LABEL "MLS 1.0 external init secret"
 #define MAX_GI_EXT 3
 
-/* GroupInfo of epoch e, signed by us; arrays in a, signature in sig. */
+/* GroupInfo of epoch e, signed by us; arrays in a, signature in sig. Its
+ * encoding is enc[*enc_off, enc->len): GroupInfoTBS is exactly the
+ * GroupInfo encoding without the trailing signature, so it is encoded
+ * once, signed in place (the SignContent header goes into the scratch in
+ * front of it) and the signature appended. With a large ratchet tree this
+ * saves several copies and a second encoding. */
 static int build_group_info(const mls_group *g, const group_epoch_state *e,
                             bool with_tree, bool with_external_pub, arena_t *a,
                             buf_t *tree_enc, uint8_t pub[MLS_KEM_PK], buf_t *pub_enc,
-                            uint8_t sig[MLS_SIG_LEN], mls_group_info *gi) {
+                            uint8_t sig[MLS_SIG_LEN], mls_group_info *gi, buf_t *enc,
+                            size_t *enc_off) {
   size_t h = g->suite->hash_len;
   memset(gi, 0, sizeof *gi);
   gi->group_context = (mls_group_context){
@@ -49,33 +55,44 @@ static int build_group_info(const mls_group *g, const group_epoch_state *e,
   gi->extensions.n = nx;
   gi->confirmation_tag = BYTES(e->confirmation_tag, h);
   gi->signer = e->own_leaf;
-  buf_t tbs;
-  buf_init(&tbs);
-  msg_encode_group_info_tbs(&tbs, gi);
-  rc = tbs.err ? tbs.err
-               : mls_sign_with_label(g->suite, &g->id->sig, "GroupInfoTBS",
-                                     buf_view(&tbs), sig);
-  buf_free(&tbs);
-  if (!rc) gi->signature = BYTES(sig, MLS_SIG_LEN);
-  return rc;
+  size_t off = mls_sign_prefix_len("GroupInfoTBS");
+  buf_reset(enc);
+  if (buf_reserve(enc, off + tree_enc->len + pub_enc->len + 1024) || !buf_extend(enc, off))
+    return TSR_ENOMEM;
+  msg_encode_group_info_tbs(enc, gi);
+  rc = enc->err ? enc->err
+                : mls_sign_with_label_at(g->suite, &g->id->sig, "GroupInfoTBS", enc->ptr,
+                                         off, enc->len - off, sig);
+  if (rc) return rc;
+  gi->signature = BYTES(sig, MLS_SIG_LEN);
+  wr_opaque(enc, gi->signature);
+  *enc_off = off;
+  return enc->err;
 }
 
 int welcome_group_info(const mls_group *g, const group_epoch_state *e, bool with_tree,
                        bool with_external_pub, buf_t *out) {
   arena_t a;
   arena_init(&a);
-  buf_t tree, pubenc;
+  buf_t tree, pubenc, enc;
   buf_init(&tree);
   buf_init(&pubenc);
+  buf_init(&enc);
   uint8_t pub[MLS_KEM_PK], sig[MLS_SIG_LEN];
   mls_group_info gi;
-  size_t before = out->len;
+  size_t before = out->len, off = 0;
   int rc = build_group_info(g, e, with_tree, with_external_pub, &a, &tree, pub, &pubenc,
-                            sig, &gi);
-  if (!rc) rc = group_encode_message(MLS_WIRE_GROUP_INFO, out, &gi);
+                            sig, &gi, &enc, &off);
+  if (!rc) { /* MLSMessage: version, wire_format, then the GroupInfo */
+    wr_u16(out, MLS_VERSION_10);
+    wr_u16(out, MLS_WIRE_GROUP_INFO);
+    wr_raw(out, BYTES(enc.ptr + off, enc.len - off));
+    rc = out->err;
+  }
   if (rc) out->len = before;
   buf_free(&tree);
   buf_free(&pubenc);
+  buf_free(&enc);
   arena_free(&a);
   return rc;
 }
@@ -100,19 +117,17 @@ int welcome_create(const mls_group *g, const group_epoch_state *next,
   uint8_t pub[MLS_KEM_PK], sig[MLS_SIG_LEN], key[MLS_MAX_AEAD_KEY], nonce[MLS_MAX_NONCE];
   uint8_t path_secret[MLS_MAX_HASH];
   mls_group_info gi;
-  int rc = build_group_info(g, next, with_tree, false, a, &tree, pub, &pubenc, sig, &gi);
-  if (!rc) {
-    msg_encode_group_info(&gienc, &gi);
-    rc = gienc.err;
-  }
+  size_t gi_off = 0;
+  int rc = build_group_info(g, next, with_tree, false, a, &tree, pub, &pubenc, sig, &gi,
+                            &gienc, &gi_off);
   if (!rc)
     rc = keysched_welcome_key(s, keysched_view(&next->ks, next->ks.welcome_secret), key,
                               nonce);
   uint8_t *egp = NULL;
   if (!rc) {
-    egp = buf_extend(&egi, gienc.len + MLS_AEAD_TAG);
-    rc = egp ? crypto_aead_seal(s, key, nonce, BYTES_NONE, buf_view(&gienc), egp)
-             : TSR_ENOMEM;
+    bytes_t gib = BYTES(gienc.ptr + gi_off, gienc.len - gi_off);
+    egp = buf_extend(&egi, gib.len + MLS_AEAD_TAG);
+    rc = egp ? crypto_aead_seal(s, key, nonce, BYTES_NONE, gib, egp) : TSR_ENOMEM;
   }
   mls_welcome w;
   memset(&w, 0, sizeof w);
@@ -152,6 +167,9 @@ int welcome_create(const mls_group *g, const group_epoch_state *next,
     es->encrypted_group_secrets.kem_output = BYTES(kem, MLS_KEM_PK);
     w.n_secrets++;
   }
+  /* One allocation for the whole Welcome (the encrypted GroupInfo can be
+   * most of a megabyte); a secret takes well under 256 bytes. */
+  if (!rc) rc = buf_reserve(out, egi.len + 256 * (w.n_secrets + 1));
   if (!rc) rc = group_encode_message(MLS_WIRE_WELCOME, out, &w);
   secure_wipe(key, sizeof key);
   secure_wipe(nonce, sizeof nonce);
