@@ -237,6 +237,27 @@ int crypto_kdf_extract(const mls_suite *s, bytes_t salt, bytes_t ikm, uint8_t *o
   return crypto_kdf_extract_v(s, salt, &ikm, 1, out);
 }
 
+/* HKDF-Expand with the HMAC already keyed with the PRK. */
+static int kdf_expand_keyed(hmac_state *st, const bytes_t *info, size_t n, uint8_t *out,
+                            size_t out_len) {
+  uint8_t t[32];
+  size_t done = 0;
+  bool ok = true;
+  for (uint8_t i = 1; ok && done < out_len; i++) {
+    ok = hmac_begin(st);
+    if (ok && i > 1) ok = hmac_update(st, t, sizeof t);
+    for (size_t j = 0; ok && j < n; j++) ok = hmac_update(st, info[j].ptr, info[j].len);
+    if (ok) ok = hmac_update(st, &i, 1) && hmac_end(st, t);
+    if (!ok) break;
+    size_t take = out_len - done < sizeof t ? out_len - done : sizeof t;
+    memcpy(out + done, t, take);
+    done += take;
+  }
+  secure_wipe(t, sizeof t);
+  if (!ok) secure_wipe(out, out_len);
+  return ok ? 0 : TSR_ECRYPTO;
+}
+
 int crypto_kdf_expand_v(const mls_suite *s, bytes_t prk, const bytes_t *info, size_t n,
                         uint8_t *out, size_t out_len) {
   if (!suite_ok(s)) return TSR_EINVAL;
@@ -245,23 +266,9 @@ int crypto_kdf_expand_v(const mls_suite *s, bytes_t prk, const bytes_t *info, si
   hmac_state st;
   int rc = hmac_init(&st, prk);
   if (rc) return rc;
-  uint8_t t[32];
-  size_t done = 0;
-  bool ok = true;
-  for (uint8_t i = 1; ok && done < out_len; i++) {
-    ok = hmac_begin(&st);
-    if (ok && i > 1) ok = hmac_update(&st, t, sizeof t);
-    for (size_t j = 0; ok && j < n; j++) ok = hmac_update(&st, info[j].ptr, info[j].len);
-    if (ok) ok = hmac_update(&st, &i, 1) && hmac_end(&st, t);
-    if (!ok) break;
-    size_t take = out_len - done < sizeof t ? out_len - done : sizeof t;
-    memcpy(out + done, t, take);
-    done += take;
-  }
-  secure_wipe(t, sizeof t);
+  rc = kdf_expand_keyed(&st, info, n, out, out_len);
   hmac_wipe(&st);
-  if (!ok) secure_wipe(out, out_len);
-  return ok ? 0 : TSR_ECRYPTO;
+  return rc;
 }
 
 int crypto_kdf_expand(const mls_suite *s, bytes_t prk, bytes_t info, uint8_t *out,
@@ -474,23 +481,52 @@ static size_t varint_put(uint8_t h[4], uint32_t v) {
 /* KDFLabel = uint16 length || opaque label<V> || opaque context<V>, fed
  * to HKDF-Expand as pieces: the key schedule and the secret tree call
  * this per message, so it builds nothing on the heap. */
+/* KDFLabel for req in pieces; head and ctx_head are its header storage.
+ * Returns the number of pieces (5), or 0 if a length is out of range. */
+static size_t kdf_label(const mls_expand_req *req, uint8_t head[6], uint8_t ctx_head[4],
+                        bytes_t info[5]) {
+  size_t n = strlen(req->label);
+  if (req->len > UINT16_MAX || n > CODEC_VARINT_MAX - (sizeof MLS_LABEL_PREFIX - 1) ||
+      req->context.len > CODEC_VARINT_MAX)
+    return 0;
+  head[0] = (uint8_t)(req->len >> 8);
+  head[1] = (uint8_t)req->len;
+  size_t head_len = 2 + varint_put(head + 2, (uint32_t)(sizeof MLS_LABEL_PREFIX - 1 + n));
+  info[0] = BYTES(head, head_len);
+  info[1] = BYTES(MLS_LABEL_PREFIX, sizeof MLS_LABEL_PREFIX - 1);
+  info[2] = BYTES(req->label, n);
+  info[3] = BYTES(ctx_head, varint_put(ctx_head, (uint32_t)req->context.len));
+  info[4] = req->context;
+  return 5;
+}
+
+/* KDFLabel = uint16 length || opaque label<V> || opaque context<V>, fed
+ * to HKDF-Expand as pieces: the key schedule and the secret tree call
+ * this per message, so it builds nothing on the heap. */
+int mls_expand_with_labels(const mls_suite *s, bytes_t secret, const mls_expand_req *req,
+                           size_t n) {
+  if (!suite_ok(s) || (n && !req)) return TSR_EINVAL;
+  for (size_t i = 0; i < n; i++)
+    if (!req[i].label || !req[i].out || req[i].len > UINT16_MAX) return TSR_EINVAL;
+  hmac_state st;
+  int rc = hmac_init(&st, secret);
+  for (size_t i = 0; !rc && i < n; i++) {
+    uint8_t head[6], ctx_head[4];
+    bytes_t info[5];
+    size_t k = kdf_label(&req[i], head, ctx_head, info);
+    rc = k ? kdf_expand_keyed(&st, info, k, req[i].out, req[i].len) : TSR_EINVAL;
+  }
+  hmac_wipe(&st); /* safe after a failed hmac_init too */
+  if (rc)
+    for (size_t i = 0; i < n; i++) secure_wipe(req[i].out, req[i].len);
+  return rc;
+}
+
 int mls_expand_with_label(const mls_suite *s, bytes_t secret, const char *label,
                           bytes_t context, uint8_t *out, size_t len) {
-  if (!suite_ok(s) || !label || len > UINT16_MAX) return TSR_EINVAL;
-  size_t n = strlen(label);
-  if (n > CODEC_VARINT_MAX - (sizeof MLS_LABEL_PREFIX - 1) ||
-      context.len > CODEC_VARINT_MAX)
-    return TSR_EINVAL;
-  uint8_t head[2 + 4], ctx_head[4];
-  head[0] = (uint8_t)(len >> 8);
-  head[1] = (uint8_t)len;
-  size_t head_len = 2 + varint_put(head + 2, (uint32_t)(sizeof MLS_LABEL_PREFIX - 1 + n));
-  bytes_t info[] = {BYTES(head, head_len),
-                    BYTES(MLS_LABEL_PREFIX, sizeof MLS_LABEL_PREFIX - 1),
-                    BYTES(label, n),
-                    BYTES(ctx_head, varint_put(ctx_head, (uint32_t)context.len)),
-                    context};
-  return crypto_kdf_expand_v(s, secret, info, sizeof info / sizeof info[0], out, len);
+  if (!label || !out) return TSR_EINVAL;
+  mls_expand_req req = {label, context, out, len};
+  return mls_expand_with_labels(s, secret, &req, 1);
 }
 
 int mls_derive_secret(const mls_suite *s, bytes_t secret, const char *label,
@@ -547,15 +583,17 @@ static size_t label_head_max(const char *label) {
  * (framing, leaf nodes, key packages) all fit. */
 enum { SIGN_STACK = 1024, LABEL_STACK = 128 };
 
-size_t mls_sign_prefix_len(const char *label) { return label ? label_head_max(label) : 0; }
+size_t mls_sign_prefix_len(const char *label) {
+  return label ? label_head_max(label) : 0;
+}
 
 int mls_sign_with_label_at(const mls_suite *s, const mls_sig_key *key, const char *label,
                            uint8_t *buf, size_t off, size_t len,
                            uint8_t sig[MLS_SIG_LEN]) {
   if (!suite_ok(s) || !key || !label || !buf || !sig) return TSR_EINVAL;
   size_t head = label_head(buf, off, label, len);
-  int rc = head ? crypto_sig_sign(key, BYTES(buf + off - head, head + len), sig)
-                : TSR_EINVAL;
+  int rc =
+      head ? crypto_sig_sign(key, BYTES(buf + off - head, head + len), sig) : TSR_EINVAL;
   if (rc) secure_wipe(sig, MLS_SIG_LEN);
   return rc;
 }

@@ -1,8 +1,9 @@
 /* Crypto provider for MLS cipher suites 0x0001 and 0x0003.
  *
- * Primitives come from libsodium (X25519, Ed25519, ChaCha20-Poly1305,
- * SHA-256, HMAC-SHA-256) and OpenSSL libcrypto (AES-128-GCM). HKDF is
- * built from HMAC as RFC 5869 defines it. On top sit the RFC 9420 §5
+ * Primitives come from libsodium (X25519, Ed25519, ChaCha20-Poly1305)
+ * and OpenSSL libcrypto (SHA-256, AES-128-GCM, and Ed25519 signing of
+ * large messages; crypto.c says why). HMAC (RFC 2104) is built over
+ * SHA-256 and HKDF over HMAC as RFC 5869 defines it. On top sit the RFC 9420 §5
  * helpers (ExpandWithLabel, DeriveSecret, SignWithLabel, EncryptWithLabel,
  * RefHash) and RFC 9180 HPKE (see hpke.h).
  *
@@ -114,6 +115,17 @@ int crypto_sig_verify(bytes_t pk, bytes_t msg, bytes_t sig);
  * to label here. */
 int mls_expand_with_label(const mls_suite *s, bytes_t secret, const char *label,
                           bytes_t context, uint8_t *out, size_t len);
+/* Several ExpandWithLabel outputs from one secret, keying the HMAC once
+ * (the secret tree derives key, nonce and next secret per generation).
+ * On failure every out is zeroed. */
+typedef struct {
+  const char *label;
+  bytes_t context;
+  uint8_t *out;
+  size_t len;
+} mls_expand_req;
+int mls_expand_with_labels(const mls_suite *s, bytes_t secret, const mls_expand_req *req,
+                           size_t n);
 /* DeriveSecret(secret, label): hash_len bytes. */
 int mls_derive_secret(const mls_suite *s, bytes_t secret, const char *label,
                       uint8_t *out);

@@ -198,8 +198,9 @@ int hpke_key_schedule(hpke_ctx *ctx, const mls_suite *s, const hpke_params *p,
   uint8_t ksc[1 + 2 * 32], secret[32];
   ksc[0] = (uint8_t)p->mode;
   rc = labeled_extract(s, &id, BYTES_NONE, "psk_id_hash", &p->psk_id, 1, ksc + 1);
-  if (!rc) rc = labeled_extract(s, &id, BYTES_NONE, "info_hash",
-                                  (const bytes_t[]){p->info_prefix, p->info}, 2, ksc + 33);
+  if (!rc)
+    rc = labeled_extract(s, &id, BYTES_NONE, "info_hash",
+                         (const bytes_t[]){p->info_prefix, p->info}, 2, ksc + 33);
   if (!rc)
     rc = labeled_extract(s, &id, BYTES(shared_secret, HPKE_NSECRET), "secret", &p->psk, 1,
                          secret);

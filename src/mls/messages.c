@@ -763,11 +763,30 @@ int msg_read_group_context(reader_t *r, arena_t *a, mls_group_context *v) {
 WIRE_OPS(group_context_ops, mls_group_context, msg_encode_group_context,
          msg_read_group_context);
 
-void msg_encode_group_info_tbs(buf_t *w, const mls_group_info *v) {
+void msg_encode_group_info_tbs_with(buf_t *w, const mls_group_info *v, size_t slot,
+                                    void (*fill)(buf_t *w, const void *ctx),
+                                    const void *ctx) {
   msg_encode_group_context(w, &v->group_context);
-  msg_encode_extensions(w, &v->extensions);
+  /* msg_encode_extensions, with one body produced in place. */
+  size_t mark = wr_vec_begin(w);
+  for (size_t i = 0; i < v->extensions.n; i++) {
+    const mls_extension *x = &v->extensions.items[i];
+    if (i != slot || !fill) {
+      encode_extension(w, x);
+      continue;
+    }
+    wr_u16(w, x->extension_type);
+    size_t body = wr_vec_begin(w); /* opaque extension_data<V> */
+    fill(w, ctx);
+    wr_vec_end(w, body);
+  }
+  wr_vec_end(w, mark);
   wr_opaque(w, v->confirmation_tag);
   wr_u32(w, v->signer);
+}
+
+void msg_encode_group_info_tbs(buf_t *w, const mls_group_info *v) {
+  msg_encode_group_info_tbs_with(w, v, SIZE_MAX, NULL, NULL);
 }
 
 void msg_encode_group_info(buf_t *w, const mls_group_info *v) {

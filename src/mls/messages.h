@@ -376,6 +376,13 @@ void msg_encode_private_message(buf_t *w, const mls_private_message *v);
 void msg_encode_group_context(buf_t *w, const mls_group_context *v);
 void msg_encode_group_info(buf_t *w, const mls_group_info *v);
 void msg_encode_group_info_tbs(buf_t *w, const mls_group_info *v);
+/* GroupInfoTBS with the body of extension number `slot` (its
+ * extension_data, without the length header) written by fill(w, ctx)
+ * instead of taken from v, so a large ratchet tree can be encoded straight
+ * into it. slot >= v->extensions.n: plain msg_encode_group_info_tbs. */
+void msg_encode_group_info_tbs_with(buf_t *w, const mls_group_info *v, size_t slot,
+                                    void (*fill)(buf_t *w, const void *ctx),
+                                    const void *ctx);
 void msg_encode_group_secrets(buf_t *w, const mls_group_secrets *v);
 void msg_encode_welcome(buf_t *w, const mls_welcome *v);
 void msg_encode_message(buf_t *w, const mls_message *v);

@@ -381,14 +381,31 @@ static int ratchet_reserve(st_ratchet *r, size_t extra) {
   return 0;
 }
 
+/* From generation gen's ratchet secret: its key and nonce into keys
+ * (unless NULL) and the next generation's secret into next (unless NULL),
+ * with one keyed HMAC. DeriveTreeSecret's context is the generation,
+ * big-endian. */
+static int ratchet_derive(const mls_suite *s, const uint8_t *secret, uint32_t gen,
+                          secret_tree_keys *keys, uint8_t *next) {
+  const uint8_t ctx[4] = {(uint8_t)(gen >> 24), (uint8_t)(gen >> 16), (uint8_t)(gen >> 8),
+                          (uint8_t)gen};
+  mls_expand_req req[3];
+  size_t n = 0;
+  if (keys) {
+    *keys = (secret_tree_keys){.generation = gen}; /* unused tail bytes stay zero */
+    req[n++] = (mls_expand_req){"key", BYTES(ctx, sizeof ctx), keys->key, s->key_len};
+    req[n++] =
+        (mls_expand_req){"nonce", BYTES(ctx, sizeof ctx), keys->nonce, s->nonce_len};
+  }
+  if (next)
+    req[n++] = (mls_expand_req){"secret", BYTES(ctx, sizeof ctx), next, s->hash_len};
+  return mls_expand_with_labels(s, BYTES(secret, s->hash_len), req, n);
+}
+
 /* Key and nonce of generation gen from that generation's ratchet secret. */
 static int ratchet_keys(const mls_suite *s, const uint8_t *secret, uint32_t gen,
                         secret_tree_keys *out) {
-  bytes_t sec = BYTES(secret, s->hash_len);
-  *out = (secret_tree_keys){.generation = gen}; /* unused tail bytes stay zero */
-  int rc = mls_derive_tree_secret(s, sec, "key", gen, out->key, s->key_len);
-  if (!rc) rc = mls_derive_tree_secret(s, sec, "nonce", gen, out->nonce, s->nonce_len);
-  return rc;
+  return ratchet_derive(s, secret, gen, out, NULL);
 }
 
 /* Key of generation gen without changing r: a kept key is copied, a
@@ -421,7 +438,8 @@ static int ratchet_peek(const secret_tree *st, const st_ratchet *r, uint32_t gen
 /* Hand out generation gen and delete it: a kept key is dropped, a future
  * one advances the ratchet past it, keeping the keys of the newest
  * max_skipped jumped-over generations and evicting the oldest kept keys
- * beyond that bound. On failure r is unchanged. */
+ * beyond that bound. With out NULL (consume after peek) gen's own key and
+ * nonce are not derived. On failure r is unchanged. */
 static int ratchet_take(const secret_tree *st, st_ratchet *r, uint32_t gen,
                         secret_tree_keys *out) {
   const mls_suite *s = st->suite;
@@ -430,7 +448,7 @@ static int ratchet_take(const secret_tree *st, st_ratchet *r, uint32_t gen,
     size_t pos;
     const secret_tree_keys *k = ratchet_find(r, gen, &pos);
     if (!k) return gen < r->floor ? TSR_EWINDOW : TSR_EREPLAY;
-    *out = *k;
+    if (out) *out = *k;
     ratchet_drop(r, pos);
     return 0;
   }
@@ -450,12 +468,10 @@ static int ratchet_take(const secret_tree *st, st_ratchet *r, uint32_t gen,
   secret_tree_keys want = {0};
   uint64_t first_kept = (uint64_t)gen - keep_new;
   for (uint64_t g = r->next; g <= gen && !rc; g++) {
-    if (g == gen)
-      rc = ratchet_keys(s, cur, (uint32_t)g, &want);
-    else if (g >= first_kept)
-      rc = ratchet_keys(s, cur, (uint32_t)g, slot++);
-    if (!rc)
-      rc = mls_derive_tree_secret(s, BYTES(cur, nh), "secret", (uint32_t)g, nxt, nh);
+    secret_tree_keys *keys = g == gen          ? (out ? &want : NULL)
+                             : g >= first_kept ? slot++
+                                               : NULL;
+    rc = ratchet_derive(s, cur, (uint32_t)g, keys, nxt);
     if (!rc) memcpy(cur, nxt, nh);
   }
   secure_wipe(nxt, sizeof nxt);
@@ -476,7 +492,7 @@ static int ratchet_take(const secret_tree *st, st_ratchet *r, uint32_t gen,
     if (past > r->floor) r->floor = past;
     ratchet_drop(r, 0);
   }
-  *out = want;
+  if (out) *out = want;
   secure_wipe(&want, sizeof want);
   return 0;
 }
@@ -512,7 +528,7 @@ static int st_receive(secret_tree *st, uint32_t leaf, secret_tree_type type, uin
                       secret_tree_keys *out) {
   secret_tree_keys tmp = {0};
   int rc = st_check_args(st, leaf, type);
-  if (!rc) rc = st_take(st, leaf, type, gen, &tmp);
+  if (!rc) rc = st_take(st, leaf, type, gen, out ? &tmp : NULL);
   if (out) *out = tmp;
   secure_wipe(&tmp, sizeof tmp);
   if (rc && out) secret_tree_keys_wipe(out);
@@ -807,10 +823,9 @@ int secret_tree_sender_data_key(const mls_suite *s, bytes_t sender_data_secret,
   if (sender_data_secret.len != s->hash_len || !sender_data_secret.ptr) return TSR_EINVAL;
   bytes_t sample = ciphertext;
   if (sample.len > s->hash_len) sample.len = s->hash_len;
-  int rc = mls_expand_with_label(s, sender_data_secret, "key", sample, key, s->key_len);
-  if (!rc)
-    rc = mls_expand_with_label(s, sender_data_secret, "nonce", sample, nonce,
-                               s->nonce_len);
+  const mls_expand_req req[] = {{"key", sample, key, s->key_len},
+                                {"nonce", sample, nonce, s->nonce_len}};
+  int rc = mls_expand_with_labels(s, sender_data_secret, req, 2);
   if (rc) {
     secure_wipe(key, s->key_len);
     secure_wipe(nonce, s->nonce_len);

@@ -865,10 +865,35 @@ int tree_find_signature_key(const mls_tree *t, bytes_t key, uint32_t *leaf) {
 }
 
 int tree_find_encryption_key(const mls_tree *t, bytes_t key, uint32_t *node) {
-  for (uint32_t x = 0; x < t->width; x++) {
-    if (t->nodes[x].type != 0 && bytes_eq(tree_enc_key_at(t, x), key)) {
-      if (node) *node = x;
-      return 0;
+  return tree_find_encryption_keys(t, &key, 1, NULL, node);
+}
+
+/* First 8 bytes of a key (zero-padded), to rule most keys out without a
+ * memcmp call. */
+static uint64_t tree_key_prefix(bytes_t k) {
+  uint64_t v = 0;
+  if (k.len) memcpy(&v, k.ptr, k.len < sizeof v ? k.len : sizeof v);
+  return v;
+}
+
+int tree_find_encryption_keys(const mls_tree *t, const bytes_t *keys, size_t n,
+                              size_t *which, uint32_t *node) {
+  enum { BATCH = 64 };
+  uint64_t pre[BATCH];
+  /* Larger sets go in batches; a path has at most TREE_MAX_DEPTH keys. */
+  for (size_t base = 0; base < n; base += BATCH) {
+    size_t m = n - base < BATCH ? n - base : BATCH;
+    for (size_t i = 0; i < m; i++) pre[i] = tree_key_prefix(keys[base + i]);
+    for (uint32_t x = 0; x < t->width; x++) {
+      if (t->nodes[x].type == 0) continue;
+      bytes_t k = tree_enc_key_at(t, x);
+      uint64_t kp = tree_key_prefix(k);
+      for (size_t i = 0; i < m; i++) {
+        if (pre[i] != kp || !bytes_eq(k, keys[base + i])) continue;
+        if (which) *which = base + i;
+        if (node) *node = x;
+        return 0;
+      }
     }
   }
   return TSR_ENOTFOUND;
@@ -907,13 +932,15 @@ static bool tree_leaf_self_consistent(const mls_leaf_node *v) {
 int tree_check_new_leaf(const mls_tree *t, const mls_leaf_node *v, uint32_t at) {
   if (!v || (at != TREE_NONE && at >= tree_nl(t))) return TSR_EINVAL;
   if (!tree_leaf_self_consistent(v)) return TSR_ECAPABILITY;
-  for (uint32_t x = 0; x < t->width; x++)
-    if (t->nodes[x].type != 0 && bytes_eq(tree_enc_key_at(t, x), v->encryption_key))
-      return TSR_ETREE;
+  if (tree_find_encryption_keys(t, &v->encryption_key, 1, NULL, NULL) == 0)
+    return TSR_ETREE;
+  uint64_t sig_pre = tree_key_prefix(v->signature_key);
   for (uint32_t x = 0; x < t->width; x += 2) {
     const mls_leaf_node *l = tree_leaf_at(t, x);
     if (!l || tm_node_to_leaf(x) == at) continue;
-    if (bytes_eq(l->signature_key, v->signature_key)) return TSR_ETREE;
+    if (tree_key_prefix(l->signature_key) == sig_pre &&
+        bytes_eq(l->signature_key, v->signature_key))
+      return TSR_ETREE;
     const mls_capabilities *lc = &l->capabilities, *vc = &v->capabilities;
     if (!msg_u16_contains(lc->credentials, lc->n_credentials,
                           v->credential.credential_type) ||

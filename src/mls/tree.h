@@ -2,9 +2,11 @@
  *
  * Ownership: an mls_tree is a heap object owned by whoever created it
  * (tree_new / tree_from_ratchet_tree / tree_decode / tree_clone) and
- * released with tree_free. Every node owns a private deep copy of its
- * content, so pointers returned by tree_leaf / tree_parent stay valid
- * until that node is next changed (set, blanked, updated, removed,
+ * released with tree_free. Every node holds an immutable deep copy of its
+ * content, shared with clones (reference counted, atomically, so clones
+ * may be used from different threads) and replaced, never edited, when
+ * the node changes. Pointers returned by tree_leaf / tree_parent stay
+ * valid until that node is next changed (set, blanked, updated, removed,
  * truncated away) or the tree is freed; changing one node never
  * invalidates pointers to other nodes. Setters copy their input before
  * releasing the old node (so passing an edited copy of the node's own
@@ -159,6 +161,12 @@ int tree_verify_parent_hashes(const mls_tree *t);
 int tree_find_signature_key(const mls_tree *t, bytes_t key, uint32_t *leaf);
 /* Node index (leaf or parent) holding this encryption key; TSR_ENOTFOUND. */
 int tree_find_encryption_key(const mls_tree *t, bytes_t key, uint32_t *node);
+/* Whether any of keys[0..n) is the encryption key of some node: one pass
+ * over the tree however many keys (a path brings one per level).
+ * TSR_ENOTFOUND if none is; else 0 and, if non-NULL, *which is the index
+ * in keys of one found and *node where. */
+int tree_find_encryption_keys(const mls_tree *t, const bytes_t *keys, size_t n,
+                              size_t *which, uint32_t *node);
 
 /* --- Validation (§7.3, §7.9.2, §12.4.3.1) ---------------------------- */
 

@@ -694,11 +694,14 @@ static int treekem_check_path(const mls_tree *t, uint32_t sender,
   rc = tree_check_new_leaf(t, nl, sender);
   if (rc) return rc;
   /* Path keys must be new to the tree and distinct from each other and
-   * from the leaf key (tree_check_new_leaf covered the leaf key). */
+   * from the leaf key (tree_check_new_leaf covered the leaf key). The
+   * tree is searched once for all of them. */
+  bytes_t keys[TREE_MAX_DEPTH];
+  for (size_t i = 0; i < path->n_nodes; i++) keys[i] = path->nodes[i].encryption_key;
+  if (tree_find_encryption_keys(t, keys, path->n_nodes, NULL, NULL) == 0)
+    return TSR_ETREE;
   for (size_t i = 0; i < path->n_nodes; i++) {
     bytes_t k = path->nodes[i].encryption_key;
-    uint32_t at;
-    if (tree_find_encryption_key(t, k, &at) == 0) return TSR_ETREE;
     if (bytes_eq(k, nl->encryption_key)) return TSR_ETREE;
     for (size_t j = 0; j < i; j++)
       if (bytes_eq(k, path->nodes[j].encryption_key)) return TSR_ETREE;

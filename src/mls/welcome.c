@@ -12,15 +12,19 @@
 #define EXTERNAL_INIT_LABEL "MLS 1.0 external init secret"
 #define MAX_GI_EXT 3
 
+static void put_tree(buf_t *w, const void *tree) { tree_encode(tree, w); }
+
 /* GroupInfo of epoch e, signed by us; arrays in a, signature in sig. Its
  * encoding is enc[*enc_off, enc->len): GroupInfoTBS is exactly the
  * GroupInfo encoding without the trailing signature, so it is encoded
- * once, signed in place (the SignContent header goes into the scratch in
- * front of it) and the signature appended. With a large ratchet tree this
- * saves several copies and a second encoding. */
+ * once, with the ratchet tree written straight into it, signed in place
+ * (the SignContent header goes into the scratch in front of it) and the
+ * signature appended. With a large tree this saves several copies and a
+ * second encoding. The ratchet_tree extension in gi has no data (only
+ * enc carries it). */
 static int build_group_info(const mls_group *g, const group_epoch_state *e,
                             bool with_tree, bool with_external_pub, arena_t *a,
-                            buf_t *tree_enc, uint8_t pub[MLS_KEM_PK], buf_t *pub_enc,
+                            uint8_t pub[MLS_KEM_PK], buf_t *pub_enc,
                             uint8_t sig[MLS_SIG_LEN], mls_group_info *gi, buf_t *enc,
                             size_t *enc_off) {
   size_t h = g->suite->hash_len;
@@ -45,11 +49,11 @@ static int build_group_info(const mls_group *g, const group_epoch_state *e,
     xs[nx].extension_type = MLS_EXT_EXTERNAL_PUB;
     xs[nx++].extension_data = buf_view(pub_enc);
   }
+  size_t tree_slot = SIZE_MAX;
   if (with_tree) {
-    tree_encode(e->tree, tree_enc);
-    if (tree_enc->err) return tree_enc->err;
+    tree_slot = nx;
     xs[nx].extension_type = MLS_EXT_RATCHET_TREE;
-    xs[nx++].extension_data = buf_view(tree_enc);
+    xs[nx++].extension_data = BYTES_NONE; /* put_tree writes it */
   }
   gi->extensions.items = xs;
   gi->extensions.n = nx;
@@ -57,9 +61,8 @@ static int build_group_info(const mls_group *g, const group_epoch_state *e,
   gi->signer = e->own_leaf;
   size_t off = mls_sign_prefix_len("GroupInfoTBS");
   buf_reset(enc);
-  if (buf_reserve(enc, off + tree_enc->len + pub_enc->len + 1024) || !buf_extend(enc, off))
-    return TSR_ENOMEM;
-  msg_encode_group_info_tbs(enc, gi);
+  if (!buf_extend(enc, off)) return TSR_ENOMEM;
+  msg_encode_group_info_tbs_with(enc, gi, tree_slot, put_tree, e->tree);
   rc = enc->err ? enc->err
                 : mls_sign_with_label_at(g->suite, &g->id->sig, "GroupInfoTBS", enc->ptr,
                                          off, enc->len - off, sig);
@@ -74,15 +77,14 @@ int welcome_group_info(const mls_group *g, const group_epoch_state *e, bool with
                        bool with_external_pub, buf_t *out) {
   arena_t a;
   arena_init(&a);
-  buf_t tree, pubenc, enc;
-  buf_init(&tree);
+  buf_t pubenc, enc;
   buf_init(&pubenc);
   buf_init(&enc);
   uint8_t pub[MLS_KEM_PK], sig[MLS_SIG_LEN];
   mls_group_info gi;
   size_t before = out->len, off = 0;
-  int rc = build_group_info(g, e, with_tree, with_external_pub, &a, &tree, pub, &pubenc,
-                            sig, &gi, &enc, &off);
+  int rc = build_group_info(g, e, with_tree, with_external_pub, &a, pub, &pubenc, sig,
+                            &gi, &enc, &off);
   if (!rc) { /* MLSMessage: version, wire_format, then the GroupInfo */
     wr_u16(out, MLS_VERSION_10);
     wr_u16(out, MLS_WIRE_GROUP_INFO);
@@ -90,7 +92,6 @@ int welcome_group_info(const mls_group *g, const group_epoch_state *e, bool with
     rc = out->err;
   }
   if (rc) out->len = before;
-  buf_free(&tree);
   buf_free(&pubenc);
   buf_free(&enc);
   arena_free(&a);
@@ -107,8 +108,7 @@ int welcome_create(const mls_group *g, const group_epoch_state *next,
                    buf_t *out) {
   const mls_suite *s = g->suite;
   size_t h = s->hash_len;
-  buf_t tree, pubenc, gienc, egi, gs, ct;
-  buf_init(&tree);
+  buf_t pubenc, gienc, egi, gs, ct;
   buf_init(&pubenc);
   buf_init(&gienc);
   buf_init(&egi);
@@ -118,8 +118,8 @@ int welcome_create(const mls_group *g, const group_epoch_state *next,
   uint8_t path_secret[MLS_MAX_HASH];
   mls_group_info gi;
   size_t gi_off = 0;
-  int rc = build_group_info(g, next, with_tree, false, a, &tree, pub, &pubenc, sig, &gi,
-                            &gienc, &gi_off);
+  int rc = build_group_info(g, next, with_tree, false, a, pub, &pubenc, sig, &gi, &gienc,
+                            &gi_off);
   if (!rc)
     rc = keysched_welcome_key(s, keysched_view(&next->ks, next->ks.welcome_secret), key,
                               nonce);
@@ -174,7 +174,6 @@ int welcome_create(const mls_group *g, const group_epoch_state *next,
   secure_wipe(key, sizeof key);
   secure_wipe(nonce, sizeof nonce);
   secure_wipe(path_secret, sizeof path_secret);
-  buf_free(&tree);
   buf_free(&pubenc);
   buf_free(&gienc);
   buf_free(&egi);

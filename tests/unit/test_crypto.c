@@ -1,7 +1,11 @@
 /* Crypto provider: crypto-basics.json known answers for suites 1 and 3,
- * HKDF (RFC 5869 A.1), and the error paths of AEAD, signatures and
- * EncryptWithLabel. */
+ * HKDF (RFC 5869 A.1), HMAC (RFC 4231), signatures on both sides of the
+ * libsodium/OpenSSL size switch, and the error paths of AEAD, signatures
+ * and EncryptWithLabel. */
 #include <stdlib.h>
+#include <string.h>
+
+#include <sodium/crypto_sign_ed25519.h>
 
 #include "mls/crypto.h"
 #include "test.h"
@@ -327,6 +331,59 @@ static void test_sig_tamper(void) {
   crypto_sig_wipe(&again);
 }
 
+/* Large messages are signed by OpenSSL, small ones by libsodium: around
+ * the switch both must give libsodium's (deterministic) signature, and
+ * signing in place must equal SignWithLabel. */
+static void test_sig_large(void) {
+  mls_sig_key key;
+  CHECK_OK(crypto_sig_generate(&key));
+  const mls_suite *s = mls_suite_get(1);
+  const size_t sizes[] = {100, 16383, 16384, 100000};
+  size_t pre = mls_sign_prefix_len("GroupInfoTBS");
+  uint8_t *buf = malloc(pre + 100000);
+  CHECK(buf != NULL);
+  for (size_t i = 0; buf && i < sizeof sizes / sizeof sizes[0]; i++) {
+    size_t n = sizes[i];
+    uint8_t *msg = buf + pre;
+    for (size_t j = 0; j < n; j++) msg[j] = (uint8_t)(j * 7 + i);
+    uint8_t mine[MLS_SIG_LEN], ref[MLS_SIG_LEN];
+    CHECK_OK(crypto_sig_sign(&key, BYTES(msg, n), mine));
+    CHECK(crypto_sign_ed25519_detached(ref, NULL, msg, n, key.sk) == 0);
+    CHECK_BYTES(BYTES(mine, sizeof mine), BYTES(ref, sizeof ref));
+    CHECK_OK(crypto_sig_verify(BYTES(key.pk, MLS_SIG_PK), BYTES(msg, n),
+                               BYTES(mine, sizeof mine)));
+    CHECK_OK(mls_sign_with_label(s, &key, "GroupInfoTBS", BYTES(msg, n), ref));
+    CHECK_OK(mls_sign_with_label_at(s, &key, "GroupInfoTBS", buf, pre, n, mine));
+    CHECK_BYTES(BYTES(mine, sizeof mine), BYTES(ref, sizeof ref));
+    CHECK_OK(mls_verify_with_label(s, BYTES(key.pk, MLS_SIG_PK), "GroupInfoTBS",
+                                   BYTES(msg, n), BYTES(mine, sizeof mine)));
+  }
+  free(buf);
+  crypto_sig_wipe(&key);
+}
+
+/* RFC 4231 test cases 2 (short key) and 6 (key longer than a block). */
+static void test_hmac_rfc4231(void) {
+  const mls_suite *s = mls_suite_get(1);
+  uint8_t out[32], key[131];
+  buf_t want;
+  buf_init(&want);
+  const char *d2 = "what do ya want for nothing?";
+  CHECK_OK(crypto_hmac(s, BYTES("Jefe", 4), BYTES(d2, strlen(d2)), out));
+  CHECK_OK(hex_decode("5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843",
+                      &want));
+  CHECK_BYTES(BYTES(out, sizeof out), buf_view(&want));
+  memset(key, 0xaa, sizeof key);
+  const char *d6 = "Test Using Larger Than Block-Size Key - Hash Key First";
+  CHECK_OK(crypto_hmac(s, BYTES(key, sizeof key), BYTES(d6, strlen(d6)), out));
+  buf_free(&want);
+  buf_init(&want);
+  CHECK_OK(hex_decode("60e431591ee0b67f0d8a26aacbf5b77f8e0bc6213728c5140546040f0ee37f54",
+                      &want));
+  CHECK_BYTES(BYTES(out, sizeof out), buf_view(&want));
+  buf_free(&want);
+}
+
 static void test_dh(void) {
   uint8_t a[32], b[32], pa[32], pb[32], s1[32], s2[32];
   crypto_random(a, 32);
@@ -402,6 +459,8 @@ int main(void) {
   RUN(test_vectors_crypto_basics);
   RUN(test_aead_tamper);
   RUN(test_sig_tamper);
+  RUN(test_sig_large);
+  RUN(test_hmac_rfc4231);
   RUN(test_dh);
   RUN(test_encrypt_with_label_errors);
   return test_report("crypto");
