@@ -24,14 +24,16 @@ void tsr_mls_free(void *p, size_t len) {
   free(p);
 }
 
-/* Moves a buf_t's content to a malloc'ed block owned by the caller. */
+/* Hands a buf_t's storage to the caller (no copy: the block is malloc'ed
+ * and tsr_mls_free releases it); b is left empty. */
 static int hand_out(buf_t *b, uint8_t **out, size_t *out_len) {
   if (b->err) return b->err;
-  uint8_t *p = malloc(b->len ? b->len : 1);
-  if (!p) return TSR_ENOMEM;
-  if (b->len) memcpy(p, b->ptr, b->len);
-  *out = p;
+  if (!b->ptr && buf_reserve(b, 1)) return b->err;
+  /* tsr_mls_free wipes only len bytes: clear any slack now. */
+  secure_wipe(b->ptr + b->len, b->cap - b->len);
+  *out = b->ptr;
   *out_len = b->len;
+  buf_init(b);
   return 0;
 }
 
