@@ -1,8 +1,8 @@
 /* MLS benchmarks (make bench). Figures go to docs/benchmarks.md.
  *
- *  1. protect + unprotect of a 100-byte application message, next to the
- *     floor measured in the same run: one Ed25519 sign + verify (libsodium)
- *     plus one AEAD seal + open of the same size. Reported as a ratio.
+ *  1. protect + unprotect of a 100-byte (and a 1 KiB) application message,
+ *     next to the floor measured in the same run: one Ed25519 sign + verify
+ *     (libsodium) plus one AEAD seal + open of the same size, as a ratio.
  *  2. add-member commit with UpdatePath: create (committer) and process
  *     (another member) at 2, 16, 128, 1024 and 4096 members.
  *  3. Welcome processing at 1024 members.
@@ -114,8 +114,8 @@ static group_set make_group(uint16_t suite, unsigned members, bool steady) {
       list[i] = kps[i].kp;
       lens[i] = kps[i].kp_len;
     }
-    tsr_mls_commit_params p = {.add_key_packages = list, .add_key_package_lens = lens,
-                               .n_adds = batch};
+    tsr_mls_commit_params p = {
+        .add_key_packages = list, .add_key_package_lens = lens, .n_adds = batch};
     uint8_t *c, *w;
     size_t c_len, w_len;
     must(tsr_mls_group_commit(s.m[0].g, &p, &c, &c_len, &w, &w_len), "commit add");
@@ -157,8 +157,8 @@ static group_set make_group(uint16_t suite, unsigned members, bool steady) {
 /* Commits adding one key package, merges it, returns the Welcome. */
 static void add_one(tsr_mls_group *g, const key_package *k, uint8_t **w, size_t *w_len) {
   const uint8_t *list[1] = {k->kp};
-  tsr_mls_commit_params p = {.add_key_packages = list, .add_key_package_lens = &k->kp_len,
-                             .n_adds = 1};
+  tsr_mls_commit_params p = {
+      .add_key_packages = list, .add_key_package_lens = &k->kp_len, .n_adds = 1};
   uint8_t *c;
   size_t c_len;
   must(tsr_mls_group_commit(g, &p, &c, &c_len, w, w_len), "commit add");
@@ -173,11 +173,11 @@ static void free_group_set(group_set *s) {
   }
 }
 
-static void bench_protect(uint16_t suite, int runs) {
+static void bench_protect(uint16_t suite, size_t size, int runs) {
   group_set p = make_group(suite, 2, false);
   tsr_mls_group *a = p.m[0].g, *b = p.m[1].g;
-  uint8_t pt[100];
-  memset(pt, 'x', sizeof pt);
+  uint8_t pt[1024];
+  memset(pt, 'x', size);
   enum { N = 2000 };
   double *t = calloc((size_t)runs, sizeof *t), *f = calloc((size_t)runs, sizeof *f);
   const mls_suite *s = mls_suite_get(suite);
@@ -191,7 +191,7 @@ static void bench_protect(uint16_t suite, int runs) {
       uint8_t *m;
       size_t m_len;
       tsr_mls_event ev;
-      must(tsr_mls_group_protect(a, pt, sizeof pt, NULL, 0, &m, &m_len), "protect");
+      must(tsr_mls_group_protect(a, pt, size, NULL, 0, &m, &m_len), "protect");
       must(tsr_mls_group_process(b, m, m_len, &ev), "unprotect");
       tsr_mls_event_clear(&ev);
       tsr_mls_free(m, m_len);
@@ -199,20 +199,20 @@ static void bench_protect(uint16_t suite, int runs) {
     t[r] = (now_us() - t0) / N;
     t0 = now_us();
     for (int i = 0; i < N; i++) {
-      crypto_sig_sign(&key, BYTES(pt, sizeof pt), sig);
-      if (crypto_sig_verify(BYTES(key.pk, 32), BYTES(pt, sizeof pt), BYTES(sig, 64)))
-        exit(1);
-      crypto_aead_seal(s, aead_key, nonce, BYTES_NONE, BYTES(pt, sizeof pt), ct);
-      if (crypto_aead_open(s, aead_key, nonce, BYTES_NONE, BYTES(ct, sizeof ct), back))
+      crypto_sig_sign(&key, BYTES(pt, size), sig);
+      if (crypto_sig_verify(BYTES(key.pk, 32), BYTES(pt, size), BYTES(sig, 64))) exit(1);
+      crypto_aead_seal(s, aead_key, nonce, BYTES_NONE, BYTES(pt, size), ct);
+      if (crypto_aead_open(s, aead_key, nonce, BYTES_NONE, BYTES(ct, size + MLS_AEAD_TAG),
+                           back))
         exit(1);
     }
     f[r] = (now_us() - t0) / N;
   }
   double mt = median(t, runs), mf = median(f, runs);
   printf(
-      "suite %u  protect+unprotect 100 B: %.1f us   floor (sign+verify+AEAD seal/open): "
+      "suite %u  protect+unprotect %4zu B: %.1f us   floor (sign+verify+AEAD seal/open): "
       "%.1f us   ratio %.2f\n",
-      suite, mt, mf, mt / mf);
+      suite, size, mt, mf, mt / mf);
   free(t);
   free(f);
   crypto_sig_wipe(&key);
@@ -328,11 +328,15 @@ int main(int argc, char **argv) {
   must(tsr_mls_init(), "init");
   const uint16_t suites[] = {TSR_MLS_SUITE_1, TSR_MLS_SUITE_3};
   if (!only || !strcmp(only, "protect"))
-    for (size_t i = 0; i < 2; i++) bench_protect(suites[i], runs);
+    for (size_t i = 0; i < 2; i++) {
+      bench_protect(suites[i], 100, runs);
+      bench_protect(suites[i], 1024, runs);
+    }
   const unsigned sizes[] = {2, 16, 128, 1024, 4096};
   if (!only || !strcmp(only, "commit")) {
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
-      if (!members || members == sizes[i]) bench_commit(TSR_MLS_SUITE_1, sizes[i], true, runs);
+      if (!members || members == sizes[i])
+        bench_commit(TSR_MLS_SUITE_1, sizes[i], true, runs);
     if (!members) bench_commit(TSR_MLS_SUITE_1, 1024, false, runs);
   }
   if (!only || !strcmp(only, "welcome"))
