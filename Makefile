@@ -12,10 +12,14 @@ build: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release
 
-# Sanitizer build (gcc, ASan+UBSan), a clang -Werror build, then every test.
+# Sanitizer build (gcc, ASan+UBSan), the optimised gcc build and a clang
+# build (all -Werror: some warnings appear only when optimising), then
+# every test against the sanitizer build.
 test: deps
 	@cmake --preset asan >/dev/null
 	@cmake --build build/asan
+	@cmake --preset release >/dev/null
+	@cmake --build build/release
 	@cmake --preset clang >/dev/null
 	@cmake --build build/clang
 	@scripts/run-tests.sh build/asan
