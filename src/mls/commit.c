@@ -398,13 +398,7 @@ static int commit_create(mls_group *g, const group_commit_params *p,
   framing_ctx ctx;
   group_framing_ctx(g, &g->ep, &ctx);
   if (!rc) {
-    ac.wire_format =
-        g->cfg.encrypt_handshake ? MLS_WIRE_PRIVATE_MESSAGE : MLS_WIRE_PUBLIC_MESSAGE;
-    ac.content.group_id = buf_view(&g->group_id);
-    ac.content.epoch = g->ep.epoch;
-    ac.content.sender.sender_type = MLS_SENDER_MEMBER;
-    ac.content.sender.index = g->ep.own_leaf;
-    ac.content.content_type = MLS_CONTENT_COMMIT;
+    group_member_content(g, MLS_CONTENT_COMMIT, &ac);
     ac.content.commit.proposals = pors;
     ac.content.commit.n_proposals = n;
     ac.content.commit.has_path = has_path;

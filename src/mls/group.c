@@ -440,26 +440,42 @@ int group_free_leaf(mls_tree *t, const mls_leaf_node *filler, uint32_t *leaf) {
 int group_epoch_finish(const mls_group *g, group_epoch_state *e, bytes_t init_secret,
                        bytes_t commit_secret, bytes_t psk_secret, bytes_t tag_in) {
   const mls_suite *s = g->suite;
-  size_t h = s->hash_len;
   int rc = group_epoch_encode_gc(g, e);
   if (!rc)
     rc = keysched_derive(&e->ks, s, init_secret, commit_secret, psk_secret,
                          buf_view(&e->gc));
-  uint8_t tag[MLS_MAX_HASH];
-  if (!rc) rc = keysched_confirmation_tag(&e->ks, BYTES(e->confirmed_th, h), tag);
-  if (!rc && tag_in.len && !bytes_eq_ct(tag_in, BYTES(tag, h))) rc = TSR_EVERIFY;
-  if (!rc) {
-    memcpy(e->confirmation_tag, tag, h);
-    buf_t in;
-    buf_init(&in);
-    wr_opaque(&in, BYTES(tag, h));
-    rc = in.err ? in.err
-                : keysched_interim_hash(s, BYTES(e->confirmed_th, h), buf_view(&in),
-                                        e->interim_th);
-    buf_free(&in);
-  }
+  if (!rc) rc = group_epoch_confirm(e, tag_in);
   if (!rc) rc = group_epoch_init_secret_tree(g, e);
   return rc;
+}
+
+int group_epoch_confirm(group_epoch_state *e, bytes_t tag_in) {
+  const mls_suite *s = e->ks.suite;
+  size_t h = s->hash_len;
+  uint8_t tag[MLS_MAX_HASH];
+  int rc = keysched_confirmation_tag(&e->ks, BYTES(e->confirmed_th, h), tag);
+  if (!rc && tag_in.len && !bytes_eq_ct(tag_in, BYTES(tag, h))) rc = TSR_EVERIFY;
+  if (rc) return rc;
+  memcpy(e->confirmation_tag, tag, h);
+  /* InterimTranscriptHashInput is the tag as an opaque<V>: Nh < 64, so
+   * its header is the single byte Nh. */
+  uint8_t in[1 + MLS_MAX_HASH];
+  in[0] = (uint8_t)h;
+  memcpy(in + 1, tag, h);
+  return keysched_interim_hash(s, BYTES(e->confirmed_th, h), BYTES(in, 1 + h),
+                               e->interim_th);
+}
+
+void group_member_content(const mls_group *g, uint8_t content_type,
+                          mls_authenticated_content *ac) {
+  memset(ac, 0, sizeof *ac);
+  ac->wire_format =
+      g->cfg.encrypt_handshake ? MLS_WIRE_PRIVATE_MESSAGE : MLS_WIRE_PUBLIC_MESSAGE;
+  ac->content.group_id = buf_view(&g->group_id);
+  ac->content.epoch = g->ep.epoch;
+  ac->content.sender.sender_type = MLS_SENDER_MEMBER;
+  ac->content.sender.index = g->ep.own_leaf;
+  ac->content.content_type = content_type;
 }
 
 /* --- Creation ---------------------------------------------------------------- */
@@ -698,14 +714,9 @@ int group_protect(mls_group *g, bytes_t pt, bytes_t aad, buf_t *msg) {
   framing_ctx ctx;
   group_framing_ctx(g, &g->ep, &ctx);
   mls_authenticated_content ac;
-  memset(&ac, 0, sizeof ac);
-  ac.wire_format = MLS_WIRE_PRIVATE_MESSAGE;
-  ac.content.group_id = buf_view(&g->group_id);
-  ac.content.epoch = g->ep.epoch;
-  ac.content.sender.sender_type = MLS_SENDER_MEMBER;
-  ac.content.sender.index = g->ep.own_leaf;
+  group_member_content(g, MLS_CONTENT_APPLICATION, &ac);
+  ac.wire_format = MLS_WIRE_PRIVATE_MESSAGE; /* application data is never public */
   ac.content.authenticated_data = aad;
-  ac.content.content_type = MLS_CONTENT_APPLICATION;
   ac.content.application_data = pt;
   uint8_t sig[MLS_SIG_LEN];
   int rc = framing_sign(&ctx, &ac, sig);

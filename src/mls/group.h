@@ -489,6 +489,15 @@ int group_free_leaf(mls_tree *t, const mls_leaf_node *filler, uint32_t *leaf);
  * (empty: compute into e->confirmation_tag only). */
 int group_epoch_finish(const mls_group *g, group_epoch_state *e, bytes_t init_secret,
                        bytes_t commit_secret, bytes_t psk_secret, bytes_t tag_in);
+/* The confirmation step shared by commits and joins, once e->ks holds the
+ * epoch's secrets: computes the confirmation tag (and checks it equals
+ * tag_in unless tag_in is empty: TSR_EVERIFY), stores it and derives the
+ * interim transcript hash. */
+int group_epoch_confirm(group_epoch_state *e, bytes_t tag_in);
+/* Fills the FramedContent header of content sent by this member in the
+ * current epoch (handshake wire format from the configuration). */
+void group_member_content(const mls_group *g, uint8_t content_type,
+                          mls_authenticated_content *ac);
 
 /* keypackage.c */
 /* LeafNode template with our capabilities (views into static data and id). */

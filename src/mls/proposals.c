@@ -405,14 +405,7 @@ static int send_proposal(mls_group *g, const mls_proposal *p, const uint8_t *upd
   framing_ctx ctx;
   group_framing_ctx(g, &g->ep, &ctx);
   mls_authenticated_content ac;
-  memset(&ac, 0, sizeof ac);
-  ac.wire_format =
-      g->cfg.encrypt_handshake ? MLS_WIRE_PRIVATE_MESSAGE : MLS_WIRE_PUBLIC_MESSAGE;
-  ac.content.group_id = buf_view(&g->group_id);
-  ac.content.epoch = g->ep.epoch;
-  ac.content.sender.sender_type = MLS_SENDER_MEMBER;
-  ac.content.sender.index = g->ep.own_leaf;
-  ac.content.content_type = MLS_CONTENT_PROPOSAL;
+  group_member_content(g, MLS_CONTENT_PROPOSAL, &ac);
   ac.content.proposal = *p;
   uint8_t sig[MLS_SIG_LEN];
   buf_t enc;

@@ -467,19 +467,9 @@ int group_join(const group_identity *id, const group_config *cfg,
     rc = keysched_from_joiner(&e->ks, s, gs.joiner_secret,
                               gs.n_psks ? BYTES(psk_secret, h) : BYTES_NONE,
                               buf_view(&e->gc));
-  uint8_t tag[MLS_MAX_HASH];
-  if (!rc) rc = keysched_confirmation_tag(&e->ks, BYTES(e->confirmed_th, h), tag);
-  if (!rc && !bytes_eq_ct(BYTES(tag, h), gi.confirmation_tag)) rc = TSR_EVERIFY;
-  if (!rc) {
-    memcpy(e->confirmation_tag, tag, h);
-    buf_t in;
-    buf_init(&in);
-    wr_opaque(&in, BYTES(tag, h));
-    rc = in.err ? in.err
-                : keysched_interim_hash(s, BYTES(e->confirmed_th, h), buf_view(&in),
-                                        e->interim_th);
-    buf_free(&in);
-  }
+  /* An empty tag would skip the check: a GroupInfo must carry one. */
+  if (!rc && gi.confirmation_tag.len != h) rc = TSR_EVERIFY;
+  if (!rc) rc = group_epoch_confirm(e, gi.confirmation_tag);
   if (!rc) {
     keysched_forget_joiner(&e->ks);
     rc = group_epoch_init_secret_tree(g, e);
