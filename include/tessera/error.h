@@ -33,6 +33,7 @@ enum tsr_error {
   TSR_ECAPABILITY = -18,  /* a member lacks a required capability */
   TSR_ETREE = -19,        /* ratchet tree invalid (hashes, keys, structure) */
   TSR_ELIMIT = -20,       /* a configured size or count limit was exceeded */
+  TSR_ECONFLICT = -21,    /* already exists, or conflicts with stored state */
 };
 
 /* Human-readable description of an error code. Never NULL; static storage. */

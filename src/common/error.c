@@ -31,6 +31,7 @@ static const struct entry table[] = {
     {TSR_ECAPABILITY, "TSR_ECAPABILITY", "required capability missing"},
     {TSR_ETREE, "TSR_ETREE", "invalid ratchet tree"},
     {TSR_ELIMIT, "TSR_ELIMIT", "size or count limit exceeded"},
+    {TSR_ECONFLICT, "TSR_ECONFLICT", "already exists or conflicts"},
 };
 
 static const struct entry *find(int err) {
