@@ -1,5 +1,5 @@
 # Thin front end over CMake presets. See README.md.
-.PHONY: all build test test-only clang bench fuzz format deps clean
+.PHONY: all build run test test-only clang bench fuzz format deps clean
 
 FUZZ_SECONDS ?= 20
 
@@ -11,6 +11,13 @@ deps:
 build: deps
 	@cmake --preset release >/dev/null
 	@cmake --build build/release
+
+# Starts the server on ./data (Ctrl-C drains and stops it).
+run: build
+	@mkdir -p data
+	@echo "tesserad on http://127.0.0.1:8080 - try: curl http://127.0.0.1:8080/health"
+	@echo "  metrics: curl http://127.0.0.1:8080/metrics; WebSocket: ws://127.0.0.1:8080/v1/ws (subprotocol tessera.v1)"
+	@build/release/tesserad --data-dir ./data --listen 127.0.0.1:8080
 
 # Sanitizer build (gcc, ASan+UBSan), the optimised gcc build and a clang
 # build (all -Werror: some warnings appear only when optimising), then

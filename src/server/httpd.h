@@ -1,0 +1,85 @@
+/* HTTP/1.1 on tesserad: request framing, the route table, built-in routes.
+ *
+ * Requests are parsed in place by proto/http.h, one after another from a
+ * connection's input, and answered in order (pipelining). Bodies with
+ * Content-Length or chunked coding are collected before the handler runs;
+ * "Expect: 100-continue" gets its interim response when the body is
+ * missing, or 413 straight away when it would be too large. Header, target
+ * and body limits come from the configuration (431, 414, 413). A request
+ * must arrive whole within request_timeout (else 408); an idle keep-alive
+ * connection is closed after http_idle_timeout. While a connection's
+ * pending output is over half of max_write_buffer, its further pipelined
+ * requests stay unparsed (back-pressure) instead of growing the queue.
+ *
+ * Routes: method + path prefix -> handler. A prefix matches the path itself
+ * and anything below it ("/v1/users" matches "/v1/users/7", not
+ * "/v1/usersx"). Registered before the workers start (from main), read-only
+ * afterwards, so every worker shares the table. HEAD is served by the GET
+ * route without a body.
+ *
+ * Threads: everything runs on the connection's loop thread. */
+#ifndef TSR_SERVER_HTTPD_H
+#define TSR_SERVER_HTTPD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bytes.h"
+#include "proto/http.h"
+#include "server/conn.h"
+
+#define HTTPD_MAX_ROUTES 64
+#define HTTPD_MAX_RESP_HEADERS 8
+
+/* What a handler sees. Views point into the connection's input and are
+ * valid only during the call. */
+typedef struct {
+  conn *conn;
+  const http_request *req;
+  bytes_t body; /* decoded body (empty when none) */
+} httpd_req;
+
+/* What a handler fills. status defaults to 200 and content_type to
+ * "application/json"; body is a worker scratch buffer already reset. Header
+ * names and values must outlive the call (static strings) or live in
+ * hdr_store. */
+typedef struct {
+  int status;
+  const char *content_type;
+  buf_t *body;
+  http_header headers[HTTPD_MAX_RESP_HEADERS];
+  size_t n_headers;
+  char hdr_store[256];
+} httpd_resp;
+
+/* Returns 0 when resp is the answer; a negative value makes a 500. */
+typedef int (*httpd_handler)(const httpd_req *req, httpd_resp *resp);
+
+/* Adds a route. Returns 0, TSR_ELIMIT (table full) or TSR_EINVAL. Call
+ * before the workers start. prefix must be static storage. */
+int httpd_route_add(http_method method, const char *prefix, httpd_handler fn);
+
+/* Registers /health and /metrics (and /debug/echo when enabled). */
+int httpd_builtin_routes(bool debug_routes);
+
+/* Sets resp to a JSON error {"error":{"code":code,"message":msg}}. */
+void httpd_resp_error(httpd_resp *resp, int status, const char *code, const char *msg);
+/* Appends a header to resp (strings must outlive the call). */
+void httpd_resp_header(httpd_resp *resp, const char *name, const char *value);
+
+/* Called by conn.c: parses and answers requests from p[0..n) and returns
+ * the bytes used (a partial request stays for later). */
+size_t httpd_input(conn *c, uint8_t *p, size_t n);
+/* Timer fired in the HTTP state: 408 for a partial request, or close. */
+void httpd_on_timeout(conn *c);
+/* Re-arms the request or idle timer after input was processed. */
+void httpd_arm_timer(conn *c);
+/* Writes a whole response with a JSON error body and marks the conn to
+ * close after it (used for framing errors, where the rest is unreadable). */
+void httpd_fail(conn *c, int status, const char *code, const char *msg);
+
+/* Draining: a conn with no partial request is closed now; others get
+ * "Connection: close" on their next response. */
+void httpd_drain(conn *c);
+
+#endif

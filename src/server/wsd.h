@@ -1,0 +1,116 @@
+/* WebSocket sessions on tesserad (RFC 6455, subprotocol "tessera.v1").
+ *
+ * Handshake: GET /v1/ws with Upgrade/Connection, Sec-WebSocket-Version 13
+ * (else 426 naming version 13), a valid Sec-WebSocket-Key (else 400) and
+ * "tessera.v1" among the offered subprotocols (else 400: a client that does
+ * not speak our protocol must not get a session). No request body.
+ *
+ * Frames: client frames must be masked (else close 1002); fragmentation and
+ * interleaved control frames are handled; text must be valid UTF-8 across
+ * fragments (else close 1007); a message over max_ws_message closes with
+ * 1009; binary messages close with 1003 (tessera frames are JSON text).
+ *
+ * Messages: each text message is one JSON object {"op": "...", "id": ...,
+ * ...}. It is dispatched by op to the handler table and gets exactly one
+ * reply, {"id":<id>,"ok":{...}} or {"id":<id>,"error":{"code":"...",
+ * "message":"..."}}, where <id> is the request's id echoed verbatim (a
+ * string or an integer). A message that is not JSON, is not an object, or
+ * lacks a usable id gets an error reply with "id":null (codes bad_json,
+ * bad_request) and the session stays open: garbage costs the sender one
+ * reply, and keeping the session makes client bugs visible instead of
+ * turning them into reconnect loops. Unknown op: error "unknown_op".
+ *
+ * Liveness: the server pings. A session silent for ws_ping_interval gets a
+ * Ping; if nothing at all arrives within ws_pong_timeout after it, the
+ * connection is dropped. Any frame from the client counts as life, so
+ * clients need not ping (they may). Server-side pings keep the cost of
+ * liveness on one timer per session and need no client cooperation.
+ *
+ * Closing: the server answers a Close with a Close (echoing the code) and
+ * then shuts the TCP connection; a Close we start (errors, SIGTERM with
+ * 1001) waits close_timeout for the peer's Close.
+ *
+ * Threads: handlers, replies and hooks run on the session's loop thread.
+ * Op tables and hooks are set before the workers start. */
+#ifndef TSR_SERVER_WSD_H
+#define TSR_SERVER_WSD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "proto/json.h"
+#include "server/conn.h"
+#include "server/httpd.h"
+
+#define WSD_MAX_OPS 128
+#define WSD_ID_MAX 128 /* bytes of the id as JSON text */
+#define WSD_DEFERRED 1 /* handler result: the reply comes later (wsd_complete_*) */
+
+/* One request being handled. Views point into the message and are valid
+ * only during the handler call. */
+typedef struct {
+  conn *conn;
+  const char *text; /* the whole message */
+  size_t len;
+  const json_token *toks; /* json_parse result; toks[0] is the root object */
+  int ntoks;
+  const char *id; /* the id as JSON text (string with quotes, or integer) */
+  size_t id_len;
+  json_writer *ok;      /* inside the "ok" object: write members only */
+  const char *err_code; /* set via wsd_call_error */
+  char err_msg[160];
+} wsd_call;
+
+/* Returns 0 (reply ok with what was written to call->ok), WSD_DEFERRED
+ * (after wsd_defer), or a negative value (reply with the error set by
+ * wsd_call_error, or "internal"). */
+typedef int (*wsd_handler)(wsd_call *call);
+
+/* Registers op (static storage). Returns 0, TSR_EINVAL or TSR_ELIMIT. */
+int wsd_op_add(const char *op, wsd_handler fn);
+/* Registers the built-in ops: "ping" -> ok {}. */
+int wsd_builtin_ops(void);
+
+/* Sets the error of call and returns -1, for `return wsd_call_error(...)`.
+ * code is a stable snake_case word (static storage). */
+int wsd_call_error(wsd_call *call, const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* A reply owed later: the session (weakly) and the request id. Plain value
+ * owned by whoever completes it. */
+typedef struct {
+  conn_ref ref;
+  uint8_t id_len;
+  char id[WSD_ID_MAX];
+} wsd_ticket;
+
+/* Fills t for the current call; the handler then returns WSD_DEFERRED. */
+void wsd_defer(const wsd_call *call, wsd_ticket *t);
+/* Sends the deferred reply, on the session's loop thread. ok_json is one
+ * JSON object; or, when err_code is not NULL, an error. Dropped silently
+ * when the session has gone. */
+void wsd_complete(const wsd_ticket *t, const char *ok_json, size_t ok_len,
+                  const char *err_code, const char *err_msg);
+
+/* Session hooks for the accounts module: on_open after the 101 is queued,
+ * on_close exactly once when the session ends (conn->session is theirs). */
+void wsd_set_hooks(void (*on_open)(conn *c), void (*on_close)(conn *c));
+
+/* Sends one server-initiated text message (a push). Returns 0, or TSR_ENOMEM
+ * (the conn is then closing). The slow-reader limit applies. */
+int wsd_send_text(conn *c, const char *text, size_t len);
+
+/* Starts the closing handshake with code and reason (UTF-8, <= 123 bytes). */
+void wsd_close(conn *c, uint16_t code, const char *reason);
+
+/* Called by httpd for GET /v1/ws: returns 1 when the 101 response was
+ * queued and the conn is now a session, 0 when resp holds the refusal. */
+int wsd_handshake(conn *c, const http_request *req, bytes_t body, httpd_resp *resp);
+/* Called by conn.c: parses frames from p[0..n), returns bytes used. */
+size_t wsd_input(conn *c, uint8_t *p, size_t n);
+/* Timer fired in CONN_WS: ping, or drop after an unanswered ping. */
+void wsd_on_timeout(conn *c);
+/* The session is ending (conn leaves CONN_WS/CONN_WS_CLOSING). */
+void wsd_on_close(conn *c);
+
+#endif
