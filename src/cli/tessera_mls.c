@@ -82,15 +82,13 @@ static int read_file(const char *path, uint8_t **out, size_t *len) {
   return 0;
 }
 
+/* "-" is standard input. */
 static void read_input(const char *path, uint8_t **out, size_t *len) {
+  if (!strcmp(path, "-")) path = "/dev/stdin";
   if (read_file(path, out, len)) die("cannot read %s: %s", path, strerror(errno));
 }
 
-static void write_file(const char *path, const uint8_t *data, size_t len, mode_t mode) {
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
-  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, mode);
-  if (fd < 0) die("cannot write %s: %s", path, strerror(errno));
+static void write_all(int fd, const char *path, const uint8_t *data, size_t len) {
   size_t off = 0;
   while (off < len) {
     ssize_t w = write(fd, data + off, len - off);
@@ -98,8 +96,32 @@ static void write_file(const char *path, const uint8_t *data, size_t len, mode_t
     if (w <= 0) die("cannot write %s: %s", path, strerror(errno));
     off += (size_t)w;
   }
+}
+
+/* State files are replaced atomically: an interrupted command leaves the
+ * previous state intact. */
+static void write_state(const char *path, const uint8_t *data, size_t len) {
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp%ld", path, (long)getpid());
+  int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  if (fd < 0) die("cannot write %s: %s", path, strerror(errno));
+  write_all(fd, path, data, len);
   if (fsync(fd) || close(fd)) die("cannot write %s: %s", path, strerror(errno));
   if (rename(tmp, path)) die("cannot write %s: %s", path, strerror(errno));
+}
+
+/* Outputs the user names are written in place (so a pipe works); "-" is
+ * standard output. */
+static void write_output(const char *path, const uint8_t *data, size_t len, mode_t mode) {
+  if (!strcmp(path, "-")) {
+    write_all(STDOUT_FILENO, "standard output", data, len);
+    if (fflush(stdout)) die("cannot write standard output");
+    return;
+  }
+  int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, mode);
+  if (fd < 0) die("cannot write %s: %s", path, strerror(errno));
+  write_all(fd, path, data, len);
+  if (close(fd)) die("cannot write %s: %s", path, strerror(errno));
 }
 
 static void ensure_state_dir(void) {
@@ -125,7 +147,7 @@ static void save_identity(const tsr_mls_identity *id) {
   uint8_t *data;
   size_t len;
   check(tsr_mls_identity_save(id, &data, &len), "saving identity");
-  write_file(state_path("identity"), data, len, 0600);
+  write_state(state_path("identity"), data, len);
   tsr_mls_free(data, len);
 }
 
@@ -162,7 +184,7 @@ static void save_group(const tsr_mls_group *g) {
   size_t len;
   check(tsr_mls_group_save(g, &data, &len), "saving group state");
   ensure_state_dir();
-  write_file(state_path("group"), data, len, 0600);
+  write_state(state_path("group"), data, len);
   tsr_mls_free(data, len);
 }
 
@@ -244,7 +266,7 @@ static const char *need(const char *v, const char *flag) {
 }
 
 static void write_blob(const char *path, uint8_t *data, size_t len) {
-  write_file(path, data, len, 0644);
+  write_output(path, data, len, 0644);
   tsr_mls_free(data, len);
 }
 
@@ -261,7 +283,7 @@ static int cmd_keypackage(int suite, const opts *o) {
     snprintf(name, sizeof name, "kp-%u.secret", n);
     if (access(state_path(name), F_OK)) break;
   }
-  write_file(state_path(name), secret, secret_len, 0600);
+  write_state(state_path(name), secret, secret_len);
   tsr_mls_free(secret, secret_len);
   write_blob(o->out, kp, kp_len);
   tsr_mls_identity_free(id);
@@ -411,7 +433,7 @@ static int cmd_unprotect(const opts *o) {
     die("not an application message");
   }
   save_group(g); /* the consumed key is gone: a replay is refused */
-  write_file(o->out, ev.data, ev.len, 0600);
+  write_output(o->out, ev.data, ev.len, 0600);
   tsr_mls_event_clear(&ev);
   tsr_mls_group_free(g);
   free(m);

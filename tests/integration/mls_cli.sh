@@ -105,6 +105,11 @@ head -c 20 "$work/m2" >"$work/m2.short"
 check_fails "truncated refused" "$ours" --state "$work/bob1" unprotect --in "$work/m2.short" --out "$work/got"
 check "genuine still accepted" "$ours" --state "$work/bob1" unprotect --in "$work/m2" --out "$work/got"
 
+# "-" is standard input and output, so the tool works in a pipe.
+piped=$(printf 'through a pipe' | "$ours" --state "$work/alice1" protect --in - --out - |
+  "$ours" --state "$work/bob1" unprotect --in - --out - 2>/dev/null)
+check_eq "stdin/stdout pipe" "through a pipe" "$piped"
+
 if [[ -x $peer ]]; then
   for s in 1 3; do
     tool=([ta$s]=$ours [pb$s]=$peer [tc$s]=$ours)
