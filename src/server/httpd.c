@@ -17,6 +17,9 @@ typedef struct {
   httpd_handler fn;
 } route;
 
+/* conn.spare bit: an answer of this HTTP connection is deferred. */
+#define SPARE_DEFERRED 1u
+
 static route routes[HTTPD_MAX_ROUTES];
 static size_t nroutes;
 
@@ -147,7 +150,9 @@ static void handle_request(conn *c, const http_request *req, bytes_t body) {
                      st == 404 ? "no such resource" : "method not allowed here");
   } else {
     httpd_req hr = {.conn = c, .req = req, .body = body};
-    if (found->fn(&hr, &resp) < 0 || resp.body->err) {
+    int rc = found->fn(&hr, &resp);
+    if (rc == HTTPD_DEFERRED && (c->spare & SPARE_DEFERRED)) return;
+    if (rc != 0 || resp.body->err) {
       resp.n_headers = 0;
       httpd_resp_error(&resp, 500, "internal", "internal error");
     }
@@ -177,7 +182,7 @@ size_t httpd_input(conn *c, uint8_t *p, size_t n) {
   size_t off = 0;
   while (off < n && conn_state(c) == CONN_HTTP) {
     if (conn_flags(c) & (CONN_F_DEAD | CONN_F_CLOSE_AFTER)) return n; /* rest is moot */
-    if (conn_pending(c) > w->cfg->max_write_buffer / 2) {
+    if (conn_pending(c) > w->cfg->max_write_buffer / 2 || (c->spare & SPARE_DEFERRED)) {
       conn_flags(c) |= CONN_F_PAUSED;
       break;
     }
@@ -246,9 +251,42 @@ size_t httpd_input(conn *c, uint8_t *p, size_t n) {
   return off;
 }
 
+void httpd_defer(const httpd_req *req, httpd_ticket *t) {
+  conn *c = req->conn;
+  c->spare |= SPARE_DEFERRED;
+  *t = (httpd_ticket){.ref = conn_ref_of(c),
+                      .t0_us = now_us(),
+                      .keep = req->req->keep_alive,
+                      .http10 = req->req->minor_version == 0,
+                      .head_only = req->req->method == HTTP_HEAD};
+}
+
+void httpd_resp_init(httpd_resp *resp) {
+  worker *w = worker_self;
+  buf_reset(&w->body);
+  *resp =
+      (httpd_resp){.status = 200, .content_type = "application/json", .body = &w->body};
+}
+
+void httpd_complete(const httpd_ticket *t, httpd_resp *resp) {
+  conn *c = conn_ref_get(t->ref);
+  if (!c || conn_state(c) != CONN_HTTP || !(c->spare & SPARE_DEFERRED)) return;
+  c->spare &= ~SPARE_DEFERRED;
+  worker *w = conn_worker(c);
+  if (resp->body->err) {
+    resp->n_headers = 0;
+    httpd_resp_error(resp, 500, "internal", "internal error");
+  }
+  write_response(c, resp, t->keep && !w->draining, t->http10, t->head_only);
+  metrics_latency_us(now_us() - t->t0_us);
+  /* Parse what was held back: conn_settle resumes a paused conn. */
+  conn_flags(c) |= CONN_F_PAUSED;
+  conn_settle(c);
+}
+
 void httpd_arm_timer(conn *c) {
   worker *w = conn_worker(c);
-  bool partial = c->io && c->io->in.len > 0;
+  bool partial = (c->io && c->io->in.len > 0) || (c->spare & SPARE_DEFERRED);
   if (partial) {
     if (!(conn_flags(c) & CONN_F_REQ_TIMER)) {
       conn_flags(c) |= CONN_F_REQ_TIMER;
@@ -261,6 +299,13 @@ void httpd_arm_timer(conn *c) {
 }
 
 void httpd_on_timeout(conn *c) {
+  if (c->spare & SPARE_DEFERRED) {
+    /* The answer is late; anything sent now would be out of order. */
+    metrics_inc(M_ERR_TIMEOUT);
+    log_warn("fd %d: deferred answer not ready within request_timeout", c->h.fd);
+    conn_kill(c);
+    return;
+  }
   if (conn_flags(c) & CONN_F_REQ_TIMER) {
     metrics_inc(M_ERR_TIMEOUT);
     if (c->io) c->io->ck_active = false;
@@ -273,7 +318,7 @@ void httpd_on_timeout(conn *c) {
 
 void httpd_drain(conn *c) {
   if (conn_state(c) != CONN_HTTP) return;
-  bool partial = c->io && c->io->in.len > 0;
+  bool partial = (c->io && c->io->in.len > 0) || (c->spare & SPARE_DEFERRED);
   if (partial) return; /* its response will carry Connection: close */
   if (conn_pending(c) > 0)
     conn_flags(c) |= CONN_F_CLOSE_AFTER;

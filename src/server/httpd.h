@@ -17,6 +17,17 @@
  * afterwards, so every worker shares the table. HEAD is served by the GET
  * route without a body.
  *
+ * Deferred answers: a handler that must wait (for a store commit, a
+ * password hash) calls httpd_defer, keeps the ticket and returns
+ * HTTPD_DEFERRED; later, on the same loop thread, httpd_complete sends the
+ * answer. Until then the connection parses nothing more (its pipelined
+ * requests wait in its input buffer, and it is not read), so answers stay in
+ * request order. If the connection closes meanwhile, the completion is
+ * dropped. A deferred request counts as a request in progress: it is held
+ * to request_timeout (then the connection is closed, there is no way to
+ * answer in order) and draining lets it finish (answer with "Connection:
+ * close").
+ *
  * Threads: everything runs on the connection's loop thread. */
 #ifndef TSR_SERVER_HTTPD_H
 #define TSR_SERVER_HTTPD_H
@@ -52,8 +63,31 @@ typedef struct {
   char hdr_store[256];
 } httpd_resp;
 
-/* Returns 0 when resp is the answer; a negative value makes a 500. */
+#define HTTPD_DEFERRED 1 /* handler result: the answer comes via httpd_complete */
+
+/* Returns 0 when resp is the answer, HTTPD_DEFERRED after httpd_defer (resp
+ * is then ignored), or a negative value for a 500. */
 typedef int (*httpd_handler)(const httpd_req *req, httpd_resp *resp);
+
+/* An answer owed later. Plain value owned by whoever completes it. */
+typedef struct {
+  conn_ref ref;   /* weak: the connection may be gone */
+  uint64_t t0_us; /* for the latency histogram */
+  bool keep;      /* the request allowed keep-alive */
+  bool http10;
+  bool head_only;
+} httpd_ticket;
+
+/* Fills t for the request being handled; the handler then returns
+ * HTTPD_DEFERRED. Call at most once per request. */
+void httpd_defer(const httpd_req *req, httpd_ticket *t);
+/* Prepares resp for httpd_complete: status 200, JSON, the worker's scratch
+ * body (reset). Loop thread only; valid until the next request is handled. */
+void httpd_resp_init(httpd_resp *resp);
+/* Sends the deferred answer and resumes the connection's input. Dropped
+ * when the connection is gone. Loop thread only, never from inside a
+ * handler of the same connection. */
+void httpd_complete(const httpd_ticket *t, httpd_resp *resp);
 
 /* Adds a route. Returns 0, TSR_ELIMIT (table full) or TSR_EINVAL. Call
  * before the workers start. prefix must be static storage. */

@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "server/accounts.h"
 #include "server/config.h"
 #include "server/httpd.h"
 #include "server/log.h"
@@ -167,11 +168,13 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (httpd_builtin_routes(conf.debug_routes) != 0 || wsd_builtin_ops() != 0 ||
-      (rc = metrics_init(nworkers)) != 0) {
+  worker_set_hooks(accounts_worker_start, accounts_worker_stop);
+  if (httpd_builtin_routes(conf.debug_routes) != 0 || accounts_routes() != 0 ||
+      wsd_builtin_ops() != 0 || (rc = metrics_init(nworkers)) != 0) {
     log_error("startup failed");
     return 2;
   }
+  if (worker_prepare_store(&conf) != 0) return 2;
   signal(SIGPIPE, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);

@@ -17,8 +17,59 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/wsd.h"
+#include "tessera/error.h"
 
 worker *worker_self;
+
+static int (*hook_start)(worker *w);
+static void (*hook_stop)(worker *w);
+
+void worker_set_hooks(int (*on_start)(worker *w), void (*on_stop)(worker *w)) {
+  hook_start = on_start;
+  hook_stop = on_stop;
+}
+
+static void on_store(loop_t *l, loop_handle *h, unsigned events) {
+  (void)h;
+  (void)events;
+  worker *w = l->data;
+  store_client_drain(w->sc);
+}
+
+static int store_open_cfg(const cfg *c, store **out) {
+  char err[256] = "";
+  store_opts o = {.migrations = server_schema,
+                  .n_migrations = server_schema_len,
+                  .errbuf = err,
+                  .errbuf_len = sizeof err};
+  int rc = store_open(c->data_dir, &o, out);
+  if (rc) log_error("store %s: %s %s", c->data_dir, tsr_errname(rc), err);
+  return rc;
+}
+
+int worker_prepare_store(const cfg *c) {
+  store *st = NULL;
+  int rc = store_open_cfg(c, &st);
+  store_close(st);
+  return rc;
+}
+
+static int open_store(worker *w) {
+  int rc = store_open_cfg(w->cfg, &w->store);
+  if (rc) return rc;
+  if ((rc = store_client_new(w->store, &w->sc)) != 0) {
+    log_error("store client: %s", tsr_errname(rc));
+    return rc;
+  }
+  w->store_h.fd = store_client_fd(w->sc);
+  w->store_h.kind = KIND_STORE;
+  loop_set_io_cb(&w->loop, KIND_STORE, on_store);
+  if (loop_add(&w->loop, &w->store_h, LOOP_IN) != 0) {
+    log_error("epoll: %s", strerror(errno));
+    return TSR_EIO;
+  }
+  return 0;
+}
 
 conn *worker_conn_alloc(worker *w) {
   if (!w->free_conns) {
@@ -163,6 +214,13 @@ static void close_all(worker *w) {
 
 static void worker_free(worker *w) {
   close_all(w);
+  if (w->hook_started && hook_stop) hook_stop(w);
+  /* Waits for the jobs in flight; their completions find their conns gone. */
+  if (w->sc) {
+    if (w->store_h.fd >= 0) loop_del(&w->loop, &w->store_h);
+    store_client_free(w->sc);
+  }
+  store_close(w->store);
   while (w->chunks) {
     conn_chunk *n = w->chunks->next;
     free(w->chunks);
@@ -194,7 +252,7 @@ int worker_main(const cfg *c, int index, const worker_addr *addr, SSL_CTX *tls) 
   w.cfg = c;
   w.index = index;
   w.tls = tls;
-  w.listener.fd = w.sig.fd = -1;
+  w.listener.fd = w.sig.fd = w.store_h.fd = -1;
   w.hlim = (http_limits){c->max_header_bytes, c->max_headers, c->max_target, c->max_body};
   w.wlim = (ws_limits){c->max_ws_message, c->max_ws_message, false};
   buf_init(&w.out);
@@ -248,6 +306,11 @@ int worker_main(const cfg *c, int index, const worker_addr *addr, SSL_CTX *tls) 
     worker_free(&w);
     return 2;
   }
+  if (open_store(&w) != 0 || (hook_start && hook_start(&w) != 0)) {
+    worker_free(&w);
+    return 2;
+  }
+  w.hook_started = true;
   log_debug("worker %d ready", index);
   rc = loop_run(&w.loop);
   if (rc) log_error("event loop: %s", strerror(-rc));

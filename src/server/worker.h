@@ -11,6 +11,12 @@
  * spreads new connections over the listening sockets. Cross-thread work
  * (store completions) still reaches a loop through loop_post.
  *
+ * The store: the master migrates it once before forking
+ * (worker_prepare_store); each worker then opens it after the fork (SQLite
+ * handles must not cross a fork), so each has its own writer thread; SQLite's file lock
+ * serialises the workers' transactions. The worker's store_client eventfd
+ * sits in its loop and completions are drained there, on the loop thread.
+ *
  * Ownership: the worker owns its conns, their buffers and its scratch
  * space; the cfg and SSL_CTX are the master's, inherited read-only.
  * Threads: everything here runs on the worker's loop thread. */
@@ -27,11 +33,17 @@
 #include "server/config.h"
 #include "server/conn.h"
 #include "server/loop.h"
+#include "store/store.h"
 
 #define WORKER_READ_SCRATCH (64 * 1024)
 #define WORKER_IO_POOL 64 /* idle conn_io structs kept for reuse */
 #define WORKER_SLAB_CHUNK 1024
 #define WORKER_MAX_TOKENS 4096 /* JSON tokens per WebSocket message */
+#define KIND_STORE 4 /* loop handle kind of the store_client eventfd (after conn.h's) */
+
+/* The server's ordered schema migrations (schema.c), applied by store_open. */
+extern const store_migration server_schema[];
+extern const size_t server_schema_len;
 
 typedef struct conn_chunk {
   struct conn_chunk *next;
@@ -48,7 +60,11 @@ typedef struct worker {
   loop_timer drain_timer;
   loop_timer accept_timer;
   loop_timer stats_timer; /* publishes heap usage to the metrics slot */
+  store *store;           /* opened in this process, after the fork */
+  store_client *sc;       /* completions of this loop's jobs */
+  loop_handle store_h;    /* sc's eventfd */
   bool draining;
+  bool hook_started; /* on_start succeeded: on_stop is owed */
   uint32_t nconns;
 
   conn_chunk *chunks; /* the slab; never shrinks */
@@ -80,6 +96,19 @@ extern worker *worker_self;
 /* Runs worker index until SIGTERM/SIGINT has drained it. Returns the
  * process exit status: 0 after a drain, 2 when it could not start. */
 int worker_main(const cfg *c, int index, const worker_addr *addr, SSL_CTX *tls);
+
+/* Master, before the fork: creates or opens the store, switches it to WAL
+ * and applies the migrations, then closes it (no SQLite handle or thread
+ * survives into the workers). Workers opening a prepared database at once
+ * do not race for the journal-mode change. Returns 0 or a TSR_E* code
+ * (logged). */
+int worker_prepare_store(const cfg *c);
+
+/* Hooks for domain modules, set from main before the workers start:
+ * on_start runs in each worker once its loop and store are up (nonzero
+ * return: the worker cannot start); on_stop runs after the loop ended and
+ * every conn is closed, before the store client is freed. */
+void worker_set_hooks(int (*on_start)(worker *w), void (*on_stop)(worker *w));
 
 /* SIGTERM: stop accepting, finish requests in flight, close WebSockets with
  * 1001, stop the loop when the last conn is gone or drain_timeout passes. */

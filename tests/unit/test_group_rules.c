@@ -263,7 +263,7 @@ static int genuine_path(member *m, arena_t *a, mls_update_path *path) {
   group_commit_params p = {.force_path = true};
   int rc = group_commit(m->g, &p, &commit, NULL);
   group_discard_pending(m->g);
-  mls_public_message pm;
+  mls_public_message pm = {0};
   if (!rc) rc = decode_public(buf_view(&commit), a, &pm);
   if (!rc) *path = pm.content.commit.path;
   buf_free(&commit);
@@ -425,7 +425,7 @@ static void test_crafting_controls(void) {
   /* A genuine commit re-sealed by hand (real confirmation tag) is
    * accepted: seal_public matches the library's framing exactly. */
   CHECK_OK(group_commit(b.g, NULL, &genuine, NULL));
-  mls_public_message pm;
+  mls_public_message pm = {0};
   CHECK_OK(decode_public(buf_view(&genuine), &ar, &pm));
   buf_reset(&msg);
   CHECK_OK(seal_public(b.g, &b.id->sig, &pm.content, pm.auth.confirmation_tag, &msg));
@@ -754,7 +754,7 @@ static void test_committer_removes_itself(void) {
   /* Bob's own commit leaves that proposal out instead of failing. */
   buf_reset(&out);
   CHECK_OK(group_commit(b.g, NULL, &out, NULL));
-  mls_public_message pm;
+  mls_public_message pm = {0};
   CHECK_OK(decode_public(buf_view(&out), &ar, &pm));
   CHECK_INT(pm.content.commit.n_proposals, 0);
   group_discard_pending(b.g);
@@ -797,7 +797,7 @@ static void test_committer_own_update(void) {
   CHECK_OK(craft_commit(&b, &ref, 1, true, &ar, &msg));
   CHECK(refused(&a, buf_view(&msg), TSR_EPROTOCOL));
   /* By value: an Update whose sender is the committer. */
-  mls_public_message pm;
+  mls_public_message pm = {0};
   CHECK_OK(decode_public(buf_view(&upd), &ar, &pm));
   mls_proposal_or_ref val = by_value(pm.content.proposal);
   buf_reset(&msg);
@@ -996,7 +996,7 @@ static void test_external_commit_rules(void) {
   CHECK_OK(group_external_join(c2.id, &CFG, buf_view(&gi), BYTES_NONE, carol, NULL, 0,
                                &commit, &c2.g));
   if (test_failing()) goto out;
-  mls_public_message pm;
+  mls_public_message pm = {0};
   CHECK_OK(decode_public(buf_view(&commit), &ar, &pm));
   CHECK_INT(pm.content.commit.n_proposals, 2);
   if (test_failing()) goto out;
@@ -1152,7 +1152,7 @@ static void path_case(enum path_edit edit, uint32_t victim, int want) {
     p.n_removes = 1;
   }
   CHECK_OK(group_commit(b.g, &p, &genuine, NULL));
-  mls_public_message pm;
+  mls_public_message pm = {0};
   CHECK_OK(decode_public(buf_view(&genuine), &ar, &pm));
   if (test_failing()) goto out;
   mls_framed_content fc = pm.content;

@@ -1,0 +1,315 @@
+/* libtessera: the tessera client library (accounts and devices).
+ *
+ * One tsr_client is one device talking to one tesserad. It owns the
+ * connection (HTTP/1.1 with keep-alive, optionally TLS), a queue of
+ * requests, retries with exponential backoff and jitter, and the device's
+ * local state: a SQLite file holding the account's identity key (on the
+ * device that registered), this device's signature key, the session token
+ * and the account and device ids.
+ *
+ * The state file is created on first use with mode 0600 and carries a
+ * schema version (PRAGMA user_version); a file written by a newer
+ * libtessera is refused with TSR_EUNSUPPORTED. Secret keys are stored in
+ * it unencrypted: at-rest encryption of the state file is a later step,
+ * so the file must be protected like an SSH private key.
+ *
+ * Event loop. None is imposed. The caller polls tsr_client_fd() for
+ * reading, and also for writing while tsr_client_want_write() is true,
+ * calls tsr_client_on_readable() / tsr_client_on_writable() when it is
+ * ready, and tsr_client_on_tick() no later than tsr_client_next_timeout()
+ * says (timeouts, reconnects). The fd changes across reconnects and is -1
+ * while there is no connection: re-read it after every call.
+ * tsr_client_run_until_idle() is a blocking poll(2) loop doing exactly
+ * this, for scripts and the CLI. Host names are resolved with a blocking
+ * getaddrinfo() when a connection starts; pass a numeric address to avoid
+ * it.
+ * With TLS, a write to a peer that closed may raise SIGPIPE (OpenSSL
+ * writes with write(2)): processes using TLS should ignore SIGPIPE, as
+ * the tessera CLI does. Plain connections use MSG_NOSIGNAL.
+ *
+ * Requests. Every call below is asynchronous: it validates its arguments,
+ * queues the request and returns 0, or a negative TSR_E* code with nothing
+ * queued (then the callback is never called). The callback is called
+ * exactly once, from inside on_readable / on_writable / on_tick /
+ * run_until_idle / tsr_client_free, on the thread driving the client. It
+ * may queue further requests; it must not free the client. Each call also
+ * has a blocking `_sync` form that queues the request and runs the client
+ * until it completes.
+ *
+ * Threads: no global state besides tsr_client_global_init(). A client
+ * belongs to one thread at a time; distinct clients are independent.
+ *
+ * Errors: functions return 0 or a negative TSR_E* code (tessera/error.h,
+ * tsr_strerror) and change nothing observable on failure.
+ *
+ * Ownership: strings passed in are copied before the call returns; the
+ * caller keeps ownership. A tsr_result and everything it points to is
+ * valid only during the callback; a tsr_reply is owned by the caller and
+ * released with tsr_reply_clear. */
+#ifndef TESSERA_TESSERA_H
+#define TESSERA_TESSERA_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tessera/error.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sizes of text buffers filled by this API (NUL terminator included). */
+#define TSR_KEY_B64_SIZE 44  /* a 32-byte key, base64url without padding */
+#define TSR_CERT_B64_SIZE 87 /* a 64-byte certificate, base64url */
+#define TSR_ID_B64_SIZE 23   /* a 16-byte account or device id, base64url */
+#define TSR_LOGIN_SIZE 33    /* 3..32 characters */
+
+/* The byte string a device certificate signs (docs/protocol.md):
+ * TSR_DEVICE_CERT_LABEL, one 0x00 byte, then the 32-byte device key. */
+#define TSR_DEVICE_CERT_LABEL "tessera-device-cert-v1"
+#define TSR_DEVICE_CERT_MSG_LEN 55
+
+/* Initialises libsodium and OpenSSL. Call once before anything else; safe
+ * to call again. Returns 0 or TSR_ECRYPTO. */
+int tsr_client_global_init(void);
+
+/* --- Client --------------------------------------------------------- */
+
+typedef struct tsr_client tsr_client;
+
+/* Connection and state settings. Zero fields take the defaults noted.
+ * Strings are copied by tsr_client_new. */
+typedef struct {
+  const char *host;            /* server name or address; default "127.0.0.1" */
+  uint16_t port;               /* default 8080 */
+  int use_tls;                 /* 1: TLS 1.2+ with certificate and host check */
+  const char *ca_file;         /* PEM bundle for TLS; NULL: system store */
+  const char *state_path;      /* device state file (required) */
+  uint32_t connect_timeout_ms; /* TCP + TLS handshake; default 5000 */
+  uint32_t request_timeout_ms; /* from send to full answer; default 15000 */
+  uint32_t backoff_initial_ms; /* first reconnect delay; default 250 */
+  uint32_t backoff_max_ms;     /* cap on the delay; default 30000 */
+  uint32_t max_attempts;       /* tries per request (see below); default 4 */
+  /* Test hooks: a monotonic clock in milliseconds and a source of random
+   * 32-bit values for the jitter. NULL: CLOCK_MONOTONIC and libsodium. */
+  uint64_t (*clock_ms)(void *arg);
+  uint32_t (*random_u32)(void *arg);
+  void *hook_arg;
+} tsr_client_config;
+
+/* Opens (creating if needed) the state file and returns a client with no
+ * connection yet; connecting starts with the first request. Errors:
+ * TSR_EINVAL (no state_path, bad settings), TSR_EIO (file cannot be
+ * opened or made 0600), TSR_EUNSUPPORTED (state schema too new),
+ * TSR_ECRYPTO (TLS context), TSR_ENOMEM. *out is set only on success. */
+int tsr_client_new(const tsr_client_config *cfg, tsr_client **out);
+
+/* Closes the connection and the state file. Requests still queued complete
+ * first with TSR_ESTATE and code "cancelled". NULL is a no-op. */
+void tsr_client_free(tsr_client *c);
+
+/* --- Non-blocking driving -------------------------------------------- */
+
+/* The socket to poll, or -1 while not connected (idle or waiting to
+ * reconnect). */
+int tsr_client_fd(const tsr_client *c);
+
+/* 1 when the caller should also poll tsr_client_fd() for writing. */
+int tsr_client_want_write(const tsr_client *c);
+
+/* Call when the fd is readable / writable. Both return 0: transport
+ * failures are handled inside (reconnect, retry, or completing the
+ * affected requests with an error); a negative code means the client
+ * itself is unusable (TSR_ENOMEM). */
+int tsr_client_on_readable(tsr_client *c);
+int tsr_client_on_writable(tsr_client *c);
+
+/* Call at least when tsr_client_next_timeout() expires, with the current
+ * time of the clock in use (tsr_client_now_ms). Handles connect and
+ * request timeouts and starts pending (re)connects. Returns 0 or
+ * TSR_ENOMEM. */
+int tsr_client_on_tick(tsr_client *c, uint64_t now_ms);
+
+/* Milliseconds until on_tick is needed (0: now), or -1 when nothing is
+ * pending. */
+int64_t tsr_client_next_timeout(const tsr_client *c, uint64_t now_ms);
+
+/* The client's clock (the configured hook, else CLOCK_MONOTONIC). */
+uint64_t tsr_client_now_ms(const tsr_client *c);
+
+/* Number of requests queued or in flight. */
+size_t tsr_client_pending(const tsr_client *c);
+
+/* Runs a poll(2) loop until no request is pending (returns 0) or
+ * timeout_ms has passed (returns 1; requests stay queued). timeout_ms < 0
+ * waits without limit. Returns TSR_EIO if poll itself fails. */
+int tsr_client_run_until_idle(tsr_client *c, int timeout_ms);
+
+/* --- Results --------------------------------------------------------- */
+
+/* The outcome of one request, valid only during the callback.
+ *
+ * err is 0 on success (HTTP 2xx) and body is the server's JSON result
+ * object. On failure err is negative and `code` is the protocol's stable
+ * error code or a local one:
+ *
+ *   server code            err
+ *   bad_request            TSR_EINVAL
+ *   unauthorized           TSR_EVERIFY
+ *   forbidden              TSR_ESENDER
+ *   not_found              TSR_ENOTFOUND
+ *   conflict               TSR_ECONFLICT
+ *   too_large, rate_limited, busy   TSR_ELIMIT
+ *   anything else          TSR_EPROTOCOL
+ *   local "network"        TSR_EIO       (no answer after max_attempts)
+ *   local "timeout"        TSR_EIO       (request_timeout_ms passed)
+ *   local "bad_response"   TSR_EDECODE   (unparsable HTTP or JSON)
+ *   local "state"          the state-file error (answer could not be kept)
+ *   local "cancelled"      TSR_ESTATE    (client freed)
+ *
+ * Branch on `code`, never on `message`. body is the whole answer body
+ * (on failure the error object as sent, or "" without an answer). */
+typedef struct {
+  int err;             /* 0 or a negative TSR_E* code */
+  int status;          /* HTTP status, 0 when there was no answer */
+  const char *code;    /* "" on success; never NULL */
+  const char *message; /* for people; never NULL */
+  const char *body;    /* JSON text, not NUL-terminated; never NULL */
+  size_t body_len;
+} tsr_result;
+
+typedef void (*tsr_result_cb)(void *arg, const tsr_result *res);
+
+/* An owned copy of a tsr_result, filled by the _sync calls. Strings are
+ * NUL-terminated and malloc'ed; tsr_reply_clear frees them. */
+typedef struct {
+  int done; /* 1 once filled */
+  int err;
+  int status;
+  char *code;
+  char *message;
+  char *body;
+  size_t body_len;
+} tsr_reply;
+
+void tsr_reply_clear(tsr_reply *r);
+
+/* --- Accounts and sessions --------------------------------------------- */
+
+/* Registers an account (POST /v1/accounts). The first call on a state file
+ * generates the account identity key and this device's signature key
+ * (Ed25519, libsodium) and stores them; the certificate is made locally.
+ * On success the state file keeps account id, device id and token before
+ * the callback runs. phone and email may be NULL. Synchronous errors:
+ * TSR_EINVAL (missing login/password/device_name), TSR_ESTATE (the state
+ * file already holds a session), state-file errors. Result body:
+ * {"account_id","device_id","token"}. */
+typedef struct {
+  const char *login;
+  const char *password;
+  const char *phone;       /* E.164, optional */
+  const char *email;       /* optional */
+  const char *device_name; /* shown in the device list */
+} tsr_register_params;
+
+int tsr_account_register(tsr_client *c, const tsr_register_params *p, tsr_result_cb cb,
+                         void *arg);
+int tsr_account_register_sync(tsr_client *c, const tsr_register_params *p,
+                              tsr_reply *out);
+
+/* Logs this device in with the password (POST /v1/sessions). A device key
+ * is generated if the state file has none. The server requires a device
+ * certificate: pass certificate_b64, made for this device's key
+ * (tsr_device_key) by a device holding the identity key
+ * (tsr_device_certify), or NULL to make it here, which needs this
+ * account's identity key in the state file (TSR_ESTATE otherwise).
+ * Other synchronous errors as for register; TSR_EDECODE for a malformed
+ * certificate. */
+int tsr_session_login(tsr_client *c, const char *login, const char *password,
+                      const char *device_name, const char *certificate_b64,
+                      tsr_result_cb cb, void *arg);
+int tsr_session_login_sync(tsr_client *c, const char *login, const char *password,
+                           const char *device_name, const char *certificate_b64,
+                           tsr_reply *out);
+
+/* Logs this device out (DELETE /v1/sessions/current). On success the token,
+ * ids and device key are removed from the state file (the identity key
+ * stays). TSR_ESTATE when not logged in. */
+int tsr_session_logout(tsr_client *c, tsr_result_cb cb, void *arg);
+int tsr_session_logout_sync(tsr_client *c, tsr_reply *out);
+
+/* --- Devices ------------------------------------------------------------ */
+
+/* Lists the account's devices (GET /v1/devices). Result body:
+ * {"devices":[{"device_id","name","signature_key","certificate",
+ * "created_at","last_seen_at","current"}]}. TSR_ESTATE when not logged in. */
+int tsr_devices_list(tsr_client *c, tsr_result_cb cb, void *arg);
+int tsr_devices_list_sync(tsr_client *c, tsr_reply *out);
+
+/* Revokes a device of the account (DELETE /v1/devices/{device_id}).
+ * Revoking the current device clears the session like logout. */
+int tsr_device_revoke(tsr_client *c, const char *device_id, tsr_result_cb cb, void *arg);
+int tsr_device_revoke_sync(tsr_client *c, const char *device_id, tsr_reply *out);
+
+/* Linking a new device without the password:
+ *
+ *   1. new device:      tsr_device_key()      -> its public key K (print it)
+ *   2. existing device: tsr_link_code_create(K) -> code + certificate of K
+ *                       (needs the identity key, i.e. the device that
+ *                       registered the account)
+ *   3. new device:      tsr_device_link(code, certificate)
+ *
+ * CLI: `tessera device key`, `tessera device link-code --for K`,
+ * `tessera device link CODE CERT`. A device that knows the password can
+ * instead take only a certificate (`tessera device certify K` on the
+ * existing device) and log in with `tessera login --certificate CERT`. The certificate is
+ * public; the code is the secret: single use, 5 minutes; hand both over by a trusted
+ * path. */
+
+/* This device's public signature key as base64url (generated and stored if
+ * the state file has none). out must hold TSR_KEY_B64_SIZE bytes. */
+int tsr_device_key(tsr_client *c, char out[TSR_KEY_B64_SIZE]);
+
+/* Signs a device certificate for device_key_b64 with the identity key.
+ * out holds TSR_CERT_B64_SIZE bytes. TSR_ESTATE without an identity key,
+ * TSR_EDECODE for a malformed key. */
+int tsr_device_certify(tsr_client *c, const char *device_key_b64,
+                       char out[TSR_CERT_B64_SIZE]);
+
+/* Creates a link code (POST /v1/devices/link-codes) for the device whose
+ * key is device_key_b64. Checks and signs locally first (errors as
+ * tsr_device_certify). Result body: {"code","expires_at","certificate",
+ * "signature_key"}: the server's answer plus the certificate made here. */
+int tsr_link_code_create(tsr_client *c, const char *device_key_b64, tsr_result_cb cb,
+                         void *arg);
+int tsr_link_code_create_sync(tsr_client *c, const char *device_key_b64, tsr_reply *out);
+
+/* Redeems a link code on the new device (POST /v1/devices/link) with the
+ * certificate made by the existing device, which must certify this
+ * device's key (checked here only for its size; the server verifies it).
+ * On success the session is stored as for login. */
+int tsr_device_link(tsr_client *c, const char *code, const char *certificate_b64,
+                    const char *device_name, tsr_result_cb cb, void *arg);
+int tsr_device_link_sync(tsr_client *c, const char *code, const char *certificate_b64,
+                         const char *device_name, tsr_reply *out);
+
+/* --- Local session state ------------------------------------------------ */
+
+/* What the state file says about this device; no network. Empty strings
+ * for what is absent. */
+typedef struct {
+  int logged_in;        /* a token is stored */
+  int has_identity_key; /* this device can certify other devices */
+  char login[TSR_LOGIN_SIZE];
+  char account_id[TSR_ID_B64_SIZE];
+  char device_id[TSR_ID_B64_SIZE];
+  char device_key[TSR_KEY_B64_SIZE];
+  char identity_key[TSR_KEY_B64_SIZE];
+} tsr_session_info;
+
+int tsr_client_session(tsr_client *c, tsr_session_info *out);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

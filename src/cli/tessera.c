@@ -1,0 +1,449 @@
+/* tessera: the command-line client on libtessera (accounts and devices).
+ *
+ *   tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] COMMAND
+ *
+ * Each run opens the device state file, does one call with the blocking
+ * API and exits: 0 on success, 1 with one line "error: <code>: <message>"
+ * on stderr otherwise. Passwords come from TSR_PASSWORD or a prompt
+ * without echo on the terminal. Defaults: server $TSR_SERVER or
+ * 127.0.0.1:8080, state $TSR_STATE or ./tessera-state.db. */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "proto/json.h"
+#include "tessera/tessera.h"
+
+static bool json_out;
+
+static const char usage[] =
+    "usage: tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] "
+    "COMMAND\n"
+    "commands:\n"
+    "  register --login L [--phone P] [--email E] [--device-name N]\n"
+    "  login --login L [--certificate CERT] [--device-name N]\n"
+    "  logout\n"
+    "  whoami\n"
+    "  devices\n"
+    "  device revoke DEVICE_ID\n"
+    "  device key                      print this device's public key\n"
+    "  device certify KEY              (existing device) certificate for KEY\n"
+    "  device link-code --for KEY      (existing device) code + certificate for KEY\n"
+    "  device link CODE CERT [--device-name N]   (new device) join the account\n"
+    "linking: on the new device run `device key`; on a device holding the identity key\n"
+    "(the one that registered) run `device link-code --for KEY`; back on the new device\n"
+    "run `device link CODE CERT`. The code is single-use and expires after 5 minutes.\n"
+    "With the password instead of a code: `device certify KEY` on the existing device,\n"
+    "then `login --login L --certificate CERT` on the new one (a device holding the\n"
+    "identity key needs no --certificate).\n"
+    "The password is read from TSR_PASSWORD, else prompted for without echo.\n";
+
+static _Noreturn void die(const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+
+static _Noreturn void die(const char *code, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  fprintf(stderr, "error: %s: ", code);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+  va_end(ap);
+  exit(1);
+}
+
+/* A call that failed before or after reaching the server. */
+static _Noreturn void die_call(int rc, tsr_reply *r, const char *what) {
+  if (r && r->done && r->code && r->code[0]) die(r->code, "%s", r->message);
+  switch (rc) {
+  case TSR_ESTATE: die("state", "%s", what);
+  case TSR_EINVAL: die("usage", "%s: invalid argument", what);
+  case TSR_EDECODE: die("bad_input", "%s: malformed key or certificate", what);
+  case TSR_ECONFLICT:
+    die("state", "this state file belongs to another account; use another --state");
+  default: die("local", "%s: %s (%s)", what, tsr_strerror(rc), tsr_errname(rc));
+  }
+}
+
+static void print_body(const tsr_reply *r) {
+  fwrite(r->body, 1, r->body_len, stdout);
+  fputc('\n', stdout);
+}
+
+/* Reads the password from TSR_PASSWORD or the terminal (no echo). */
+static char *read_password(const char *prompt) {
+  const char *env = getenv("TSR_PASSWORD");
+  if (env && *env) return strdup(env);
+  FILE *tty = fopen("/dev/tty", "r+");
+  if (!tty) die("usage", "no terminal: set TSR_PASSWORD");
+  struct termios old, quiet;
+  int fd = fileno(tty);
+  bool restore = tcgetattr(fd, &old) == 0;
+  if (restore) {
+    quiet = old;
+    quiet.c_lflag &= ~(tcflag_t)ECHO;
+    tcsetattr(fd, TCSAFLUSH, &quiet);
+  }
+  fputs(prompt, tty);
+  fflush(tty);
+  char buf[1100];
+  char *got = fgets(buf, sizeof buf, tty);
+  if (restore) tcsetattr(fd, TCSAFLUSH, &old);
+  fputc('\n', tty);
+  fclose(tty);
+  if (!got) die("usage", "no password given");
+  buf[strcspn(buf, "\r\n")] = '\0';
+  char *p = strdup(buf);
+  memset(buf, 0, sizeof buf);
+  return p;
+}
+
+static void free_password(char *p) {
+  if (!p) return;
+  volatile char *v = p;
+  while (*v) *v++ = 0;
+  free(p);
+}
+
+static const char *default_device_name(void) {
+  static char host[256];
+  if (gethostname(host, sizeof host - 1) != 0 || !host[0]) return "tessera-cli";
+  return host;
+}
+
+/* Option value after argv[*i], or die. */
+static const char *optval(int argc, char **argv, int *i) {
+  if (*i + 1 >= argc) die("usage", "%s needs a value", argv[*i]);
+  return argv[++*i];
+}
+
+/* --- commands ------------------------------------------------------------ */
+
+static void print_session(const tsr_reply *r, const char *what) {
+  if (json_out) {
+    print_body(r);
+    return;
+  }
+  json_token t[32];
+  char acc[64] = "", dev[64] = "";
+  if (json_parse(r->body, r->body_len, t, 32, NULL) > 0) {
+    int i = json_object_get(r->body, t, 0, "account_id");
+    if (i >= 0) json_get_string(r->body, t, i, acc, sizeof acc, NULL, 0);
+    i = json_object_get(r->body, t, 0, "device_id");
+    if (i >= 0) json_get_string(r->body, t, i, dev, sizeof dev, NULL, 0);
+  }
+  printf("%s: account %s, device %s\n", what, acc, dev);
+}
+
+static int cmd_register(tsr_client *c, int argc, char **argv) {
+  tsr_register_params p = {.device_name = default_device_name()};
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--login"))
+      p.login = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--phone"))
+      p.phone = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--email"))
+      p.email = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--device-name"))
+      p.device_name = optval(argc, argv, &i);
+    else
+      die("usage", "register: unknown argument %s", argv[i]);
+  }
+  if (!p.login) die("usage", "register needs --login");
+  char *pw = read_password("new password: ");
+  p.password = pw;
+  tsr_reply r = {0};
+  int rc = tsr_account_register_sync(c, &p, &r);
+  free_password(pw);
+  if (rc == TSR_ESTATE) die("state", "already logged in: log out first");
+  if (rc) die_call(rc, &r, "register");
+  print_session(&r, "registered");
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+static int cmd_login(tsr_client *c, int argc, char **argv) {
+  const char *login = NULL, *name = default_device_name(), *cert = NULL;
+  for (int i = 0; i < argc; i++) {
+    if (!strcmp(argv[i], "--login"))
+      login = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--certificate"))
+      cert = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--device-name"))
+      name = optval(argc, argv, &i);
+    else
+      die("usage", "login: unknown argument %s", argv[i]);
+  }
+  if (!login) die("usage", "login needs --login");
+  char *pw = read_password("password: ");
+  tsr_reply r = {0};
+  int rc = tsr_session_login_sync(c, login, pw, name, cert, &r);
+  free_password(pw);
+  if (rc == TSR_ESTATE && !r.done)
+    die("state",
+        "already logged in, or no certificate: this device holds no identity key "
+        "for %s, so pass --certificate (see --help)",
+        login);
+  if (rc) die_call(rc, &r, "login");
+  print_session(&r, "logged in");
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+static int cmd_logout(tsr_client *c) {
+  tsr_reply r = {0};
+  int rc = tsr_session_logout_sync(c, &r);
+  if (rc == TSR_ESTATE && !r.done) die("state", "not logged in");
+  if (rc) die_call(rc, &r, "logout");
+  if (json_out)
+    print_body(&r);
+  else
+    printf("logged out\n");
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+static void json_str(const char *body, const json_token *t, int obj, const char *key,
+                     char *out, size_t cap) {
+  out[0] = '\0';
+  int i = json_object_get(body, t, obj, key);
+  if (i >= 0 && t[i].type == JSON_STRING) json_get_string(body, t, i, out, cap, NULL, 0);
+}
+
+static void json_num(const char *body, const json_token *t, int obj, const char *key,
+                     char *out, size_t cap) {
+  out[0] = '\0';
+  int i = json_object_get(body, t, obj, key);
+  if (i >= 0 && t[i].type == JSON_NUMBER)
+    snprintf(out, cap, "%.*s", (int)(t[i].end - t[i].start), body + t[i].start);
+}
+
+/* Prints the device list of a GET /v1/devices answer. */
+static void print_devices(const tsr_reply *r) {
+  size_t cap = r->body_len / 2 + 4;
+  json_token *t = malloc(cap * sizeof *t);
+  if (!t || json_parse(r->body, r->body_len, t, cap, NULL) <= 0)
+    die("bad_response", "unparsable device list");
+  int arr = json_object_get(r->body, t, 0, "devices");
+  if (arr < 0 || t[arr].type != JSON_ARRAY) die("bad_response", "no device list");
+  for (int d = json_first_child(t, arr); d >= 0; d = json_next_sibling(t, arr, d)) {
+    char id[64], name[256], created[32], seen[32];
+    json_str(r->body, t, d, "device_id", id, sizeof id);
+    json_str(r->body, t, d, "name", name, sizeof name);
+    json_num(r->body, t, d, "created_at", created, sizeof created);
+    json_num(r->body, t, d, "last_seen_at", seen, sizeof seen);
+    int cur = json_object_get(r->body, t, d, "current");
+    bool current = false;
+    if (cur >= 0) json_get_bool(t, cur, &current);
+    printf("%s  %-20s  created %s  last seen %s%s\n", id, name,
+           created[0] ? created : "-", seen[0] ? seen : "-",
+           current ? "  (this device)" : "");
+  }
+  free(t);
+}
+
+static int cmd_devices(tsr_client *c) {
+  tsr_reply r = {0};
+  int rc = tsr_devices_list_sync(c, &r);
+  if (rc == TSR_ESTATE && !r.done) die("state", "not logged in");
+  if (rc) die_call(rc, &r, "devices");
+  if (json_out)
+    print_body(&r);
+  else
+    print_devices(&r);
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+static int cmd_whoami(tsr_client *c) {
+  tsr_session_info s;
+  int rc = tsr_client_session(c, &s);
+  if (rc) die_call(rc, NULL, "whoami");
+  if (!s.logged_in) die("state", "not logged in");
+  /* Ask the server too, so that a revoked session shows as such. */
+  tsr_reply r = {0};
+  rc = tsr_devices_list_sync(c, &r);
+  if (rc) die_call(rc, &r, "whoami");
+  tsr_reply_clear(&r);
+  if (json_out) {
+    buf_t b;
+    buf_init(&b);
+    json_writer w;
+    json_writer_init(&w, &b, 0);
+    json_write_object_begin(&w);
+    json_write_key(&w, "login");
+    json_write_string(&w, s.login);
+    json_write_key(&w, "account_id");
+    json_write_string(&w, s.account_id);
+    json_write_key(&w, "device_id");
+    json_write_string(&w, s.device_id);
+    json_write_key(&w, "signature_key");
+    json_write_string(&w, s.device_key);
+    json_write_key(&w, "identity_key");
+    if (s.has_identity_key)
+      json_write_string(&w, s.identity_key);
+    else
+      json_write_null(&w);
+    json_write_object_end(&w);
+    if (json_writer_finish(&w) == 0) printf("%.*s\n", (int)b.len, (const char *)b.ptr);
+    buf_free(&b);
+  } else {
+    printf("login %s\naccount %s\ndevice %s\nsignature key %s\n", s.login, s.account_id,
+           s.device_id, s.device_key);
+    if (s.has_identity_key) printf("identity key %s\n", s.identity_key);
+  }
+  return 0;
+}
+
+static int cmd_device(tsr_client *c, int argc, char **argv) {
+  if (argc < 1) die("usage", "device needs a subcommand (revoke, key, link-code, link)");
+  tsr_reply r = {0};
+  int rc;
+  if (!strcmp(argv[0], "revoke")) {
+    if (argc != 2) die("usage", "device revoke DEVICE_ID");
+    rc = tsr_device_revoke_sync(c, argv[1], &r);
+    if (rc == TSR_ESTATE && !r.done) die("state", "not logged in");
+    if (rc) die_call(rc, &r, "device revoke");
+    if (json_out)
+      print_body(&r);
+    else
+      printf("revoked %s\n", argv[1]);
+  } else if (!strcmp(argv[0], "key")) {
+    char key[TSR_KEY_B64_SIZE];
+    if ((rc = tsr_device_key(c, key))) die_call(rc, NULL, "device key");
+    if (json_out)
+      printf("{\"signature_key\":\"%s\"}\n", key);
+    else
+      printf("%s\n", key);
+  } else if (!strcmp(argv[0], "certify")) {
+    if (argc != 2) die("usage", "device certify KEY");
+    char cert[TSR_CERT_B64_SIZE];
+    rc = tsr_device_certify(c, argv[1], cert);
+    if (rc == TSR_ESTATE) die("state", "this device holds no identity key");
+    if (rc) die_call(rc, NULL, "device certify");
+    if (json_out)
+      printf("{\"signature_key\":\"%s\",\"certificate\":\"%s\"}\n", argv[1], cert);
+    else
+      printf("%s\n", cert);
+  } else if (!strcmp(argv[0], "link-code")) {
+    if (argc != 3 || strcmp(argv[1], "--for")) die("usage", "device link-code --for KEY");
+    rc = tsr_link_code_create_sync(c, argv[2], &r);
+    if (rc == TSR_ESTATE && !r.done)
+      die("state", "this device holds no identity key or is not logged in");
+    if (rc) die_call(rc, &r, "device link-code");
+    if (json_out) {
+      print_body(&r);
+    } else {
+      json_token t[16];
+      char code[64] = "", cert[TSR_CERT_B64_SIZE + 8] = "", exp[32] = "";
+      if (json_parse(r.body, r.body_len, t, 16, NULL) > 0) {
+        json_str(r.body, t, 0, "code", code, sizeof code);
+        json_str(r.body, t, 0, "certificate", cert, sizeof cert);
+        json_num(r.body, t, 0, "expires_at", exp, sizeof exp);
+      }
+      printf("code %s\ncertificate %s\nexpires_at %s\n"
+             "on the new device: tessera device link %s %s\n",
+             code, cert, exp, code, cert);
+    }
+  } else if (!strcmp(argv[0], "link")) {
+    const char *name = default_device_name();
+    if (argc == 5 && !strcmp(argv[3], "--device-name"))
+      name = argv[4];
+    else if (argc != 3)
+      die("usage", "device link CODE CERT [--device-name N]");
+    rc = tsr_device_link_sync(c, argv[1], argv[2], name, &r);
+    if (rc == TSR_ESTATE && !r.done) die("state", "already logged in: log out first");
+    if (rc) die_call(rc, &r, "device link");
+    print_session(&r, "linked");
+  } else {
+    die("usage", "unknown device subcommand %s", argv[0]);
+  }
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  signal(SIGPIPE, SIG_IGN); /* TLS writes may raise it on a closed peer */
+  tsr_client_config cfg = {0};
+  const char *server = getenv("TSR_SERVER");
+  cfg.state_path = getenv("TSR_STATE");
+  if (!cfg.state_path || !*cfg.state_path) cfg.state_path = "tessera-state.db";
+  int i = 1;
+  for (; i < argc && argv[i][0] == '-'; i++) {
+    if (!strcmp(argv[i], "--server"))
+      server = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--state"))
+      cfg.state_path = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--ca"))
+      cfg.ca_file = optval(argc, argv, &i);
+    else if (!strcmp(argv[i], "--tls"))
+      cfg.use_tls = 1;
+    else if (!strcmp(argv[i], "--json"))
+      json_out = true;
+    else if (!strcmp(argv[i], "--help") || !strcmp(argv[i], "-h")) {
+      fputs(usage, stdout);
+      return 0;
+    } else
+      die("usage", "unknown option %s (see --help)", argv[i]);
+  }
+  if (i >= argc) {
+    fputs(usage, stderr);
+    return 1;
+  }
+  char host[256] = "127.0.0.1";
+  if (server && *server) {
+    /* HOST:PORT, [V6]:PORT or HOST */
+    const char *colon = strrchr(server, ':');
+    const char *hs = server, *he = colon ? colon : server + strlen(server);
+    if (server[0] == '[') {
+      const char *rb = strchr(server, ']');
+      if (!rb) die("usage", "bad --server %s", server);
+      hs = server + 1;
+      he = rb;
+      colon = rb[1] == ':' ? rb + 1 : NULL;
+    }
+    if ((size_t)(he - hs) >= sizeof host || he == hs)
+      die("usage", "bad --server %s", server);
+    memcpy(host, hs, (size_t)(he - hs));
+    host[he - hs] = '\0';
+    if (colon) {
+      char *end;
+      errno = 0;
+      long port = strtol(colon + 1, &end, 10);
+      if (errno || *end || port < 1 || port > 65535)
+        die("usage", "bad port in %s", server);
+      cfg.port = (uint16_t)port;
+    }
+  }
+  cfg.host = host;
+  if (!cfg.port) cfg.port = cfg.use_tls ? 443 : 8080;
+  tsr_client *c;
+  int rc = tsr_client_new(&cfg, &c);
+  if (rc == TSR_EUNSUPPORTED)
+    die("state", "%s was written by a newer tessera", cfg.state_path);
+  if (rc) die("local", "cannot open %s: %s", cfg.state_path, tsr_strerror(rc));
+  const char *cmd = argv[i++];
+  int n = argc - i;
+  char **rest = argv + i;
+  if (!strcmp(cmd, "register"))
+    rc = cmd_register(c, n, rest);
+  else if (!strcmp(cmd, "login"))
+    rc = cmd_login(c, n, rest);
+  else if (!strcmp(cmd, "logout"))
+    rc = cmd_logout(c);
+  else if (!strcmp(cmd, "devices"))
+    rc = cmd_devices(c);
+  else if (!strcmp(cmd, "whoami"))
+    rc = cmd_whoami(c);
+  else if (!strcmp(cmd, "device"))
+    rc = cmd_device(c, n, rest);
+  else
+    die("usage", "unknown command %s (see --help)", cmd);
+  tsr_client_free(c);
+  return rc;
+}

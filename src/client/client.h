@@ -1,0 +1,125 @@
+/* libtessera internals shared by the files of src/client. Not installed.
+ *
+ *   state.c    the device state file (SQLite key-value table, versioned)
+ *   net.c      connection, request queue, HTTP framing, retries, backoff
+ *   account.c  accounts, sessions, devices, keys and certificates
+ *
+ * A tsr_client is used by one thread at a time (tessera/tessera.h). */
+#ifndef TSR_CLIENT_CLIENT_H
+#define TSR_CLIENT_CLIENT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/bytes.h"
+#include "proto/http.h"
+#include "tessera/tessera.h"
+
+/* ---- state file -------------------------------------------------------- */
+
+/* Schema version written to PRAGMA user_version. Version 1: one table
+ * kv(key TEXT PRIMARY KEY, value BLOB NOT NULL). */
+#define CSTATE_SCHEMA_VERSION 1
+
+/* Keys of the kv table. */
+#define K_IDENTITY_SK "identity_sk" /* 64 bytes, libsodium Ed25519 secret key */
+#define K_IDENTITY_PK "identity_pk" /* 32 bytes */
+#define K_DEVICE_SK "device_sk"     /* 64 bytes */
+#define K_DEVICE_PK "device_pk"     /* 32 bytes */
+#define K_TOKEN "token"             /* base64url text as issued */
+#define K_ACCOUNT_ID "account_id"   /* base64url text */
+#define K_DEVICE_ID "device_id"     /* base64url text */
+#define K_LOGIN "login"             /* text */
+
+typedef struct cstate cstate;
+
+/* Opens or creates path (mode 0600, enforced on every open). Errors:
+ * TSR_EIO, TSR_EUNSUPPORTED (user_version newer than ours), TSR_EDECODE
+ * (not a tessera state file), TSR_ENOMEM. */
+int cstate_open(const char *path, cstate **out);
+void cstate_close(cstate *s);
+/* The schema version stored in the file. */
+int cstate_version(cstate *s);
+/* Value of key into out (replaced). TSR_ENOTFOUND when absent. */
+int cstate_get(cstate *s, const char *key, buf_t *out);
+int cstate_put(cstate *s, const char *key, bytes_t v);
+int cstate_del(cstate *s, const char *key);
+/* Groups several puts/dels into one atomic, durable change. */
+int cstate_begin(cstate *s);
+int cstate_commit(cstate *s);
+void cstate_rollback(cstate *s);
+
+/* ---- reconnect backoff ------------------------------------------------- */
+
+/* Exponential backoff with "equal jitter": the n-th delay (n from 0) is
+ * d - h + rnd % (h + 1), so in [d - h, d], with d = min(max, initial * 2^n)
+ * and h = d / 2 (rounded down). Invariant:
+ * attempt counts delays handed out since the last reset. */
+typedef struct {
+  uint32_t initial_ms;
+  uint32_t max_ms;
+  uint32_t attempt;
+} backoff;
+
+void backoff_init(backoff *b, uint32_t initial_ms, uint32_t max_ms);
+uint32_t backoff_next(backoff *b, uint32_t rnd);
+void backoff_reset(backoff *b);
+
+/* ---- keys ---------------------------------------------------------------- */
+
+/* The 55 signed bytes: TSR_DEVICE_CERT_LABEL, 0x00, device key. */
+void device_cert_message(const uint8_t device_pk[32],
+                         uint8_t out[TSR_DEVICE_CERT_MSG_LEN]);
+/* Ed25519 signature of the message with the identity secret key. */
+int device_cert_sign(const uint8_t identity_sk[64], const uint8_t device_pk[32],
+                     uint8_t sig[64]);
+
+/* ---- HTTP requests ----------------------------------------------------- */
+
+/* Appends one HTTP/1.1 request: request line, Host, (Authorization: Bearer
+ * token when token is not NULL), Content-Type and Content-Length when body
+ * is not NULL, then the body. Returns 0, TSR_EINVAL (CR, LF or NUL in a
+ * field, path not starting with '/'), TSR_ENOMEM. */
+int client_encode_request(buf_t *out, const char *method, const char *host, uint16_t port,
+                          bool tls, const char *path, const char *token, bytes_t *body);
+
+/* What the account layer does with an answer before the user's callback. */
+enum req_kind {
+  REQ_PLAIN = 0,
+  REQ_SESSION, /* stores account_id, device_id, token (register/login/link) */
+  REQ_LOGOUT,  /* clears the session */
+  REQ_REVOKE,  /* clears the session when aux is our device id */
+  REQ_LINKCODE /* adds certificate + signature_key to the body */
+};
+
+/* One queued request. Owned by the client from client_submit until its
+ * callback has returned. */
+typedef struct creq {
+  struct creq *next;
+  char method[8];
+  char *path;
+  buf_t body; /* JSON, empty for none */
+  bool has_body;
+  bool auth;      /* send the stored token */
+  int kind;       /* enum req_kind */
+  char aux[128];  /* REQ_REVOKE: device id; REQ_LINKCODE: key */
+  char aux2[128]; /* REQ_SESSION: login; REQ_LINKCODE: certificate */
+  tsr_result_cb cb;
+  void *cb_arg;
+  uint32_t attempts; /* sends started */
+} creq;
+
+/* Queues r (taking ownership, also on failure). */
+int client_submit(tsr_client *c, creq *r);
+creq *client_req_new(const char *method, const char *path);
+void client_req_free(creq *r);
+cstate *client_state(tsr_client *c);
+/* Completes a request: account hooks, then the callback. Defined in
+ * account.c, called by net.c. */
+void account_complete(tsr_client *c, creq *r, tsr_result *res);
+
+/* Runs the client until *done becomes nonzero (used by the _sync calls). */
+int client_wait(tsr_client *c, const int *done);
+
+#endif

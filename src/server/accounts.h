@@ -1,0 +1,66 @@
+/* Accounts and devices (docs/protocol.md, "Accounts and devices"):
+ * registration, password login of a new device, logout, device list and
+ * revocation, link codes, phone verification, and the bearer-token check
+ * every authenticated route uses.
+ *
+ * Durability: every call that writes answers only after its store job
+ * committed (httpd_defer / httpd_complete), so an acknowledged account or
+ * device survives kill -9.
+ *
+ * Password hashing (argon2id, ~90 ms each here) runs on one hashing thread
+ * per worker process, never on the event loop and never on the store writer
+ * (whose transaction would then hold SQLite's write lock for the whole
+ * hash). Hashes of one worker therefore queue behind each other: with W
+ * workers at most W hash at once, which also caps the memory argon2id uses
+ * (64 MiB each). Results come back to the loop through loop_post.
+ *
+ * Secrets: tokens are 32 random bytes, stored only as SHA-256; link and
+ * phone codes are stored as SHA-256 too and compared in constant time.
+ *
+ * Rate limits: token buckets per source address and per account (or login
+ * name) in each worker's memory. With W workers a client spread over
+ * several connections can get up to W times the nominal limit; sharing the
+ * buckets (shared memory or the store) is a later step.
+ *
+ * Threads: everything here runs on a worker's loop thread, except the
+ * hashing thread's internals. */
+#ifndef TSR_SERVER_ACCOUNTS_H
+#define TSR_SERVER_ACCOUNTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "server/httpd.h"
+#include "server/worker.h"
+
+#define ACCOUNTS_ID_BYTES 16
+#define ACCOUNTS_TOKEN_BYTES 32
+#define ACCOUNTS_LINK_CODE_TTL 300  /* seconds */
+#define ACCOUNTS_PHONE_CODE_TTL 600 /* seconds */
+
+/* Registers the account routes. Call from main before the workers start. */
+int accounts_routes(void);
+
+/* Worker hooks (worker_set_hooks): start the hashing thread, stop it. */
+int accounts_worker_start(worker *w);
+void accounts_worker_stop(worker *w);
+
+/* Checks "Authorization: Bearer <token>" against the live devices (read on
+ * this thread's store reader, so a revocation committed by any worker is
+ * seen at once). Returns 0 and fills the ids, TSR_ENOTFOUND for a missing,
+ * malformed, unknown or revoked token (answer 401), or TSR_EIO. */
+int accounts_authenticate(const httpd_req *req, uint8_t account_id[ACCOUNTS_ID_BYTES],
+                          uint8_t device_id[ACCOUNTS_ID_BYTES]);
+
+/* Delivery of phone verification codes. send runs on the loop thread and
+ * must not block for long; returns 0 or a negative TSR_E* code. */
+typedef struct {
+  int (*send)(void *ctx, const char *phone, const char *code);
+  void *ctx;
+} accounts_sms_sender;
+
+/* Replaces the sender (before the workers start). The default development
+ * sender appends "<phone> <code>\n" to <data-dir>/dev-sms.log. */
+void accounts_set_sms_sender(const accounts_sms_sender *s);
+
+#endif
