@@ -1,9 +1,14 @@
-/* Memory cost of an idle WebSocket session in tesserad.
+/* Memory cost of an idle, authenticated WebSocket session in tesserad.
  *
- * Starts tesserad (--workers W, a free port), opens N WebSocket sessions
+ * Starts tesserad (--workers W, a free port), registers D accounts (one
+ * device each; D argon2id hashes, so D stays small), opens N WebSocket
+ * sessions
  * from P forked client processes (each under the 20,000 open files a
  * process may hold here, each from its own source address 127.0.0.(2+k)
  * with IP_BIND_ADDRESS_NO_PORT so each gets a full ephemeral port range),
+ * authenticates each (session i uses device i % D: many sessions share a
+ * device token; by default with op "auth" as the first message, with -H
+ * by "Authorization: Bearer" on the upgrade request), waits for the ok,
  * leaves them idle, and reports per session:
  *   - the growth of the server's resident memory (VmRSS of the master and
  *     its workers, from /proc/<pid>/status);
@@ -11,9 +16,11 @@
  *     which every worker refreshes from mallinfo2 once a second).
  * The bar (docs/benchmarks.md): below Mosquitto's 0.72 KiB per idle session.
  *
- *   bench_idle [-n sessions] [-w workers] [-p client-procs] [--server path]
+ *   bench_idle [-n sessions] [-w workers] [-p client-procs] [-d devices] [-H]
+ *              [--server path]
  *
- * Defaults: N=50000, W=4, P=4, tesserad next to this binary (../tesserad).
+ * Defaults: N=50000, W=4, P=4, D=8, tesserad next to this binary
+ * (../tesserad).
  * Traffic stays on loopback; everything stops by itself. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -34,10 +41,42 @@
 #include <time.h>
 #include <unistd.h>
 
-static const char upgrade[] =
+#include "bench_accounts.h"
+#include "proto/ws.h"
+
+static const char upgrade_fmt[] =
     "GET /v1/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tessera.v1\r\n\r\n";
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tessera.v1\r\n%s\r\n";
+
+/* Per device: the upgrade request and the masked auth frame to send. */
+typedef struct {
+  char upgrade[512];
+  size_t upgrade_len;
+  uint8_t auth[160];
+  size_t auth_len; /* 0 with -H: the upgrade carries the token */
+} dev_msgs;
+
+static dev_msgs *devs;
+static int total_sessions;
+static int ndevs;
+static bool by_header;
+
+static void make_msgs(dev_msgs *m, const char *token) {
+  char hdr[128] = "";
+  if (by_header) snprintf(hdr, sizeof hdr, "Authorization: Bearer %s\r\n", token);
+  m->upgrade_len = (size_t)snprintf(m->upgrade, sizeof m->upgrade, upgrade_fmt, hdr);
+  m->auth_len = 0;
+  if (by_header) return;
+  char text[128];
+  int n =
+      snprintf(text, sizeof text, "{\"op\":\"auth\",\"id\":1,\"token\":\"%s\"}", token);
+  uint8_t mask[4] = {0x11, 0x22, 0x33, 0x44};
+  size_t hl = ws_write_frame_header(m->auth, WS_OP_TEXT, true, (size_t)n, mask);
+  memcpy(m->auth + hl, text, (size_t)n);
+  ws_unmask(m->auth + hl, (size_t)n, mask, 0);
+  m->auth_len = hl + (size_t)n;
+}
 
 static uint64_t now_ms(void) {
   struct timespec ts;
@@ -111,19 +150,23 @@ static long long heap_bytes(int port) {
   return p ? atoll(p + 20) : -1;
 }
 
-/* Client process k: opens count sessions from 127.0.0.(2+k), reports on
- * ready_fd, holds them until quit_fd closes. Returns an exit status. */
+/* Client process k: opens count sessions from 127.0.0.(2+k), authenticates
+ * them, reports on ready_fd, holds them until quit_fd closes. Returns an
+ * exit status. */
 static int client(int k, int port, int count, int ready_fd, int quit_fd) {
   int ep = epoll_create1(0);
   int *fds = calloc((size_t)count, sizeof *fds);
   char(*got)[4] = calloc((size_t)count, 4); /* last bytes seen, to find "\r\n\r\n" */
+  uint8_t *st = calloc((size_t)count, 1);   /* 0 upgrading, 1 awaiting the auth reply */
   int opened = 0, done = 0, inflight = 0;
   struct sockaddr_in src = {.sin_family = AF_INET,
                             .sin_addr.s_addr = htonl(0x7f000002u + (uint32_t)k)};
   struct sockaddr_in dst = {.sin_family = AF_INET,
                             .sin_port = htons((uint16_t)port),
                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  uint64_t deadline = now_ms() + 120000;
+  /* Opening slows down as the machine fills (200,000 took 52 s here). */
+  uint64_t deadline =
+      now_ms() + (total_sessions > 120000 ? (uint64_t)total_sessions : 120000);
   struct epoll_event evs[256];
   while (done < count && now_ms() < deadline) {
     while (opened < count && inflight < 256) {
@@ -150,9 +193,9 @@ static int client(int k, int port, int count, int ready_fd, int quit_fd) {
     for (int i = 0; i < n; i++) {
       uint32_t id = evs[i].data.u32;
       int fd = fds[id];
+      const dev_msgs *m = &devs[(id + (uint32_t)k) % (uint32_t)ndevs];
       if (evs[i].events & EPOLLOUT) {
-        if (write(fd, upgrade, sizeof upgrade - 1) != (ssize_t)sizeof upgrade - 1)
-          return 1;
+        if (write(fd, m->upgrade, m->upgrade_len) != (ssize_t)m->upgrade_len) return 1;
         struct epoll_event ev = {.events = EPOLLIN, .data.u32 = id};
         epoll_ctl(ep, EPOLL_CTL_MOD, fd, &ev);
         continue;
@@ -163,11 +206,37 @@ static int client(int k, int port, int count, int ready_fd, int quit_fd) {
         fprintf(stderr, "client %d: session %u refused\n", k, id);
         return 1;
       }
-      for (ssize_t j = 0; j < r; j++) {
-        memmove(got[id], got[id] + 1, 3);
-        got[id][3] = buf[j];
+      bool finished = false;
+      if (st[id] == 0) {
+        static const char zero[4];
+        if (memcmp(got[id], zero, 4) == 0 && r >= 12 &&
+            memcmp(buf, "HTTP/1.1 101", 12) != 0) {
+          fprintf(stderr, "client %d: upgrade refused: %.12s\n", k, buf);
+          return 1;
+        }
+        ssize_t j = 0;
+        while (j < r && memcmp(got[id], "\r\n\r\n", 4) != 0) {
+          memmove(got[id], got[id] + 1, 3);
+          got[id][3] = buf[j++];
+        }
+        if (memcmp(got[id], "\r\n\r\n", 4) == 0) {
+          if (m->auth_len == 0) {
+            finished = true;
+          } else {
+            if (write(fd, m->auth, m->auth_len) != (ssize_t)m->auth_len) return 1;
+            st[id] = 1;
+            /* the reply cannot be in this read: it answers what we just sent */
+          }
+        }
+      } else {
+        /* The auth reply: one small text frame, {"id":1,"ok":{...}}. */
+        if (memmem(buf, (size_t)r, "\"error\"", 7)) {
+          fprintf(stderr, "client %d: auth refused: %.*s\n", k, (int)r, buf);
+          return 1;
+        }
+        if (memmem(buf, (size_t)r, "\"ok\"", 4)) finished = true;
       }
-      if (memcmp(got[id], "\r\n\r\n", 4) == 0) {
+      if (finished) {
         epoll_ctl(ep, EPOLL_CTL_DEL, fd, NULL);
         done++;
         inflight--;
@@ -185,6 +254,7 @@ static int client(int k, int port, int count, int ready_fd, int quit_fd) {
 
 int main(int argc, char **argv) {
   int n = 50000, workers = 4, procs = 4;
+  ndevs = 8;
   char server[PATH_MAX] = "";
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "-n") && i + 1 < argc)
@@ -193,10 +263,16 @@ int main(int argc, char **argv) {
       workers = atoi(argv[++i]);
     else if (!strcmp(argv[i], "-p") && i + 1 < argc)
       procs = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "-d") && i + 1 < argc)
+      ndevs = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "-H"))
+      by_header = true;
     else if (!strcmp(argv[i], "--server") && i + 1 < argc)
       snprintf(server, sizeof server, "%s", argv[++i]);
     else {
-      fprintf(stderr, "usage: %s [-n sessions] [-w workers] [-p procs] [--server path]\n",
+      fprintf(stderr,
+              "usage: %s [-n sessions] [-w workers] [-p procs] [-d devices] [-H] "
+              "[--server path]\n",
               argv[0]);
       return 2;
     }
@@ -212,6 +288,11 @@ int main(int argc, char **argv) {
   if (access(server, X_OK) != 0) {
     printf("bench_idle: skipped (no tesserad at %s)\n", server);
     return 0;
+  }
+  if (ndevs < 1 || ndevs > 100 || sodium_init() < 0) {
+    fprintf(stderr, "bench_idle: need 1 <= devices <= 100 (registration is rate-limited "
+                    "per address)\n");
+    return 2;
   }
   if (procs < 1 || n / procs > 19000 || n / workers > 19000) {
     fprintf(stderr, "bench_idle: need n/procs and n/workers <= 19000\n");
@@ -253,11 +334,24 @@ int main(int argc, char **argv) {
   /* Let every worker listen and publish its heap gauge once. */
   for (uint64_t dl = now_ms() + 5000; now_ms() < dl && !http_get(port, "/health");)
     poll(NULL, 0, 10);
+  /* Accounts first: their argon2id hashes and store pages are not part of
+   * the per-session cost. */
+  devs = calloc((size_t)ndevs, sizeof *devs);
+  for (int d = 0; d < ndevs; d++) {
+    char login[32], token[BENCH_TOKEN_LEN + 1];
+    snprintf(login, sizeof login, "bench%d", d);
+    if (!devs || bench_register(port, login, token) != 0) {
+      fprintf(stderr, "bench_idle: registering %s failed\n", login);
+      goto out;
+    }
+    make_msgs(&devs[d], token);
+  }
   poll(NULL, 0, 1500);
   int np;
   long rss0 = server_rss_kib(srv, &np);
   long long heap0 = heap_bytes(port);
 
+  total_sessions = n;
   int ready[2], quit[2];
   if (pipe(ready) != 0 || pipe(quit) != 0) goto out;
   uint64_t t0 = now_ms();
@@ -283,9 +377,10 @@ int main(int argc, char **argv) {
     poll(NULL, 0, 1500); /* a fresh heap gauge from every worker */
     long rss1 = server_rss_kib(srv, &np);
     long long heap1 = heap_bytes(port);
-    printf("bench_idle: %d idle WebSocket sessions, %d workers (%d server processes), "
-           "opened in %.1f s\n",
-           n, workers, np, (t1 - t0) / 1000.0);
+    printf(
+        "bench_idle: %d idle authenticated WebSocket sessions (%d devices, auth by %s), "
+        "%d workers (%d server processes), opened in %.1f s\n",
+        n, ndevs, by_header ? "header" : "op", workers, np, (t1 - t0) / 1000.0);
     printf("  server RSS   %8ld KiB -> %8ld KiB: %.3f KiB per session\n", rss0, rss1,
            (double)(rss1 - rss0) / n);
     if (heap0 >= 0 && heap1 >= 0)

@@ -17,6 +17,7 @@
 #include "proto/base64.h"
 #include "proto/json.h"
 #include "server/log.h"
+#include "server/wsd.h"
 #include "tessera/error.h"
 
 /* argon2id cost. Measured here (2 cores, libsodium 1.0.18): t=2, m=64 MiB
@@ -232,10 +233,16 @@ static void write_expiry(op *o, json_writer *jw) {
 }
 
 /* Store completion: the answer. Job errors carry the protocol meaning. */
+static void ws_device_revoked(const uint8_t device_id[ACCOUNTS_ID_BYTES]);
+static int run_revoke(store_conn *c, void *arg);
+
 static void op_done(store_job *job, int status) {
   op *o = job->arg;
   switch (status) {
-  case 0: op_ok(o); return;
+  case 0:
+    if (job->run == run_revoke) ws_device_revoked(o->target_id);
+    op_ok(o);
+    return;
   case TSR_ECONFLICT:
     op_fail(o, 409, "conflict",
             o->kind == OP_REGISTER ? "login or phone number already taken"
@@ -700,12 +707,18 @@ int accounts_authenticate(const httpd_req *req, uint8_t account_id[ACCOUNTS_ID_B
   http_str a = req->req->authorization;
   static const char bearer[] = "Bearer ";
   size_t bl = sizeof bearer - 1;
+  if (!a.ptr || a.len < bl || strncasecmp(a.ptr, bearer, bl) != 0) return TSR_ENOTFOUND;
+  return accounts_authenticate_token(a.ptr + bl, a.len - bl, account_id, device_id);
+}
+
+int accounts_authenticate_token(const char *b64, size_t len,
+                                uint8_t account_id[ACCOUNTS_ID_BYTES],
+                                uint8_t device_id[ACCOUNTS_ID_BYTES]) {
   size_t want = b64_encoded_len(ACCOUNTS_TOKEN_BYTES, B64_MODE_URL_NOPAD);
-  if (!a.ptr || a.len != bl + want || strncasecmp(a.ptr, bearer, bl) != 0)
-    return TSR_ENOTFOUND;
+  if (!b64 || len != want) return TSR_ENOTFOUND;
   uint8_t token[ACCOUNTS_TOKEN_BYTES], th[crypto_hash_sha256_BYTES];
   size_t got = 0;
-  if (b64_decode(token, sizeof token, a.ptr + bl, want, B64_MODE_URL_NOPAD, &got) != 0 ||
+  if (b64_decode(token, sizeof token, b64, want, B64_MODE_URL_NOPAD, &got) != 0 ||
       got != sizeof token)
     return TSR_ENOTFOUND;
   crypto_hash_sha256(th, token, sizeof token);
@@ -1157,6 +1170,209 @@ static int h_phone_verify(const httpd_req *r, httpd_resp *resp) {
   return HTTPD_DEFERRED;
 }
 
+/* ---- WebSocket sessions ------------------------------------------------
+ *
+ * An authenticated session's conn->session points at a ws_dev: one entry
+ * per device with open sessions on this worker, shared by all of them and
+ * reference counted (a hash table keyed by device id). A session therefore
+ * costs no memory beyond its 64-byte conn; a device costs one 56-byte
+ * entry plus a bucket pointer.
+ *
+ * Revocation: the worker that commits a revocation closes the device's
+ * sessions at once (1008), scanning its conns (revocations are rare, a
+ * worker holds under 20,000 conns). Sessions of the device on other
+ * workers are caught by a re-check of the device row on this worker's
+ * store reader, done before an op (or at a server ping) when the entry's
+ * last check is older than ACCOUNTS_WS_RECHECK_MS; the check is shared by
+ * every session of the device on the worker, and when it finds the device
+ * revoked it closes all of them. */
+
+typedef struct ws_dev {
+  struct ws_dev *next; /* hash chain */
+  uint8_t account_id[ACCOUNTS_ID_BYTES];
+  uint8_t device_id[ACCOUNTS_ID_BYTES];
+  uint32_t refs;
+  uint32_t checked_ms; /* wrapping ms clock of the last check */
+  bool revoked;
+} ws_dev;
+
+static struct {
+  ws_dev **b;
+  size_t nb, n;
+  worker *w;
+} wsd_devs;
+
+static uint32_t ms32(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint32_t)((uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u);
+}
+
+static size_t dev_bucket(const uint8_t id[ACCOUNTS_ID_BYTES], size_t nb) {
+  uint64_t h; /* device ids are random */
+  memcpy(&h, id, sizeof h);
+  return (size_t)(h & (nb - 1));
+}
+
+static ws_dev *dev_find(const uint8_t id[ACCOUNTS_ID_BYTES]) {
+  if (!wsd_devs.b) return NULL;
+  for (ws_dev *d = wsd_devs.b[dev_bucket(id, wsd_devs.nb)]; d; d = d->next)
+    if (memcmp(d->device_id, id, ACCOUNTS_ID_BYTES) == 0) return d;
+  return NULL;
+}
+
+static bool dev_grow(void) {
+  size_t nb = wsd_devs.nb ? wsd_devs.nb * 2 : 1024;
+  ws_dev **b = calloc(nb, sizeof *b);
+  if (!b) return false;
+  for (size_t i = 0; i < wsd_devs.nb; i++)
+    for (ws_dev *d = wsd_devs.b[i], *nx; d; d = nx) {
+      nx = d->next;
+      size_t k = dev_bucket(d->device_id, nb);
+      d->next = b[k];
+      b[k] = d;
+    }
+  free(wsd_devs.b);
+  wsd_devs.b = b;
+  wsd_devs.nb = nb;
+  return true;
+}
+
+/* A reference to the live entry of the device (made when missing). */
+static ws_dev *dev_ref(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                       const uint8_t dev[ACCOUNTS_ID_BYTES]) {
+  ws_dev *d = dev_find(dev);
+  if (d && !d->revoked) {
+    d->refs++;
+    d->checked_ms = ms32(); /* the caller has just read the row */
+    return d;
+  }
+  if (wsd_devs.n >= wsd_devs.nb && !dev_grow()) return NULL;
+  d = calloc(1, sizeof *d);
+  if (!d) return NULL;
+  memcpy(d->account_id, acc, ACCOUNTS_ID_BYTES);
+  memcpy(d->device_id, dev, ACCOUNTS_ID_BYTES);
+  d->refs = 1;
+  d->checked_ms = ms32();
+  size_t k = dev_bucket(dev, wsd_devs.nb);
+  d->next = wsd_devs.b[k]; /* ahead of a revoked entry of the same id */
+  wsd_devs.b[k] = d;
+  wsd_devs.n++;
+  return d;
+}
+
+static void dev_unref(ws_dev *d) {
+  if (--d->refs) return;
+  ws_dev **p = &wsd_devs.b[dev_bucket(d->device_id, wsd_devs.nb)];
+  while (*p != d) p = &(*p)->next;
+  *p = d->next;
+  wsd_devs.n--;
+  free(d);
+}
+
+/* Is the device still live? On this thread's store reader. */
+static int device_live(const ws_dev *d) {
+  store_conn *c;
+  store_stmt *s;
+  int rc = store_reader_get(worker_self->store, &c);
+  if (rc == 0)
+    rc = store_conn_prepare(
+        c, "SELECT 1 FROM devices WHERE id = ? AND account_id = ? AND revoked = 0", &s);
+  if (rc) return TSR_EIO;
+  store_bind_blob(s, 1, BYTES(d->device_id, ACCOUNTS_ID_BYTES));
+  store_bind_blob(s, 2, BYTES(d->account_id, ACCOUNTS_ID_BYTES));
+  rc = store_step(s);
+  store_stmt_reset(s);
+  return rc == STORE_ROW ? 0 : rc < 0 ? TSR_EIO : TSR_ENOTFOUND;
+}
+
+/* Marks d revoked and starts closing its sessions on this worker with 1008,
+ * except skip (the conn whose event is running: its caller closes it). */
+static void dev_revoke(ws_dev *d, conn *skip) {
+  d->revoked = true;
+  if (!wsd_devs.w) return;
+  uint32_t left = d->refs;
+  d->refs++; /* a close below may drop the last session's reference */
+  for (conn_chunk *ch = wsd_devs.w->chunks; ch && left; ch = ch->next)
+    for (size_t i = 0; i < WORKER_SLAB_CHUNK && left; i++) {
+      conn *c = &ch->conns[i];
+      if (c->session != d) continue;
+      left--;
+      if (c == skip || conn_state(c) != CONN_WS) continue;
+      wsd_close(c, WS_CLOSE_POLICY, "device revoked");
+      conn_settle(c);
+    }
+  dev_unref(d);
+}
+
+static void ws_device_revoked(const uint8_t device_id[ACCOUNTS_ID_BYTES]) {
+  ws_dev *d = dev_find(device_id);
+  if (d && !d->revoked) dev_revoke(d, NULL);
+}
+
+static int ws_authorize(conn *c) {
+  ws_dev *d = c->session;
+  if (d->revoked) return WSD_AUTH_REVOKED;
+  uint32_t now = ms32();
+  if (now - d->checked_ms < ACCOUNTS_WS_RECHECK_MS) return WSD_AUTH_OK;
+  int rc = device_live(d);
+  if (rc == TSR_ENOTFOUND) {
+    dev_revoke(d, c); /* revoked on another worker: close the rest here too */
+    return WSD_AUTH_REVOKED;
+  }
+  if (rc == 0) d->checked_ms = now;
+  return WSD_AUTH_OK; /* a read error: keep the session, retry next time */
+}
+
+static void ws_closed(conn *c) { dev_unref(c->session); }
+
+static int ws_upgrade(conn *c, const http_request *req, httpd_resp *resp) {
+  if (!req->authorization.ptr) return 0; /* authenticates with op "auth" */
+  httpd_req hr = {.conn = c, .req = req};
+  uint8_t acc[ACCOUNTS_ID_BYTES], dev[ACCOUNTS_ID_BYTES];
+  if (!auth_or_refuse(&hr, resp, acc, dev)) return -1;
+  c->session = dev_ref(acc, dev);
+  if (!c->session) {
+    httpd_resp_error(resp, 503, "busy", "server busy; retry later");
+    return -1;
+  }
+  return 0;
+}
+
+static void write_ids(json_writer *jw, const ws_dev *d) {
+  json_write_key(jw, "account_id");
+  json_write_base64url(jw, BYTES(d->account_id, ACCOUNTS_ID_BYTES));
+  json_write_key(jw, "device_id");
+  json_write_base64url(jw, BYTES(d->device_id, ACCOUNTS_ID_BYTES));
+}
+
+static int op_auth(wsd_call *call) {
+  conn *c = call->conn;
+  if (c->session)
+    return wsd_call_error(call, "already_authenticated", "session already authenticated");
+  int ti = json_object_get(call->text, call->toks, 0, "token");
+  if (ti < 0 || call->toks[ti].type != JSON_STRING)
+    return wsd_call_error(call, "bad_request", "token (base64url string) required");
+  uint8_t acc[ACCOUNTS_ID_BYTES], dev[ACCOUNTS_ID_BYTES];
+  const json_token *t = &call->toks[ti];
+  int rc =
+      accounts_authenticate_token(call->text + t->start, t->end - t->start, acc, dev);
+  if (rc == TSR_ENOTFOUND)
+    return wsd_call_error(call, "unauthorized", "unknown or revoked token");
+  if (rc) return wsd_call_error(call, "internal", "internal error");
+  ws_dev *d = dev_ref(acc, dev);
+  if (!d) return wsd_call_error(call, "busy", "server busy; retry later");
+  c->session = d;
+  wsd_authenticated(c);
+  write_ids(call->ok, d);
+  return 0;
+}
+
+static int op_whoami(wsd_call *call) {
+  write_ids(call->ok, call->conn->session);
+  return 0;
+}
+
 /* ---- setup ------------------------------------------------------------ */
 
 int accounts_routes(void) {
@@ -1180,13 +1396,18 @@ int accounts_routes(void) {
     int rc = httpd_route_add(t[i].m, t[i].prefix, t[i].fn);
     if (rc) return rc;
   }
-  return 0;
+  wsd_auth_hooks h = {
+      .upgrade = ws_upgrade, .authorize = ws_authorize, .close = ws_closed};
+  wsd_set_auth(&h);
+  int rc = wsd_op_add_public("auth", op_auth);
+  return rc ? rc : wsd_op_add("whoami", op_whoami);
 }
 
 int accounts_worker_start(worker *w) {
   rl_table = calloc(RL_SLOTS, sizeof *rl_table);
   if (!rl_table) return TSR_ENOMEM;
   randombytes_buf(rl_hash_key, sizeof rl_hash_key);
+  wsd_devs.w = w;
   hasher.loop = &w->loop;
   hasher.stop = false;
   if (pthread_create(&hasher.th, NULL, hasher_main, NULL) != 0) {
@@ -1218,4 +1439,9 @@ void accounts_worker_stop(worker *w) {
   hasher.queued = 0;
   free(rl_table);
   rl_table = NULL;
+  /* Every conn is closed by now, so every entry was released. */
+  free(wsd_devs.b);
+  wsd_devs.b = NULL;
+  wsd_devs.nb = wsd_devs.n = 0;
+  wsd_devs.w = NULL;
 }

@@ -1,7 +1,9 @@
 /* Accounts and devices (docs/protocol.md, "Accounts and devices"):
  * registration, password login of a new device, logout, device list and
  * revocation, link codes, phone verification, and the bearer-token check
- * every authenticated route uses.
+ * every authenticated route uses; and WebSocket session authentication
+ * (op "auth" or a Bearer token on the upgrade, op "whoami", closing a
+ * revoked device's sessions), see docs/protocol.md "Realtime session".
  *
  * Durability: every call that writes answers only after its store job
  * committed (httpd_defer / httpd_complete), so an acknowledged account or
@@ -37,6 +39,9 @@
 #define ACCOUNTS_TOKEN_BYTES 32
 #define ACCOUNTS_LINK_CODE_TTL 300  /* seconds */
 #define ACCOUNTS_PHONE_CODE_TTL 600 /* seconds */
+/* WebSocket sessions re-read their device row (revoked by another worker?)
+ * before an op when the last check of the device on this worker is older. */
+#define ACCOUNTS_WS_RECHECK_MS 1000
 
 /* Registers the account routes. Call from main before the workers start. */
 int accounts_routes(void);
@@ -51,6 +56,12 @@ void accounts_worker_stop(worker *w);
  * malformed, unknown or revoked token (answer 401), or TSR_EIO. */
 int accounts_authenticate(const httpd_req *req, uint8_t account_id[ACCOUNTS_ID_BYTES],
                           uint8_t device_id[ACCOUNTS_ID_BYTES]);
+
+/* The same check for a raw base64url token (no "Bearer "), e.g. the
+ * WebSocket op "auth". Same results. */
+int accounts_authenticate_token(const char *b64, size_t len,
+                                uint8_t account_id[ACCOUNTS_ID_BYTES],
+                                uint8_t device_id[ACCOUNTS_ID_BYTES]);
 
 /* Delivery of phone verification codes. send runs on the loop thread and
  * must not block for long; returns 0 or a negative TSR_E* code. */

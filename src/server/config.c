@@ -49,6 +49,8 @@ static const cfg_key keys[] = {
      "server pings a WebSocket silent for this long"},
     {"ws_pong_timeout", K_MS, F(ws_pong_timeout_ms), 10, 86400000,
      "then drops it if nothing arrives within this"},
+    {"ws_auth_timeout", K_MS, F(ws_auth_timeout_ms), 10, 86400000,
+     "a WebSocket session must authenticate within this (else close 1008)"},
     {"close_timeout", K_MS, F(close_timeout_ms), 10, 600000,
      "wait for the peer's half of a closing handshake"},
     {"drain_timeout", K_MS, F(drain_timeout_ms), 10, 600000,
@@ -74,6 +76,7 @@ void cfg_defaults(cfg *c) {
   c->request_timeout_ms = 30000;
   c->ws_ping_interval_ms = 60000;
   c->ws_pong_timeout_ms = 30000;
+  c->ws_auth_timeout_ms = 10000;
   c->close_timeout_ms = 5000;
   c->drain_timeout_ms = 10000;
 }

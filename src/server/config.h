@@ -40,6 +40,7 @@ typedef struct {
   uint32_t request_timeout_ms;
   uint32_t ws_ping_interval_ms;
   uint32_t ws_pong_timeout_ms;
+  uint32_t ws_auth_timeout_ms; /* a session must authenticate within this (close 1008) */
   uint32_t close_timeout_ms;
   uint32_t drain_timeout_ms;
   bool debug_routes; /* POST /debug/echo, for tests only */

@@ -20,10 +20,13 @@
 #include <unistd.h>
 
 #include "server/accounts.h"
+#include "server/blocks.h"
 #include "server/config.h"
+#include "server/graphs.h"
 #include "server/httpd.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/profiles.h"
 #include "server/tls.h"
 #include "server/worker.h"
 #include "server/wsd.h"
@@ -169,7 +172,9 @@ int main(int argc, char **argv) {
     }
   }
   worker_set_hooks(accounts_worker_start, accounts_worker_stop);
+  /* graphs before profiles: the first matching route prefix wins. */
   if (httpd_builtin_routes(conf.debug_routes) != 0 || accounts_routes() != 0 ||
+      graphs_routes() != 0 || profiles_routes() != 0 || blocks_routes() != 0 ||
       wsd_builtin_ops() != 0 || (rc = metrics_init(nworkers)) != 0) {
     log_error("startup failed");
     return 2;

@@ -48,7 +48,80 @@ static const char accounts_v1[] =
     " expires_at INTEGER NOT NULL,"
     " PRIMARY KEY (account_id, phone));";
 
+/* Profiles, the three apps' graphs, and blocks. Ids are accounts.id.
+ * profiles.handle: the lower-cased social handle or messenger username,
+ * NULL for chat (whose key is the account's verified phone, read from
+ * accounts, so a changed number never goes stale); NULLs are distinct in a
+ * unique index in SQLite and PostgreSQL alike. Every graph has its own
+ * tables: the apps' graphs are never merged. */
+static const char social_v1[] =
+    "CREATE TABLE profiles ("
+    " account_id BLOB NOT NULL REFERENCES accounts(id),"
+    " app TEXT NOT NULL,"
+    " handle TEXT,"
+    " name TEXT NOT NULL,"
+    " bio TEXT NOT NULL,"
+    " private INTEGER NOT NULL DEFAULT 0,"
+    " page INTEGER NOT NULL DEFAULT 0,"
+    " category TEXT NOT NULL DEFAULT '',"
+    " hours TEXT NOT NULL DEFAULT '',"
+    " website TEXT NOT NULL DEFAULT '',"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (account_id, app));"
+    "CREATE UNIQUE INDEX profiles_by_handle ON profiles(app, handle);"
+    /* chat: the owner's address book (numbers, registered or not). */
+    "CREATE TABLE chat_contacts ("
+    " owner_id BLOB NOT NULL REFERENCES accounts(id),"
+    " number TEXT NOT NULL,"
+    " PRIMARY KEY (owner_id, number));"
+    "CREATE INDEX chat_contacts_by_number ON chat_contacts(number);"
+    "CREATE TABLE social_follows ("
+    " follower_id BLOB NOT NULL REFERENCES accounts(id),"
+    " followee_id BLOB NOT NULL REFERENCES accounts(id),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (follower_id, followee_id));"
+    "CREATE INDEX social_follows_by_followee ON social_follows(followee_id, follower_id);"
+    "CREATE TABLE social_follow_requests ("
+    " requester_id BLOB NOT NULL REFERENCES accounts(id),"
+    " target_id BLOB NOT NULL REFERENCES accounts(id),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (requester_id, target_id));"
+    "CREATE INDEX social_follow_requests_by_target"
+    " ON social_follow_requests(target_id, requester_id);"
+    "CREATE TABLE messenger_friend_requests ("
+    " requester_id BLOB NOT NULL REFERENCES accounts(id),"
+    " target_id BLOB NOT NULL REFERENCES accounts(id),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (requester_id, target_id));"
+    "CREATE INDEX messenger_friend_requests_by_target"
+    " ON messenger_friend_requests(target_id, requester_id);"
+    /* One row per direction, so listing is a prefix scan of the key. */
+    "CREATE TABLE messenger_friends ("
+    " account_id BLOB NOT NULL REFERENCES accounts(id),"
+    " friend_id BLOB NOT NULL REFERENCES accounts(id),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (account_id, friend_id));"
+    "CREATE TABLE messenger_page_follows ("
+    " follower_id BLOB NOT NULL REFERENCES accounts(id),"
+    " page_id BLOB NOT NULL REFERENCES accounts(id),"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (follower_id, page_id));"
+    "CREATE INDEX messenger_page_follows_by_page"
+    " ON messenger_page_follows(page_id, follower_id);"
+    /* app, target: how the blocker named the blocked account (for the list
+     * and for unblocking by that name). */
+    "CREATE TABLE blocks ("
+    " blocker_id BLOB NOT NULL REFERENCES accounts(id),"
+    " blocked_id BLOB NOT NULL REFERENCES accounts(id),"
+    " app TEXT NOT NULL,"
+    " target TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (blocker_id, blocked_id));"
+    "CREATE INDEX blocks_by_blocked ON blocks(blocked_id, blocker_id);";
+
 const store_migration server_schema[] = {
     {"accounts-v1", accounts_v1},
+    {"social-v1", social_v1},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];

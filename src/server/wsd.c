@@ -15,23 +15,28 @@ typedef struct {
   const char *op;
   size_t len;
   wsd_handler fn;
+  bool pub; /* allowed before authentication */
 } op_entry;
 
 static op_entry ops[WSD_MAX_OPS];
 static size_t nops;
-static void (*hook_open)(conn *c);
-static void (*hook_close)(conn *c);
+static wsd_auth_hooks auth;
 
-int wsd_op_add(const char *op, wsd_handler fn) {
+static int op_add(const char *op, wsd_handler fn, bool pub) {
   if (!op || !*op || !fn) return TSR_EINVAL;
   if (nops == WSD_MAX_OPS) return TSR_ELIMIT;
-  ops[nops++] = (op_entry){op, strlen(op), fn};
+  ops[nops++] = (op_entry){op, strlen(op), fn, pub};
   return 0;
 }
 
-void wsd_set_hooks(void (*on_open)(conn *c), void (*on_close)(conn *c)) {
-  hook_open = on_open;
-  hook_close = on_close;
+int wsd_op_add(const char *op, wsd_handler fn) { return op_add(op, fn, false); }
+int wsd_op_add_public(const char *op, wsd_handler fn) { return op_add(op, fn, true); }
+
+void wsd_set_auth(const wsd_auth_hooks *h) {
+  if (h)
+    auth = *h;
+  else
+    auth = (wsd_auth_hooks){0};
 }
 
 int wsd_call_error(wsd_call *call, const char *code, const char *fmt, ...) {
@@ -47,6 +52,31 @@ static uint64_t now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Milliseconds on a wrapping 32-bit clock: the authentication deadline in
+ * conn.spare (0: none). Compared by signed difference, so it is good for
+ * deadlines up to ~24 days away. */
+static uint32_t now_ms32(void) { return (uint32_t)(now_us() / 1000u); }
+
+static bool auth_pending(const conn *c) {
+  return auth.authorize && !c->session && c->spare;
+}
+
+/* Arms the idle timer: the ping interval, or sooner for the auth deadline. */
+static void arm_idle(conn *c, uint32_t ms) {
+  if (auth_pending(c)) {
+    int32_t left = (int32_t)(c->spare - now_ms32());
+    if (left < 1) left = 1;
+    if ((uint32_t)left < ms) ms = (uint32_t)left;
+  }
+  conn_timer(c, ms);
+}
+
+void wsd_authenticated(conn *c) {
+  c->spare = 0;
+  if (conn_state(c) == CONN_WS && !(conn_flags(c) & CONN_F_PING_SENT))
+    conn_timer(c, conn_worker(c)->cfg->ws_ping_interval_ms);
 }
 
 /* ---- output ---- */
@@ -181,6 +211,18 @@ static void dispatch(conn *c, const uint8_t *data, size_t len) {
   if (!e) {
     reply_error(c, id, id_len, "unknown_op", "unknown op");
     goto done;
+  }
+  if (auth.authorize && !e->pub) {
+    int a = c->session ? auth.authorize(c) : WSD_AUTH_NONE;
+    if (a == WSD_AUTH_REVOKED) {
+      reply_error(c, id, id_len, "unauthorized", "device revoked");
+      wsd_close(c, WS_CLOSE_POLICY, "device revoked");
+      goto done;
+    }
+    if (a != WSD_AUTH_OK) {
+      reply_error(c, id, id_len, "unauthorized", "authenticate first (op auth)");
+      goto done;
+    }
   }
   buf_reset(&w->body);
   json_writer jw;
@@ -317,13 +359,23 @@ size_t wsd_input(conn *c, uint8_t *p, size_t n) {
   }
   if (any && conn_state(c) == CONN_WS) {
     conn_flags(c) &= (uint8_t)~CONN_F_PING_SENT;
-    conn_timer(c, w->cfg->ws_ping_interval_ms);
+    arm_idle(c, w->cfg->ws_ping_interval_ms);
   }
   return off;
 }
 
 void wsd_on_timeout(conn *c) {
   worker *w = conn_worker(c);
+  if (auth_pending(c) && (int32_t)(c->spare - now_ms32()) <= 0) {
+    metrics_inc(M_ERR_TIMEOUT);
+    log_debug("fd %d: not authenticated in time", c->h.fd);
+    wsd_close(c, WS_CLOSE_POLICY, "authentication timeout");
+    return;
+  }
+  if (auth.authorize && c->session && auth.authorize(c) == WSD_AUTH_REVOKED) {
+    wsd_close(c, WS_CLOSE_POLICY, "device revoked");
+    return;
+  }
   if (conn_flags(c) & CONN_F_PING_SENT) {
     metrics_inc(M_ERR_TIMEOUT);
     conn_kill(c);
@@ -332,12 +384,13 @@ void wsd_on_timeout(conn *c) {
   uint8_t fr[WS_MAX_CONTROL_FRAME];
   send_control(c, fr, ws_write_control(fr, WS_OP_PING, NULL, 0, NULL));
   conn_flags(c) |= CONN_F_PING_SENT;
-  conn_timer(c, w->cfg->ws_pong_timeout_ms);
+  arm_idle(c, w->cfg->ws_pong_timeout_ms);
 }
 
 void wsd_on_close(conn *c) {
-  if (hook_close) hook_close(c);
+  if (auth.close && c->session) auth.close(c);
   c->session = NULL;
+  c->spare = 0;
   metrics_add(M_WS_OPEN, -1);
 }
 
@@ -389,6 +442,7 @@ int wsd_handshake(conn *c, const http_request *req, bytes_t body, httpd_resp *re
     httpd_resp_error(resp, 503, "unavailable", "server is shutting down");
     return 0;
   }
+  if (auth.upgrade && auth.upgrade(c, req, resp) != 0) return 0;
   http_header hdrs[] = {
       HTTP_HEADER("Upgrade", "websocket"),
       HTTP_HEADER("Connection", "Upgrade"),
@@ -397,6 +451,8 @@ int wsd_handshake(conn *c, const http_request *req, bytes_t body, httpd_resp *re
   };
   buf_t *out = conn_out(c);
   if (http_write_response_head(out, 101, NULL, hdrs, 4, -1, true) != 0) {
+    if (auth.close && c->session) auth.close(c);
+    c->session = NULL;
     conn_kill(c);
     return 1;
   }
@@ -405,8 +461,12 @@ int wsd_handshake(conn *c, const http_request *req, bytes_t body, httpd_resp *re
   if (c->io) ws_assembler_init(&c->io->wsa);
   metrics_inc(M_WS_OPEN);
   metrics_inc(M_WS_TOTAL);
-  conn_timer(c, w->cfg->ws_ping_interval_ms);
-  if (hook_open) hook_open(c);
+  c->spare = 0;
+  if (auth.authorize && !c->session) {
+    c->spare = now_ms32() + w->cfg->ws_auth_timeout_ms;
+    if (!c->spare) c->spare = 1;
+  }
+  arm_idle(c, w->cfg->ws_ping_interval_ms);
   return 1;
 }
 
@@ -417,4 +477,4 @@ static int op_ping(wsd_call *call) {
   return 0;
 }
 
-int wsd_builtin_ops(void) { return wsd_op_add("ping", op_ping); }
+int wsd_builtin_ops(void) { return wsd_op_add_public("ping", op_ping); }

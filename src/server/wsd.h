@@ -26,6 +26,18 @@
  * clients need not ping (they may). Server-side pings keep the cost of
  * liveness on one timer per session and need no client cooperation.
  *
+ * Authentication (when wsd_set_auth installed hooks; accounts.c does): a
+ * session is authenticated once c->session is set, either at the upgrade
+ * (Authorization: Bearer on the request; a bad token there is refused with
+ * 401 before any session exists) or by a public op ("auth"). Until then
+ * only ops registered with wsd_op_add_public run; any other known op gets
+ * error "unauthorized" (an unknown op still gets "unknown_op"). A session
+ * still unauthenticated ws_auth_timeout after the 101 is closed with 1008.
+ * The deadline lives in conn.spare (free in CONN_WS: httpd uses it only in
+ * CONN_HTTP), so the gate costs no memory per session. Before each
+ * non-public op, and at each server ping, the authorize hook re-validates
+ * the session; a revoked one is closed with 1008.
+ *
  * Closing: the server answers a Close with a Close (echoing the code) and
  * then shuts the TCP connection; a Close we start (errors, SIGTERM with
  * 1001) waits close_timeout for the peer's Close.
@@ -68,7 +80,9 @@ typedef int (*wsd_handler)(wsd_call *call);
 
 /* Registers op (static storage). Returns 0, TSR_EINVAL or TSR_ELIMIT. */
 int wsd_op_add(const char *op, wsd_handler fn);
-/* Registers the built-in ops: "ping" -> ok {}. */
+/* Same, for an op allowed before the session is authenticated. */
+int wsd_op_add_public(const char *op, wsd_handler fn);
+/* Registers the built-in ops: "ping" -> ok {} (public). */
 int wsd_builtin_ops(void);
 
 /* Sets the error of call and returns -1, for `return wsd_call_error(...)`.
@@ -92,9 +106,29 @@ void wsd_defer(const wsd_call *call, wsd_ticket *t);
 void wsd_complete(const wsd_ticket *t, const char *ok_json, size_t ok_len,
                   const char *err_code, const char *err_msg);
 
-/* Session hooks for the accounts module: on_open after the 101 is queued,
- * on_close exactly once when the session ends (conn->session is theirs). */
-void wsd_set_hooks(void (*on_open)(conn *c), void (*on_close)(conn *c));
+/* authorize results */
+#define WSD_AUTH_OK 0
+#define WSD_AUTH_NONE 1    /* not authenticated: error "unauthorized" */
+#define WSD_AUTH_REVOKED 2 /* no longer valid: error "unauthorized", close 1008 */
+
+/* Session hooks for the accounts module (conn->session is theirs; a
+ * session is authenticated when it is not NULL):
+ *   upgrade: after every handshake check, before the 101; returns 0 to
+ *     accept (it may set c->session) or nonzero with the refusal in resp;
+ *   authorize: before each non-public op of an authenticated session and at
+ *     each server ping; returns WSD_AUTH_*;
+ *   close: exactly once when a session ends (also after a failed 101).
+ * With authorize NULL (the default) sessions need no authentication. */
+typedef struct {
+  int (*upgrade)(conn *c, const http_request *req, httpd_resp *resp);
+  int (*authorize)(conn *c);
+  void (*close)(conn *c);
+} wsd_auth_hooks;
+void wsd_set_auth(const wsd_auth_hooks *h);
+
+/* The session c just authenticated (c->session set by a public op): clears
+ * the authentication deadline. */
+void wsd_authenticated(conn *c);
 
 /* Sends one server-initiated text message (a push). Returns 0, or TSR_ENOMEM
  * (the conn is then closing). The slow-reader limit applies. */
