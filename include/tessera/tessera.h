@@ -1,4 +1,5 @@
-/* libtessera: the tessera client library (accounts and devices).
+/* libtessera: the tessera client library (accounts, devices, app profiles
+ * and any authenticated call of the protocol).
  *
  * One tsr_client is one device talking to one tesserad. It owns the
  * connection (HTTP/1.1 with keep-alive, optionally TLS), a queue of
@@ -292,6 +293,88 @@ int tsr_device_link(tsr_client *c, const char *code, const char *certificate_b64
                     const char *device_name, tsr_result_cb cb, void *arg);
 int tsr_device_link_sync(tsr_client *c, const char *code, const char *certificate_b64,
                          const char *device_name, tsr_reply *out);
+
+/* --- Generic authenticated calls ----------------------------------------- */
+
+/* Any call of docs/protocol.md that needs the session token, for the parts
+ * of the protocol without a typed helper below (graphs, blocks, phone
+ * verification, ...). method is "GET", "POST", "PUT", "PATCH" or "DELETE";
+ * path starts with '/' and holds no spaces or control characters (escape
+ * path segments and query values with tsr_path_escape); json_body is the
+ * request body as JSON text (copied; not checked, the server answers
+ * bad_request to malformed JSON) or NULL for none. Synchronous errors:
+ * TSR_EINVAL (bad method or path), TSR_ESTATE (not logged in),
+ * TSR_ENOMEM. The result is delivered as for every call: body is the
+ * server's JSON answer. The request is retried after transport failures
+ * like the others, so prefer calls that are safe to repeat (all app,
+ * graph and block calls are). */
+int tsr_call(tsr_client *c, const char *method, const char *path, const char *json_body,
+             tsr_result_cb cb, void *arg);
+int tsr_call_sync(tsr_client *c, const char *method, const char *path,
+                  const char *json_body, tsr_reply *out);
+
+/* Percent-encodes in for use as one path segment or query value: every
+ * byte other than A-Z a-z 0-9 - . _ ~ becomes %XX ("+15550100" ->
+ * "%2B15550100"). Writes a NUL-terminated string into out (cap bytes) and
+ * returns its length, or TSR_ELIMIT when it does not fit (out is then
+ * ""), TSR_EINVAL for NULL arguments. Pure function; any thread. */
+int tsr_path_escape(const char *in, char *out, size_t cap);
+
+/* --- Apps: profiles and search ------------------------------------------ */
+
+/* The apps of docs/protocol.md, "Apps: profiles": "chat", "social" and
+ * "messenger". Any other app name is TSR_EINVAL in the calls below. */
+
+/* A profile to store with tsr_profile_put. NULL strings are sent as "".
+ * Which fields an app uses:
+ *   chat       name (sent as display_name), about; the key is the
+ *              account's verified phone number, set by the server
+ *   social     key (the handle, required), name, about (sent as bio),
+ *              private_account
+ *   messenger  key (the username, required), name, page, and for pages
+ *              category, hours, website
+ * Fields an app does not use are ignored. */
+typedef struct {
+  const char *key;
+  const char *name;
+  const char *about;
+  int private_account; /* social: 1 for a private account */
+  int page;            /* messenger: 1 for a business page */
+  const char *category;
+  const char *hours;
+  const char *website;
+} tsr_profile;
+
+/* Creates or replaces your profile in app (PUT /v1/apps/{app}/profile;
+ * the whole profile is replaced). Synchronous errors: TSR_EINVAL (unknown
+ * app, NULL p, missing key for social or messenger), TSR_ESTATE (not
+ * logged in), TSR_ENOMEM; the server checks the field rules. Result
+ * body: {"profile":{...}} (status 201 when created, 200 when replaced);
+ * codes bad_request, conflict, phone_unverified (chat without a verified
+ * phone number). */
+int tsr_profile_put(tsr_client *c, const char *app, const tsr_profile *p,
+                    tsr_result_cb cb, void *arg);
+int tsr_profile_put_sync(tsr_client *c, const char *app, const tsr_profile *p,
+                         tsr_reply *out);
+
+/* Reads a profile: your own (GET /v1/apps/{app}/profile) when key is NULL
+ * or "", else the profile named key in app (a phone number, handle or
+ * username; escaped here). Result body: {"profile":{...}}; not_found also
+ * when either account blocked the other. Synchronous errors as for
+ * tsr_profile_put, plus TSR_ELIMIT for a key over 200 bytes. */
+int tsr_profile_get(tsr_client *c, const char *app, const char *key, tsr_result_cb cb,
+                    void *arg);
+int tsr_profile_get_sync(tsr_client *c, const char *app, const char *key, tsr_reply *out);
+
+/* Searches app (GET /v1/apps/{app}/search): handles or usernames starting
+ * with prefix, or in chat exactly the number prefix. limit 1..50, 0 for
+ * the server's default (20). Result body: {"results":[profile,...]}.
+ * Synchronous errors as for tsr_profile_get, TSR_EINVAL also for an
+ * empty prefix or a limit over 50. */
+int tsr_search(tsr_client *c, const char *app, const char *prefix, unsigned limit,
+               tsr_result_cb cb, void *arg);
+int tsr_search_sync(tsr_client *c, const char *app, const char *prefix, unsigned limit,
+                    tsr_reply *out);
 
 /* --- Local session state ------------------------------------------------ */
 

@@ -1,4 +1,5 @@
-/* tessera: the command-line client on libtessera (accounts and devices).
+/* tessera: the command-line client on libtessera (accounts, devices, app
+ * profiles, graphs and blocks).
  *
  *   tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] COMMAND
  *
@@ -36,6 +37,26 @@ static const char usage[] =
     "  device certify KEY              (existing device) certificate for KEY\n"
     "  device link-code --for KEY      (existing device) code + certificate for KEY\n"
     "  device link CODE CERT [--device-name N]   (new device) join the account\n"
+    "  phone code PHONE                send a verification code (E.164 number)\n"
+    "  phone verify PHONE CODE         verify the number with that code\n"
+    "apps (APP is chat, social or messenger; one profile per app):\n"
+    "  profile set chat [--name N] [--about A]     needs a verified phone number\n"
+    "  profile set social --handle H [--name N] [--bio B] [--private on|off]\n"
+    "  profile set messenger --username U [--name N]\n"
+    "              [--page on|off --category C --hours H --website W]\n"
+    "  profile show APP [WHO]          yours, or WHO's (number, handle or username)\n"
+    "  profile delete APP              also removes your edges in that app\n"
+    "  search APP PREFIX               handles/usernames by prefix; chat: whole number\n"
+    "  contacts                        chat contacts that have a chat profile\n"
+    "  contacts import NUMBER... | contacts import --file F   replace the address book\n"
+    "  follow HANDLE | unfollow HANDLE                (social)\n"
+    "  follow-requests [approve|decline HANDLE]       (social)\n"
+    "  followers | following                          (social)\n"
+    "  friend request|accept|decline|remove USERNAME  (messenger)\n"
+    "  friends | friend-requests                      (messenger)\n"
+    "  page follow|unfollow|followers USERNAME        (messenger business pages)\n"
+    "  block APP TARGET | unblock APP TARGET | blocks   blocks hide both accounts\n"
+    "                                  from each other in every app\n"
     "linking: on the new device run `device key`; on a device holding the identity key\n"
     "(the one that registered) run `device link-code --for KEY`; back on the new device\n"
     "run `device link CODE CERT`. The code is single-use and expires after 5 minutes.\n"
@@ -367,6 +388,339 @@ static int cmd_device(tsr_client *c, int argc, char **argv) {
   return 0;
 }
 
+/* --- apps: profiles, search, graphs, blocks -------------------------------- */
+
+static bool is_app(const char *s) {
+  return !strcmp(s, "chat") || !strcmp(s, "social") || !strcmp(s, "messenger");
+}
+
+static const char *need_app(const char *s) {
+  if (!is_app(s)) die("usage", "unknown app %s (chat, social or messenger)", s);
+  return s;
+}
+
+/* Prints one JSON value in text form: strings bare, others as written. */
+static void print_scalar(const char *body, const json_token *t, int i) {
+  if (t[i].type == JSON_STRING) {
+    char *s = malloc(t[i].size + 1);
+    if (s && json_get_string(body, t, i, s, t[i].size + 1, NULL, 0) == 0)
+      fputs(s, stdout);
+    free(s);
+  } else {
+    printf("%.*s", (int)(t[i].end - t[i].start), body + t[i].start);
+  }
+}
+
+/* One list entry on one line: an object's values separated by two spaces
+ * (the since time as "since N"), or a scalar. */
+static void print_entry(const char *body, const json_token *t, int e) {
+  if (t[e].type != JSON_OBJECT) {
+    print_scalar(body, t, e);
+    fputc('\n', stdout);
+    return;
+  }
+  bool first = true;
+  for (int k = json_first_child(t, e); k >= 0; k = json_next_sibling(t, e, k)) {
+    int v = json_next_sibling(t, e, k);
+    if (v < 0) break;
+    if (t[v].type == JSON_STRING && t[v].size == 0) {
+      k = v;
+      continue;
+    }
+    if (!first) fputs("  ", stdout);
+    first = false;
+    if (t[v].type != JSON_STRING || json_string_eq(body, t, k, "since", 5)) {
+      print_scalar(body, t, k);
+      fputc('=', stdout);
+    }
+    print_scalar(body, t, v);
+    k = v;
+  }
+  fputc('\n', stdout);
+}
+
+/* Prints an answer for people: "state: X" lines, a profile as "field: value"
+ * lines, each list as "name (N):" and one line per entry; {} as "ok". */
+static void print_text(const tsr_reply *r) {
+  size_t cap = r->body_len / 2 + 8;
+  json_token *t = malloc(cap * sizeof *t);
+  if (!t || json_parse(r->body, r->body_len, t, cap, NULL) <= 0 ||
+      t[0].type != JSON_OBJECT)
+    die("bad_response", "unparsable answer");
+  if (t[0].size == 0) printf("ok\n");
+  for (int k = json_first_child(t, 0); k >= 0; k = json_next_sibling(t, 0, k)) {
+    int v = json_next_sibling(t, 0, k);
+    if (v < 0) break;
+    if (t[v].type == JSON_ARRAY) {
+      print_scalar(r->body, t, k);
+      printf(" (%u):\n", (unsigned)t[v].size);
+      for (int e = json_first_child(t, v); e >= 0; e = json_next_sibling(t, v, e)) {
+        fputs("  ", stdout);
+        print_entry(r->body, t, e);
+      }
+    } else if (t[v].type == JSON_OBJECT) {
+      for (int f = json_first_child(t, v); f >= 0; f = json_next_sibling(t, v, f)) {
+        int fv = json_next_sibling(t, v, f);
+        if (fv < 0) break;
+        print_scalar(r->body, t, f);
+        fputs(": ", stdout);
+        print_scalar(r->body, t, fv);
+        fputc('\n', stdout);
+        f = fv;
+      }
+    } else {
+      print_scalar(r->body, t, k);
+      fputs(": ", stdout);
+      print_scalar(r->body, t, v);
+      fputc('\n', stdout);
+    }
+    k = v;
+  }
+  free(t);
+}
+
+/* Finishes a call: error line and exit 1, or the answer on stdout. */
+static int finish(int rc, tsr_reply *r, const char *what) {
+  if (rc == TSR_ESTATE && !r->done) die("state", "not logged in");
+  if (rc) die_call(rc, r, what);
+  if (json_out)
+    print_body(r);
+  else
+    print_text(r);
+  tsr_reply_clear(r);
+  return 0;
+}
+
+/* A generic call; fmt builds the path, whose %s arguments must be escaped. */
+static int call(tsr_client *c, const char *what, const char *method, const char *body,
+                const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int call(tsr_client *c, const char *what, const char *method, const char *body,
+                const char *fmt, ...) {
+  char path[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  int n = vsnprintf(path, sizeof path, fmt, ap);
+  va_end(ap);
+  if (n < 0 || (size_t)n >= sizeof path) die("usage", "%s: argument too long", what);
+  tsr_reply r = {0};
+  return finish(tsr_call_sync(c, method, path, body, &r), &r, what);
+}
+
+/* A key escaped for a path, in a static buffer (one per slot). */
+static const char *esc(const char *key, int slot) {
+  static char out[2][620];
+  if (strlen(key) > 200 || tsr_path_escape(key, out[slot], sizeof out[slot]) < 0)
+    die("usage", "%s: too long", key);
+  return out[slot];
+}
+
+static int on_off(const char *opt, const char *v) {
+  if (!strcmp(v, "on")) return 1;
+  if (!strcmp(v, "off")) return 0;
+  die("usage", "%s takes on or off", opt);
+}
+
+static int cmd_profile(tsr_client *c, int argc, char **argv) {
+  if (argc < 2) die("usage", "profile set|show|delete APP ...");
+  const char *sub = argv[0], *app = need_app(argv[1]);
+  tsr_reply r = {0};
+  if (!strcmp(sub, "show")) {
+    if (argc > 3) die("usage", "profile show APP [WHO]");
+    return finish(tsr_profile_get_sync(c, app, argc == 3 ? argv[2] : NULL, &r), &r,
+                  "profile show");
+  }
+  if (!strcmp(sub, "delete")) {
+    if (argc != 2) die("usage", "profile delete APP");
+    return call(c, "profile delete", "DELETE", NULL, "/v1/apps/%s/profile", app);
+  }
+  if (strcmp(sub, "set")) die("usage", "unknown profile subcommand %s", sub);
+  tsr_profile p = {0};
+  for (int i = 2; i < argc; i++) {
+    const char *o = argv[i];
+    if (!strcmp(o, "--handle") || !strcmp(o, "--username"))
+      p.key = optval(argc, argv, &i);
+    else if (!strcmp(o, "--name"))
+      p.name = optval(argc, argv, &i);
+    else if (!strcmp(o, "--bio") || !strcmp(o, "--about"))
+      p.about = optval(argc, argv, &i);
+    else if (!strcmp(o, "--private"))
+      p.private_account = on_off(o, optval(argc, argv, &i));
+    else if (!strcmp(o, "--page"))
+      p.page = on_off(o, optval(argc, argv, &i));
+    else if (!strcmp(o, "--category"))
+      p.category = optval(argc, argv, &i);
+    else if (!strcmp(o, "--hours"))
+      p.hours = optval(argc, argv, &i);
+    else if (!strcmp(o, "--website"))
+      p.website = optval(argc, argv, &i);
+    else
+      die("usage", "profile set: unknown argument %s", o);
+  }
+  if (strcmp(app, "chat") && !p.key)
+    die("usage", "profile set %s needs --%s", app,
+        strcmp(app, "social") ? "username" : "handle");
+  return finish(tsr_profile_put_sync(c, app, &p, &r), &r, "profile set");
+}
+
+static int cmd_search(tsr_client *c, int argc, char **argv) {
+  if (argc != 2) die("usage", "search APP PREFIX");
+  tsr_reply r = {0};
+  return finish(tsr_search_sync(c, need_app(argv[0]), argv[1], 0, &r), &r, "search");
+}
+
+/* contacts [import NUMBER... | import --file F] */
+static int cmd_contacts(tsr_client *c, int argc, char **argv) {
+  if (argc == 0) return call(c, "contacts", "GET", NULL, "/v1/apps/chat/contacts");
+  if (strcmp(argv[0], "import")) die("usage", "contacts [import NUMBER...|--file F]");
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  json_write_key(&w, "numbers");
+  json_write_array_begin(&w);
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--file")) {
+      const char *path = optval(argc, argv, &i);
+      FILE *f = strcmp(path, "-") ? fopen(path, "r") : stdin;
+      if (!f) die("usage", "cannot open %s: %s", path, strerror(errno));
+      char line[256];
+      while (fgets(line, sizeof line, f)) {
+        line[strcspn(line, "\r\n")] = '\0';
+        char *s = line + strspn(line, " \t");
+        size_t n = strlen(s);
+        while (n && (s[n - 1] == ' ' || s[n - 1] == '\t')) s[--n] = '\0';
+        if (n && s[0] != '#') json_write_string(&w, s);
+      }
+      if (f != stdin) fclose(f);
+    } else {
+      json_write_string(&w, argv[i]);
+    }
+  }
+  json_write_array_end(&w);
+  json_write_object_end(&w);
+  if (json_writer_finish(&w) || buf_append(&b, "", 1))
+    die("local", "contacts: out of memory");
+  int rc =
+      call(c, "contacts import", "POST", (const char *)b.ptr, "/v1/apps/chat/contacts");
+  buf_free(&b);
+  return rc;
+}
+
+static int cmd_follow_requests(tsr_client *c, int argc, char **argv) {
+  if (argc == 0)
+    return call(c, "follow-requests", "GET", NULL, "/v1/apps/social/follow-requests");
+  if (argc != 2 || (strcmp(argv[0], "approve") && strcmp(argv[0], "decline")))
+    die("usage", "follow-requests [approve|decline HANDLE]");
+  return call(c, "follow-requests", "POST", "{}", "/v1/apps/social/follow-requests/%s/%s",
+              esc(argv[1], 0), argv[0]);
+}
+
+static int cmd_friend(tsr_client *c, int argc, char **argv) {
+  if (argc != 2) die("usage", "friend request|accept|decline|remove USERNAME");
+  const char *u = esc(argv[1], 0);
+  if (!strcmp(argv[0], "request"))
+    return call(c, "friend", "POST", "{}", "/v1/apps/messenger/friend-requests/%s", u);
+  if (!strcmp(argv[0], "accept") || !strcmp(argv[0], "decline"))
+    return call(c, "friend", "POST", "{}", "/v1/apps/messenger/friend-requests/%s/%s", u,
+                argv[0]);
+  if (!strcmp(argv[0], "remove"))
+    return call(c, "friend", "DELETE", NULL, "/v1/apps/messenger/friends/%s", u);
+  die("usage", "friend request|accept|decline|remove USERNAME");
+}
+
+static int cmd_page(tsr_client *c, int argc, char **argv) {
+  if (argc != 2) die("usage", "page follow|unfollow|followers USERNAME");
+  const char *u = esc(argv[1], 0);
+  if (!strcmp(argv[0], "follow"))
+    return call(c, "page", "POST", "{}", "/v1/apps/messenger/pages/%s/follow", u);
+  if (!strcmp(argv[0], "unfollow"))
+    return call(c, "page", "DELETE", NULL, "/v1/apps/messenger/pages/%s/follow", u);
+  if (!strcmp(argv[0], "followers"))
+    return call(c, "page", "GET", NULL, "/v1/apps/messenger/pages/%s/followers", u);
+  die("usage", "page follow|unfollow|followers USERNAME");
+}
+
+static int cmd_block(tsr_client *c, bool block, int argc, char **argv) {
+  if (argc != 2) die("usage", "%s APP TARGET", block ? "block" : "unblock");
+  const char *app = need_app(argv[0]);
+  if (!block)
+    return call(c, "unblock", "DELETE", NULL, "/v1/blocks/%s/%s", app, esc(argv[1], 0));
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  json_write_key(&w, "app");
+  json_write_string(&w, app);
+  json_write_key(&w, "target");
+  json_write_string(&w, argv[1]);
+  json_write_object_end(&w);
+  if (json_writer_finish(&w) || buf_append(&b, "", 1))
+    die("local", "block: out of memory");
+  int rc = call(c, "block", "POST", (const char *)b.ptr, "/v1/blocks");
+  buf_free(&b);
+  return rc;
+}
+
+static int cmd_phone(tsr_client *c, int argc, char **argv) {
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  const char *path;
+  if (argc == 2 && !strcmp(argv[0], "code")) {
+    path = "/v1/phone/codes";
+  } else if (argc == 3 && !strcmp(argv[0], "verify")) {
+    path = "/v1/phone/verify";
+    json_write_key(&w, "code");
+    json_write_string(&w, argv[2]);
+  } else {
+    die("usage", "phone code PHONE | phone verify PHONE CODE");
+  }
+  json_write_key(&w, "phone");
+  json_write_string(&w, argv[1]);
+  json_write_object_end(&w);
+  if (json_writer_finish(&w) || buf_append(&b, "", 1))
+    die("local", "phone: out of memory");
+  int rc = call(c, "phone", "POST", (const char *)b.ptr, "%s", path);
+  buf_free(&b);
+  return rc;
+}
+
+/* Commands of the app graphs and blocks; -1 when cmd is none of them. */
+static int app_command(tsr_client *c, const char *cmd, int n, char **rest) {
+  if (!strcmp(cmd, "profile")) return cmd_profile(c, n, rest);
+  if (!strcmp(cmd, "search")) return cmd_search(c, n, rest);
+  if (!strcmp(cmd, "contacts")) return cmd_contacts(c, n, rest);
+  if (!strcmp(cmd, "follow") || !strcmp(cmd, "unfollow")) {
+    if (n != 1) die("usage", "%s HANDLE", cmd);
+    return call(c, cmd, cmd[0] == 'f' ? "POST" : "DELETE", cmd[0] == 'f' ? "{}" : NULL,
+                "/v1/apps/social/follows/%s", esc(rest[0], 0));
+  }
+  if (!strcmp(cmd, "follow-requests")) return cmd_follow_requests(c, n, rest);
+  if (!strcmp(cmd, "followers") || !strcmp(cmd, "following")) {
+    if (n) die("usage", "%s takes no arguments", cmd);
+    return call(c, cmd, "GET", NULL, "/v1/apps/social/%s", cmd);
+  }
+  if (!strcmp(cmd, "friend")) return cmd_friend(c, n, rest);
+  if (!strcmp(cmd, "friends") || !strcmp(cmd, "friend-requests")) {
+    if (n) die("usage", "%s takes no arguments", cmd);
+    return call(c, cmd, "GET", NULL, "/v1/apps/messenger/%s", cmd);
+  }
+  if (!strcmp(cmd, "page")) return cmd_page(c, n, rest);
+  if (!strcmp(cmd, "block") || !strcmp(cmd, "unblock"))
+    return cmd_block(c, cmd[0] == 'b', n, rest);
+  if (!strcmp(cmd, "blocks")) {
+    if (n) die("usage", "blocks takes no arguments");
+    return call(c, cmd, "GET", NULL, "/v1/blocks");
+  }
+  if (!strcmp(cmd, "phone")) return cmd_phone(c, n, rest);
+  return -1;
+}
+
 int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN); /* TLS writes may raise it on a closed peer */
   tsr_client_config cfg = {0};
@@ -442,7 +796,7 @@ int main(int argc, char **argv) {
     rc = cmd_whoami(c);
   else if (!strcmp(cmd, "device"))
     rc = cmd_device(c, n, rest);
-  else
+  else if ((rc = app_command(c, cmd, n, rest)) < 0)
     die("usage", "unknown command %s (see --help)", cmd);
   tsr_client_free(c);
   return rc;

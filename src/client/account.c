@@ -491,7 +491,7 @@ static char *dup_n(const char *s, size_t n) {
   return d;
 }
 
-static void reply_cb(void *arg, const tsr_result *res) {
+void client_reply_cb(void *arg, const tsr_result *res) {
   tsr_reply *r = arg;
   r->err = res->err;
   r->status = res->status;
@@ -512,43 +512,36 @@ void tsr_reply_clear(tsr_reply *r) {
   memset(r, 0, sizeof *r);
 }
 
-/* out (or a local reply when NULL) was zeroed and handed to the call,
- * which returned rc. */
-static int sync_wait(tsr_client *c, int rc, tsr_reply *r, bool discard) {
+int client_sync_wait(tsr_client *c, int rc, tsr_reply *r, bool discard) {
   if (rc == 0) rc = client_wait(c, &r->done);
   if (rc == 0) rc = r->err;
   if (discard) tsr_reply_clear(r);
   return rc;
 }
 
-#define SYNC(call)                                                                       \
-  tsr_reply local_;                                                                      \
-  tsr_reply *r_ = out ? out : &local_;                                                   \
-  memset(r_, 0, sizeof *r_);                                                             \
-  return sync_wait(c, (call), r_, out == NULL)
-
 int tsr_account_register_sync(tsr_client *c, const tsr_register_params *p,
                               tsr_reply *out) {
-  SYNC(tsr_account_register(c, p, reply_cb, r_));
+  SYNC(tsr_account_register(c, p, client_reply_cb, r_));
 }
 int tsr_session_login_sync(tsr_client *c, const char *login, const char *password,
                            const char *device_name, const char *certificate_b64,
                            tsr_reply *out) {
-  SYNC(tsr_session_login(c, login, password, device_name, certificate_b64, reply_cb, r_));
+  SYNC(tsr_session_login(c, login, password, device_name, certificate_b64,
+                         client_reply_cb, r_));
 }
 int tsr_session_logout_sync(tsr_client *c, tsr_reply *out) {
-  SYNC(tsr_session_logout(c, reply_cb, r_));
+  SYNC(tsr_session_logout(c, client_reply_cb, r_));
 }
 int tsr_devices_list_sync(tsr_client *c, tsr_reply *out) {
-  SYNC(tsr_devices_list(c, reply_cb, r_));
+  SYNC(tsr_devices_list(c, client_reply_cb, r_));
 }
 int tsr_device_revoke_sync(tsr_client *c, const char *device_id, tsr_reply *out) {
-  SYNC(tsr_device_revoke(c, device_id, reply_cb, r_));
+  SYNC(tsr_device_revoke(c, device_id, client_reply_cb, r_));
 }
 int tsr_link_code_create_sync(tsr_client *c, const char *device_key_b64, tsr_reply *out) {
-  SYNC(tsr_link_code_create(c, device_key_b64, reply_cb, r_));
+  SYNC(tsr_link_code_create(c, device_key_b64, client_reply_cb, r_));
 }
 int tsr_device_link_sync(tsr_client *c, const char *code, const char *certificate_b64,
                          const char *device_name, tsr_reply *out) {
-  SYNC(tsr_device_link(c, code, certificate_b64, device_name, reply_cb, r_));
+  SYNC(tsr_device_link(c, code, certificate_b64, device_name, client_reply_cb, r_));
 }

@@ -3,6 +3,7 @@
  *   state.c    the device state file (SQLite key-value table, versioned)
  *   net.c      connection, request queue, HTTP framing, retries, backoff
  *   account.c  accounts, sessions, devices, keys and certificates
+ *   apps.c     generic authenticated calls, app profiles and search
  *
  * A tsr_client is used by one thread at a time (tessera/tessera.h). */
 #ifndef TSR_CLIENT_CLIENT_H
@@ -121,5 +122,22 @@ void account_complete(tsr_client *c, creq *r, tsr_result *res);
 
 /* Runs the client until *done becomes nonzero (used by the _sync calls). */
 int client_wait(tsr_client *c, const int *done);
+
+/* ---- blocking forms (account.c) ---------------------------------------- */
+
+/* Callback filling the tsr_reply at arg (owned copies of the result). */
+void client_reply_cb(void *arg, const tsr_result *res);
+/* r was zeroed and handed with client_reply_cb to a call that returned
+ * rc: runs the client until the reply is filled and returns its err (or
+ * rc). discard: clear r afterwards (the caller passed no reply). */
+int client_sync_wait(tsr_client *c, int rc, tsr_reply *r, bool discard);
+
+/* Body of a _sync function whose reply parameter is `out`: `call` is the
+ * asynchronous call with client_reply_cb and r_. */
+#define SYNC(call)                                                                       \
+  tsr_reply local_;                                                                      \
+  tsr_reply *r_ = out ? out : &local_;                                                   \
+  memset(r_, 0, sizeof *r_);                                                             \
+  return client_sync_wait(c, (call), r_, out == NULL)
 
 #endif

@@ -40,20 +40,28 @@ static int run_block(store_conn *c, app_op *o) {
   if (rc) return rc;
   if (memcmp(o->me, o->other, ACCOUNTS_ID_BYTES) == 0)
     return app_op_refuse(o, 400, "bad_request", "you cannot block yourself");
-  store_stmt *s;
-  if ((rc = store_conn_prepare(c,
-                               "INSERT INTO blocks(blocker_id, blocked_id, app, target,"
-                               " created_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING",
-                               &s)) != 0)
+  if ((rc = blocks_add(c, o->me, o->other, app_name(o->app), o->key, o->now)) != 0)
     return rc;
-  store_bind_blob(s, 1, BYTES(o->me, ACCOUNTS_ID_BYTES));
-  store_bind_blob(s, 2, BYTES(o->other, ACCOUNTS_ID_BYTES));
-  store_bind_str(s, 3, app_name(o->app));
-  store_bind_str(s, 4, o->key);
-  store_bind_int64(s, 5, o->now);
-  if ((rc = store_stmt_run(s)) != 0) return rc;
   o->state = "blocked";
-  return graphs_remove_between(c, o->me, o->other);
+  return 0;
+}
+
+int blocks_add(store_conn *c, const uint8_t blocker[ACCOUNTS_ID_BYTES],
+               const uint8_t blocked[ACCOUNTS_ID_BYTES], const char *app,
+               const char *target, int64_t now) {
+  store_stmt *s;
+  int rc = store_conn_prepare(c,
+                              "INSERT INTO blocks(blocker_id, blocked_id, app, target,"
+                              " created_at) VALUES(?,?,?,?,?) ON CONFLICT DO NOTHING",
+                              &s);
+  if (rc) return rc;
+  store_bind_blob(s, 1, BYTES(blocker, ACCOUNTS_ID_BYTES));
+  store_bind_blob(s, 2, BYTES(blocked, ACCOUNTS_ID_BYTES));
+  store_bind_str(s, 3, app);
+  store_bind_str(s, 4, target);
+  store_bind_int64(s, 5, now);
+  if ((rc = store_stmt_run(s)) != 0) return rc;
+  return graphs_remove_between(c, blocker, blocked);
 }
 
 /* By the name the block was made with, else by the account now behind it. */

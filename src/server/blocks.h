@@ -23,6 +23,14 @@
 bool blocks_between(store_conn *c, const uint8_t a[ACCOUNTS_ID_BYTES],
                     const uint8_t b[ACCOUNTS_ID_BYTES]);
 
+/* Inside a store job on the writer connection c: blocker blocks the
+ * account `blocked` (named by `target` in `app`, kept so an unblock by
+ * that name finds it) and every graph edge between the two accounts is
+ * removed. Blocking twice is not an error. */
+int blocks_add(store_conn *c, const uint8_t blocker[ACCOUNTS_ID_BYTES],
+               const uint8_t blocked[ACCOUNTS_ID_BYTES], const char *app,
+               const char *target, int64_t now);
+
 /* Registers POST/GET/DELETE /v1/blocks. Call from main before the workers
  * start. */
 int blocks_routes(void);

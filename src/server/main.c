@@ -27,6 +27,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/profiles.h"
+#include "server/reach.h"
 #include "server/tls.h"
 #include "server/worker.h"
 #include "server/wsd.h"
@@ -172,10 +173,11 @@ int main(int argc, char **argv) {
     }
   }
   worker_set_hooks(accounts_worker_start, accounts_worker_stop);
-  /* graphs before profiles: the first matching route prefix wins. */
+  /* reach, then graphs, before profiles: the first matching route prefix wins. */
   if (httpd_builtin_routes(conf.debug_routes) != 0 || accounts_routes() != 0 ||
-      graphs_routes() != 0 || profiles_routes() != 0 || blocks_routes() != 0 ||
-      wsd_builtin_ops() != 0 || (rc = metrics_init(nworkers)) != 0) {
+      reach_routes() != 0 || graphs_routes() != 0 || profiles_routes() != 0 ||
+      blocks_routes() != 0 || wsd_builtin_ops() != 0 ||
+      (rc = metrics_init(nworkers)) != 0) {
     log_error("startup failed");
     return 2;
   }

@@ -120,8 +120,49 @@ static const char social_v1[] =
     " PRIMARY KEY (blocker_id, blocked_id));"
     "CREATE INDEX blocks_by_blocked ON blocks(blocked_id, blocker_id);";
 
+/* Reachability (server/reach.h). reach_rules: a profile's rule (everyone,
+ * graph, nobody) for senders from from_app; no row means graph.
+ * reach_requests: message requests, one per (sender, recipient, from_app,
+ * to_app); id is 16 random bytes; state 'pending' or 'declined' (kept so a
+ * repeat within 30 days of updated_at is not notified again).
+ * reach_accepted: accepted directions. reach_daily: new requests per
+ * sender account and UTC day (day = Unix seconds / 86400). */
+static const char reach_v1[] =
+    "CREATE TABLE reach_rules ("
+    " account_id BLOB NOT NULL REFERENCES accounts(id),"
+    " app TEXT NOT NULL,"
+    " from_app TEXT NOT NULL,"
+    " rule TEXT NOT NULL,"
+    " updated_at INTEGER NOT NULL,"
+    " PRIMARY KEY (account_id, app, from_app));"
+    "CREATE TABLE reach_requests ("
+    " id BLOB PRIMARY KEY,"
+    " sender_id BLOB NOT NULL REFERENCES accounts(id),"
+    " recipient_id BLOB NOT NULL REFERENCES accounts(id),"
+    " from_app TEXT NOT NULL,"
+    " to_app TEXT NOT NULL,"
+    " state TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " updated_at INTEGER NOT NULL);"
+    "CREATE UNIQUE INDEX reach_requests_by_pair"
+    " ON reach_requests(sender_id, recipient_id, from_app, to_app);"
+    "CREATE INDEX reach_requests_by_recipient ON reach_requests(recipient_id, state);"
+    "CREATE TABLE reach_accepted ("
+    " sender_id BLOB NOT NULL REFERENCES accounts(id),"
+    " recipient_id BLOB NOT NULL REFERENCES accounts(id),"
+    " from_app TEXT NOT NULL,"
+    " to_app TEXT NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " PRIMARY KEY (sender_id, recipient_id, from_app, to_app));"
+    "CREATE TABLE reach_daily ("
+    " sender_id BLOB NOT NULL REFERENCES accounts(id),"
+    " day INTEGER NOT NULL,"
+    " n INTEGER NOT NULL,"
+    " PRIMARY KEY (sender_id, day));";
+
 const store_migration server_schema[] = {
     {"accounts-v1", accounts_v1},
     {"social-v1", social_v1},
+    {"reach-v1", reach_v1},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];
