@@ -726,7 +726,7 @@ static void test_daily_cap(void) {
   char id[32], first[32] = "";
   for (int i = 0; i < 9 && made < REACH_DAILY_CAP; i++) {
     user t = {.phone = NULL};
-    char login[16], s[16], m[16];
+    char login[32], s[32], m[32];
     snprintf(login, sizeof login, "target%d", i);
     snprintf(s, sizeof s, "target%d", i);
     snprintf(m, sizeof m, "target%d.m", i);
