@@ -1,5 +1,5 @@
 /* tessera: the command-line client on libtessera (accounts, devices, app
- * profiles, graphs and blocks).
+ * profiles, graphs, blocks and reachability).
  *
  *   tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] COMMAND
  *
@@ -57,6 +57,13 @@ static const char usage[] =
     "  page follow|unfollow|followers USERNAME        (messenger business pages)\n"
     "  block APP TARGET | unblock APP TARGET | blocks   blocks hide both accounts\n"
     "                                  from each other in every app\n"
+    "reachability (who may start a conversation with you, per source app):\n"
+    "  reachability APP                show your rules for your APP profile\n"
+    "  reachability APP set FROM_APP everyone|graph|nobody\n"
+    "  reach FROM_APP TO_APP TARGET    may you start one? prints allowed, or the\n"
+    "                                  request id and \"request sent\"\n"
+    "  requests                        your pending message requests, in and out\n"
+    "  requests accept|decline|block ID   answer an incoming request\n"
     "linking: on the new device run `device key`; on a device holding the identity key\n"
     "(the one that registered) run `device link-code --for KEY`; back on the new device\n"
     "run `device link CODE CERT`. The code is single-use and expires after 5 minutes.\n"
@@ -690,6 +697,91 @@ static int cmd_phone(tsr_client *c, int argc, char **argv) {
   return rc;
 }
 
+/* The JSON text of a writer's buffer, NUL-terminated, or die. */
+static const char *finish_body(json_writer *w, buf_t *b, const char *what) {
+  if (json_writer_finish(w) || buf_append(b, "", 1))
+    die("local", "%s: out of memory", what);
+  return (const char *)b->ptr;
+}
+
+/* reachability APP | reachability APP set FROM_APP everyone|graph|nobody */
+static int cmd_reachability(tsr_client *c, int argc, char **argv) {
+  if (argc == 1)
+    return call(c, "reachability", "GET", NULL, "/v1/apps/%s/reachability",
+                need_app(argv[0]));
+  if (argc != 4 || strcmp(argv[1], "set"))
+    die("usage", "reachability APP [set FROM_APP everyone|graph|nobody]");
+  const char *app = need_app(argv[0]), *from = need_app(argv[2]), *rule = argv[3];
+  if (strcmp(rule, "everyone") && strcmp(rule, "graph") && strcmp(rule, "nobody"))
+    die("usage", "unknown rule %s (everyone, graph or nobody)", rule);
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  json_write_key(&w, "from");
+  json_write_object_begin(&w);
+  json_write_key(&w, from);
+  json_write_string(&w, rule);
+  json_write_object_end(&w);
+  json_write_object_end(&w);
+  int rc = call(c, "reachability", "PUT", finish_body(&w, &b, "reachability"),
+                "/v1/apps/%s/reachability", app);
+  buf_free(&b);
+  return rc;
+}
+
+/* reach FROM_APP TO_APP TARGET: "allowed", or "request sent: ID". */
+static int cmd_reach(tsr_client *c, int argc, char **argv) {
+  if (argc != 3) die("usage", "reach FROM_APP TO_APP TARGET");
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  json_write_key(&w, "from_app");
+  json_write_string(&w, need_app(argv[0]));
+  json_write_key(&w, "to_app");
+  json_write_string(&w, need_app(argv[1]));
+  json_write_key(&w, "to");
+  json_write_string(&w, argv[2]);
+  json_write_object_end(&w);
+  tsr_reply r = {0};
+  int rc = tsr_call_sync(c, "POST", "/v1/reach", finish_body(&w, &b, "reach"), &r);
+  buf_free(&b);
+  if (rc == TSR_ESTATE && !r.done) die("state", "not logged in");
+  if (rc) die_call(rc, &r, "reach");
+  if (json_out) {
+    print_body(&r);
+  } else {
+    json_token t[16];
+    bool allowed = false;
+    char id[128] = "";
+    if (json_parse(r.body, r.body_len, t, 16, NULL) <= 0 || t[0].type != JSON_OBJECT)
+      die("bad_response", "unparsable reach answer");
+    int a = json_object_get(r.body, t, 0, "allowed");
+    if (a < 0 || json_get_bool(t, a, &allowed) != 0)
+      die("bad_response", "reach answer without allowed");
+    json_str(r.body, t, 0, "request_id", id, sizeof id);
+    if (allowed)
+      printf("allowed\n");
+    else
+      printf("request sent: %s\n", id);
+  }
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+/* requests | requests accept|decline|block ID */
+static int cmd_requests(tsr_client *c, int argc, char **argv) {
+  if (argc == 0) return call(c, "requests", "GET", NULL, "/v1/requests");
+  if (argc != 2 || (strcmp(argv[0], "accept") && strcmp(argv[0], "decline") &&
+                    strcmp(argv[0], "block")))
+    die("usage", "requests [accept|decline|block ID]");
+  return call(c, "requests", "POST", "{}", "/v1/requests/%s/%s", esc(argv[1], 0),
+              argv[0]);
+}
+
 /* Commands of the app graphs and blocks; -1 when cmd is none of them. */
 static int app_command(tsr_client *c, const char *cmd, int n, char **rest) {
   if (!strcmp(cmd, "profile")) return cmd_profile(c, n, rest);
@@ -718,6 +810,9 @@ static int app_command(tsr_client *c, const char *cmd, int n, char **rest) {
     return call(c, cmd, "GET", NULL, "/v1/blocks");
   }
   if (!strcmp(cmd, "phone")) return cmd_phone(c, n, rest);
+  if (!strcmp(cmd, "reachability")) return cmd_reachability(c, n, rest);
+  if (!strcmp(cmd, "reach")) return cmd_reach(c, n, rest);
+  if (!strcmp(cmd, "requests")) return cmd_requests(c, n, rest);
   return -1;
 }
 

@@ -4,7 +4,9 @@
 # the development sender's dev-sms.log), Bob on social (@bob, private),
 # Carol on messenger (carol); they find each other, follow (request and
 # approval), befriend, import contacts (mutual), and a block hides Carol
-# from Alice in every app. Every command below is the README's, in order;
+# from Alice in every app; Carol reaches Bob through a message request he
+# accepts, and Alice's rule "nobody" refuses Bob. Every command below is
+# the README's, in order;
 # each person is a state file in the work directory (the current
 # directory), the server's data dir is ./data; stopped by pid.
 set -uo pipefail
@@ -120,5 +122,33 @@ check_json "absent from contacts" 0 '.contacts | length' tessera --state alice.d
 check "blocks (text)" tessera --state carol.db blocks
 check_json "bob still sees carol" carol .profile.username \
   tessera --state bob.db --json profile show messenger carol
+
+# 8. Reachability: Carol asks to reach Bob on social from messenger; Bob's
+#    default rule is graph (people he follows), so it becomes a message request.
+req=$(tessera --state carol.db --json reach messenger social bob 2>"$work/last.err" |
+  jq -r 'select(.allowed == false) | .request_id // empty')
+check_eq "carol reaches bob: request" 1 "$([[ -n $req ]] && echo 1)"
+check_json "carol's outgoing request" "$req bob" '.outgoing[0] | "\(.id) \(.to)"' \
+  tessera --state carol.db --json requests
+check_json "asking again: same request" "$req" .request_id \
+  tessera --state carol.db --json reach messenger social bob
+check_eq "reach (text)" "request sent: $req" \
+  "$(tessera --state carol.db reach messenger social bob 2>&1)"
+check_json "bob's incoming request" "$req carol messenger social" \
+  '.incoming[0] | "\(.id) \(.from) \(.from_app) \(.to_app)"' tessera --state bob.db --json requests
+check "requests (text)" tessera --state bob.db requests
+check_json "bob accepts" accepted .state tessera --state bob.db --json requests accept "$req"
+check_json "no request left" 0 '.incoming | length' tessera --state bob.db --json requests
+check_json "carol may reach bob" true .allowed \
+  tessera --state carol.db --json reach messenger social bob
+check_eq "allowed (text)" allowed "$(tessera --state carol.db reach messenger social bob 2>&1)"
+
+# 9. Alice lets nobody from social start a chat with her: Bob is refused.
+check_json "alice's default rule" graph .from.social tessera --state alice.db --json reachability chat
+check_json "alice sets social to nobody" nobody .from.social \
+  tessera --state alice.db --json reachability chat set social nobody
+check "reachability (text)" tessera --state alice.db reachability chat
+check_code "bob may not reach alice" forbidden tessera --state bob.db reach social chat +15550101
+check_eq "not reachable" 1 "$(grep -c 'not reachable' "$work/last.err")"
 
 summary walkthrough
