@@ -2,7 +2,7 @@
  * talks to a real tesserad (two workers, random port, temporary data dir)
  * over HTTP, as docs/protocol.md describes the calls. Every wait is bounded
  * by a deadline; nothing sleeps to synchronise. The process and HTTP
- * helpers are those of test_accounts.c. */
+ * helpers are those of server_harness.h. */
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -28,388 +28,25 @@
 #include "server/blocks.h"
 #include "server/graphs.h"
 #include "server/worker.h"
+#include "server_harness.h"
 #include "test.h"
 
-#define DEADLINE_MS 10000
-
-typedef struct {
-  pid_t pid; /* also the process group of master and workers */
-  int port;
-  char dir[256];
-  char data[300];
-  char log[300];
-} server;
-
-static char tesserad_path[PATH_MAX];
 static server srv;
 
-/* ---- process and socket helpers (as in test_server_core.c) ---- */
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static bool wait_fd(int fd, short events, uint64_t deadline) {
-  for (;;) {
-    uint64_t now = now_ms();
-    if (now >= deadline) return false;
-    struct pollfd p = {.fd = fd, .events = events};
-    int n = poll(&p, 1, (int)(deadline - now));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
-
-/* Bounded pause, only to poll external state without a descriptor. */
-static void tick(void) { poll(NULL, 0, 10); }
-
-static bool find_binary(void) {
-  const char *b = getenv("TSR_BUILD");
-  if (b) {
-    snprintf(tesserad_path, sizeof tesserad_path, "%s/tesserad", b);
-    if (access(tesserad_path, X_OK) == 0) return true;
-  }
-  char self[PATH_MAX - 16];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return false;
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  if (!slash) return false;
-  *slash = '\0';
-  snprintf(tesserad_path, sizeof tesserad_path, "%s/../tesserad", self);
-  return access(tesserad_path, X_OK) == 0;
-}
-
-static char *read_file(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, len = 0;
-  char *s = malloc(cap + 1);
-  size_t k;
-  while (s && (k = fread(s + len, 1, cap - len, f)) > 0) {
-    len += k;
-    if (len == cap) {
-      cap *= 2;
-      s = realloc(s, cap + 1);
-    }
-  }
-  fclose(f);
-  if (s) s[len] = '\0';
-  return s;
-}
-
-static int tcp_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-/* Starts tesserad on dir (made when empty), in its own process group. */
-static bool server_start(server *s, bool fresh) {
-  if (fresh) {
-    memset(s, 0, sizeof *s);
-    snprintf(s->dir, sizeof s->dir, "/tmp/tsr-graph-XXXXXX");
-    if (!mkdtemp(s->dir)) return false;
-    snprintf(s->log, sizeof s->log, "%s/tesserad.log", s->dir);
-    snprintf(s->data, sizeof s->data, "%s/data", s->dir);
-  }
-  s->port = 0;
-  if (!fresh && truncate(s->log, 0) != 0) return false;
-  const char *argv[] = {tesserad_path, "--data-dir", s->data, "--listen",
-                        "127.0.0.1:0", "--log-file", s->log,  "--workers",
-                        "2",           NULL};
-  s->pid = fork();
-  if (s->pid == 0) {
-    setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execv(tesserad_path, (char *const *)argv);
-    _exit(127);
-  }
-  setpgid(s->pid, s->pid);
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (now_ms() < deadline && !s->port) {
-    char *t = read_file(s->log);
-    const char *p = t ? strstr(t, "listening on 127.0.0.1:") : NULL;
-    if (p) s->port = atoi(p + strlen("listening on 127.0.0.1:"));
-    free(t);
-    if (!s->port) tick();
-  }
-  while (s->port && now_ms() < deadline) {
-    int fd = tcp_connect(s->port);
-    if (fd >= 0) {
-      close(fd);
-      return true;
-    }
-    tick();
-  }
-  return false;
-}
-
-static int server_wait(server *s, uint64_t ms) {
-  uint64_t deadline = now_ms() + ms;
-  int status;
-  while (now_ms() < deadline) {
-    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-      s->pid = 0;
-      return status;
-    }
-    tick();
-  }
-  return -1;
-}
-
-static void server_stop(server *s) {
-  if (s->pid > 0) {
-    kill(s->pid, SIGTERM);
-    if (server_wait(s, 15000) < 0) {
-      kill(-s->pid, SIGKILL);
-      waitpid(s->pid, NULL, 0);
-    }
-  }
-  if (test_failed_ || test_case_failed_) {
-    /* Show the server's side of a failure. */
-    char *t = read_file(s->log);
-    fprintf(stderr, "---- %s\n%s----\n", s->log, t ? t : "(no log)\n");
-    free(t);
-  }
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", s->dir);
-}
-
-static bool send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-    if (k <= 0) return false;
-    c += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
-
-/* ---- HTTP client ---- */
-
-typedef struct {
-  int status;
-  char head[4096];
-  char body[65536];
-  cJSON *json; /* parsed body, or NULL */
-} http_resp;
-
-static http_resp resp;
-
-/* Reads one response from fd (Content-Length framed). */
-static bool read_response(int fd, http_resp *out) {
-  static char buf[1 << 17];
-  size_t len = 0;
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  char *end = NULL;
-  size_t hl = 0, blen = 0;
-  for (;;) {
-    if (!end && (end = len ? memmem(buf, len, "\r\n\r\n", 4) : NULL)) {
-      hl = (size_t)(end - buf) + 4;
-      if (hl >= sizeof out->head) return false;
-      memcpy(out->head, buf, hl);
-      out->head[hl] = '\0';
-      const char *cl = strcasestr(out->head, "\r\nContent-Length:");
-      blen = cl ? (size_t)atol(cl + 17) : 0;
-      if (blen >= sizeof out->body) return false;
-    }
-    if (end && len >= hl + blen) break;
-    if (len == sizeof buf || !wait_fd(fd, POLLIN, deadline)) return false;
-    ssize_t k = recv(fd, buf + len, sizeof buf - len, 0);
-    if (k <= 0) return false;
-    len += (size_t)k;
-  }
-  out->status = atoi(out->head + 9);
-  memcpy(out->body, buf + hl, blen);
-  out->body[blen] = '\0';
-  return true;
-}
-
-/* One call on a new connection. token and body may be NULL. Returns the
- * status (0 when no answer came); the answer is in resp. */
-static int call(int port, const char *method, const char *path, const char *token,
-                const char *body) {
-  cJSON_Delete(resp.json);
-  memset(&resp, 0, sizeof resp);
-  int fd = tcp_connect(port);
-  if (fd < 0) return 0;
-  static char req[1 << 16];
-  char auth[256] = "";
-  if (token) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-  size_t bl = body ? strlen(body) : 0;
-  int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
-                   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                   method, path, auth, bl, body ? body : "");
-  bool ok = n > 0 && (size_t)n < sizeof req && send_all(fd, req, (size_t)n) &&
-            read_response(fd, &resp);
-  close(fd);
-  if (!ok) return 0;
-  resp.json = cJSON_Parse(resp.body);
-  return resp.status;
-}
-
-static const char *jstr(const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(resp.json, key);
-  return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static const char *err_code(void) {
-  const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp.json, "error");
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
-  return cJSON_IsString(c) ? c->valuestring : "";
-}
-
 /* ---- identities, devices, sessions ---- */
-
-typedef struct {
-  uint8_t pk[crypto_sign_PUBLICKEYBYTES];
-  uint8_t sk[crypto_sign_SECRETKEYBYTES];
-} identity;
-
-typedef struct {
-  char account_id[32];
-  char device_id[32];
-  char token[64];
-} session;
-
-static void b64(const uint8_t *p, size_t n, char *out) {
-  size_t len = 0;
-  b64_encode(out, 200, p, n, B64_MODE_URL_NOPAD, &len);
-  out[len] = '\0';
-}
-
-static void identity_new(identity *id) { crypto_sign_keypair(id->pk, id->sk); }
-
-/* A "device" JSON object with a fresh signature key certified by signer. */
-static void device_json(const identity *signer, const char *name, char *out, size_t cap) {
-  uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-  crypto_sign_keypair(pk, sk);
-  uint8_t msg[55], sig[64];
-  memcpy(msg, "tessera-device-cert-v1", 22);
-  msg[22] = 0;
-  memcpy(msg + 23, pk, 32);
-  crypto_sign_detached(sig, NULL, msg, sizeof msg, signer->sk);
-  char k[64], c[128];
-  b64(pk, 32, k);
-  b64(sig, 64, c);
-  snprintf(out, cap, "{\"name\":\"%s\",\"signature_key\":\"%s\",\"certificate\":\"%s\"}",
-           name, k, c);
-}
-
-static bool take_session(session *s) {
-  snprintf(s->account_id, sizeof s->account_id, "%s", jstr("account_id"));
-  snprintf(s->device_id, sizeof s->device_id, "%s", jstr("device_id"));
-  snprintf(s->token, sizeof s->token, "%s", jstr("token"));
-  return strlen(s->account_id) == 22 && strlen(s->device_id) == 22 &&
-         strlen(s->token) == 43;
-}
-
-static int do_register(int port, const char *login, const char *pw, const char *phone,
-                       const identity *id, session *out) {
-  char dev[400], ik[64], body[2048], ph[64] = "";
-  device_json(id, "first", dev, sizeof dev);
-  b64(id->pk, 32, ik);
-  if (phone) snprintf(ph, sizeof ph, "\"phone\":\"%s\",", phone);
-  snprintf(body, sizeof body,
-           "{\"login\":\"%s\",\"password\":\"%s\",%s\"email\":\"x@example.org\","
-           "\"identity_key\":\"%s\",\"device\":%s}",
-           login, pw, ph, ik, dev);
-  int st = call(port, "POST", "/v1/accounts", NULL, body);
-  if (st == 201 && out) CHECK(take_session(out));
-  return st;
-}
-
-static int do_login(int port, const char *login, const char *pw, const identity *id,
-                    session *out) {
-  char dev[400], body[2048];
-  device_json(id, "another", dev, sizeof dev);
-  snprintf(body, sizeof body, "{\"login\":\"%s\",\"password\":\"%s\",\"device\":%s}",
-           login, pw, dev);
-  int st = call(port, "POST", "/v1/sessions", NULL, body);
-  if (st == 201 && out) CHECK(take_session(out));
-  return st;
-}
-
-static const char *PW = "correct horse battery staple";
-
-/* The last code the development sender wrote for phone. */
-static bool sms_code(const char *phone, char out[8]) {
-  char path[400];
-  snprintf(path, sizeof path, "%s/dev-sms.log", srv.data);
-  char *t = read_file(path);
-  bool found = false;
-  for (char *line = t ? strtok(t, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-    size_t pl = strlen(phone);
-    if (strncmp(line, phone, pl) == 0 && line[pl] == ' ' && strlen(line + pl + 1) == 6) {
-      memcpy(out, line + pl + 1, 7);
-      found = true;
-    }
-  }
-  free(t);
-  return found;
-}
-
-/* A registered account; phone verified when given. */
-typedef struct {
-  identity id;
-  session s;
-  const char *phone;
-} user;
 
 static user ann = {.phone = "+15550201"}, ben = {.phone = "+15550202"},
             cat = {.phone = "+15550203"}, dan = {.phone = NULL};
 
-static bool make_user(user *u, const char *login) {
-  identity_new(&u->id);
-  if (do_register(srv.port, login, PW, NULL, &u->id, &u->s) != 201) return false;
-  if (!u->phone) return true;
-  char body[128], code[8] = "";
-  snprintf(body, sizeof body, "{\"phone\":\"%s\"}", u->phone);
-  if (call(srv.port, "POST", "/v1/phone/codes", u->s.token, body) != 200 ||
-      !sms_code(u->phone, code))
-    return false;
-  snprintf(body, sizeof body, "{\"phone\":\"%s\",\"code\":\"%s\"}", u->phone, code);
-  return call(srv.port, "POST", "/v1/phone/verify", u->s.token, body) == 200;
-}
-
 static int api(const char *method, const char *path, const user *u, const char *body) {
   return call(srv.port, method, path, u ? u->s.token : NULL, body);
 }
-
-static bool err_is(const char *code) { return strcmp(err_code(), code) == 0; }
 
 /* resp.json["profile"][key] as a string, or "". */
 static const char *pstr(const char *key) {
   const cJSON *p = cJSON_GetObjectItemCaseSensitive(resp.json, "profile");
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(p, key);
   return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-/* Entries of array `list` of resp whose member key equals value. */
-static int count_in(const char *list, const char *key, const char *value) {
-  const cJSON *a = cJSON_GetObjectItemCaseSensitive(resp.json, list), *e;
-  int n = 0;
-  cJSON_ArrayForEach(e, a) {
-    const cJSON *v = cJSON_IsString(e) ? e : cJSON_GetObjectItemCaseSensitive(e, key);
-    if (cJSON_IsString(v) && strcmp(v->valuestring, value) == 0) n++;
-  }
-  return n;
 }
 
 static int list_len(const char *list) {
@@ -435,10 +72,10 @@ static long db_count(const char *sql) {
 /* ---- cases ---- */
 
 static void test_setup(void) {
-  CHECK(make_user(&ann, "ann"));
-  CHECK(make_user(&ben, "ben"));
-  CHECK(make_user(&cat, "cat"));
-  CHECK(make_user(&dan, "dan"));
+  CHECK(make_user(&srv, &ann, "ann"));
+  CHECK(make_user(&srv, &ben, "ben"));
+  CHECK(make_user(&srv, &cat, "cat"));
+  CHECK(make_user(&srv, &dan, "dan"));
 }
 
 static void test_profiles(void) {
@@ -983,7 +620,7 @@ int main(void) {
     printf("social_graph: 0 passed, 1 failed, 0 skipped\n");
     return 1;
   }
-  if (!server_start(&srv, true)) {
+  if (!server_start(&srv, "graph", true, "2", NULL)) {
     fprintf(stderr, "tesserad did not start; log %s\n", srv.log);
     printf("social_graph: 0 passed, 1 failed, 0 skipped\n");
     return 1;
@@ -1007,6 +644,6 @@ int main(void) {
     test_failed_++;
   }
   RUN(test_graph_in);
-  server_stop(&srv);
+  server_stop(&srv, false);
   return test_report("social_graph");
 }

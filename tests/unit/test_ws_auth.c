@@ -1,8 +1,8 @@
 /* Integration tests of WebSocket session authentication (docs/protocol.md,
  * "Realtime session"): each case talks to a real tesserad (random port,
- * temporary data dir). Accounts are registered over HTTP as in
- * test_accounts.c; the WebSocket client is the one of test_server_core.c
- * (masked frames, one reader per connection). Every wait is bounded by a
+ * temporary data dir). Accounts are registered over HTTP and the
+ * WebSocket client (masked frames, one reader per connection) comes from
+ * server_harness.h. Every wait is bounded by a
  * deadline; nothing sleeps to synchronise. */
 #define _GNU_SOURCE /* memmem, strcasestr */
 #include <cjson/cJSON.h>
@@ -27,315 +27,13 @@
 
 #include "proto/base64.h"
 #include "proto/ws.h"
+#include "server_harness.h"
 #include "test.h"
 
-#define DEADLINE_MS 10000
-
-typedef struct {
-  pid_t pid; /* also the process group of master and workers */
-  int port;
-  char dir[256];
-  char log[300];
-} server;
-
-static char tesserad_path[PATH_MAX];
 static server two; /* 2 workers, default auth timeout */
 static server one; /* 1 worker, ws_auth_timeout 0.4 s */
 
-/* ---- process and socket helpers ---- */
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static bool wait_fd(int fd, short events, uint64_t deadline) {
-  for (;;) {
-    uint64_t now = now_ms();
-    if (now >= deadline) return false;
-    struct pollfd p = {.fd = fd, .events = events};
-    int n = poll(&p, 1, (int)(deadline - now));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
-
-/* Bounded pause, only to poll external state without a descriptor. */
-static void tick(void) { poll(NULL, 0, 10); }
-
-static bool find_binary(void) {
-  const char *b = getenv("TSR_BUILD");
-  if (b) {
-    snprintf(tesserad_path, sizeof tesserad_path, "%s/tesserad", b);
-    if (access(tesserad_path, X_OK) == 0) return true;
-  }
-  char self[PATH_MAX - 16];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return false;
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  if (!slash) return false;
-  *slash = '\0';
-  snprintf(tesserad_path, sizeof tesserad_path, "%s/../tesserad", self);
-  return access(tesserad_path, X_OK) == 0;
-}
-
-static char *read_file(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, len = 0;
-  char *s = malloc(cap + 1);
-  size_t k;
-  while (s && (k = fread(s + len, 1, cap - len, f)) > 0) {
-    len += k;
-    if (len == cap) {
-      cap *= 2;
-      s = realloc(s, cap + 1);
-    }
-  }
-  fclose(f);
-  if (s) s[len] = '\0';
-  return s;
-}
-
-static int tcp_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one_ = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one_, sizeof one_);
-  return fd;
-}
-
-/* Starts tesserad with workers and extra "--key value" arguments. */
-static bool server_start(server *s, const char *workers, const char *const *extra) {
-  memset(s, 0, sizeof *s);
-  snprintf(s->dir, sizeof s->dir, "/tmp/tsr-wsa-XXXXXX");
-  if (!mkdtemp(s->dir)) return false;
-  snprintf(s->log, sizeof s->log, "%s/tesserad.log", s->dir);
-  char data[300];
-  snprintf(data, sizeof data, "%s/data", s->dir);
-  const char *argv[32] = {tesserad_path, "--data-dir",  data,
-                          "--listen",    "127.0.0.1:0", "--log-file",
-                          s->log,        "--workers",   workers};
-  int n = 9;
-  for (int i = 0; extra && extra[i] && n < 30; i++) argv[n++] = extra[i];
-  argv[n] = NULL;
-  s->pid = fork();
-  if (s->pid == 0) {
-    setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execv(tesserad_path, (char *const *)argv);
-    _exit(127);
-  }
-  setpgid(s->pid, s->pid);
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (now_ms() < deadline && !s->port) {
-    char *t = read_file(s->log);
-    const char *p = t ? strstr(t, "listening on 127.0.0.1:") : NULL;
-    if (p) s->port = atoi(p + strlen("listening on 127.0.0.1:"));
-    free(t);
-    if (!s->port) tick();
-  }
-  while (s->port && now_ms() < deadline) {
-    int fd = tcp_connect(s->port);
-    if (fd >= 0) {
-      close(fd);
-      return true;
-    }
-    tick();
-  }
-  return false;
-}
-
-static int server_wait(server *s, uint64_t ms) {
-  uint64_t deadline = now_ms() + ms;
-  int status;
-  while (now_ms() < deadline) {
-    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-      s->pid = 0;
-      return status;
-    }
-    tick();
-  }
-  return -1;
-}
-
-/* SIGTERM (must exit 0), then removes the directory. */
-static void server_stop(server *s) {
-  if (s->pid > 0) {
-    kill(s->pid, SIGTERM);
-    int st = server_wait(s, 15000);
-    if (st < 0) {
-      kill(-s->pid, SIGKILL);
-      waitpid(s->pid, NULL, 0);
-    }
-    if (st < 0 || !WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      fprintf(stderr, "FAIL server did not exit 0 on SIGTERM\n");
-      test_failed_++;
-    }
-  }
-  if (test_failed_ || test_case_failed_) {
-    char *t = read_file(s->log);
-    fprintf(stderr, "---- %s\n%s----\n", s->log, t ? t : "(no log)\n");
-    free(t);
-  }
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", s->dir);
-}
-
-static bool send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-    if (k <= 0) return false;
-    c += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
-
-/* ---- HTTP client ---- */
-
-/* Per-connection read-ahead (HTTP head, then WebSocket frames). */
-typedef struct {
-  int fd;
-  char buf[1 << 17];
-  size_t len;
-} reader;
-
-typedef struct {
-  int status;
-  char head[4096];
-  char body[65536];
-  cJSON *json; /* parsed body, or NULL */
-} http_resp;
-
-static http_resp resp;
-
-static bool fill(reader *r, uint64_t deadline) {
-  if (r->len == sizeof r->buf) return false;
-  if (!wait_fd(r->fd, POLLIN, deadline)) return false;
-  ssize_t k = recv(r->fd, r->buf + r->len, sizeof r->buf - r->len, 0);
-  if (k <= 0) return false;
-  r->len += (size_t)k;
-  return true;
-}
-
-static void consume(reader *r, size_t n) {
-  memmove(r->buf, r->buf + n, r->len - n);
-  r->len -= n;
-}
-
-/* Reads one response (Content-Length framed) into out. */
-static bool read_response(reader *r, http_resp *out) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  char *end;
-  for (;;) {
-    end = r->len ? memmem(r->buf, r->len, "\r\n\r\n", 4) : NULL;
-    if (end) break;
-    if (!fill(r, deadline)) return false;
-  }
-  size_t hl = (size_t)(end - r->buf) + 4;
-  if (hl >= sizeof out->head) return false;
-  memcpy(out->head, r->buf, hl);
-  out->head[hl] = '\0';
-  out->status = atoi(out->head + 9);
-  const char *cl = strcasestr(out->head, "\r\nContent-Length:");
-  size_t blen = cl ? (size_t)atol(cl + 17) : 0;
-  if (blen >= sizeof out->body) return false;
-  while (r->len < hl + blen)
-    if (!fill(r, deadline)) return false;
-  memcpy(out->body, r->buf + hl, blen);
-  out->body[blen] = '\0';
-  consume(r, hl + blen);
-  cJSON_Delete(out->json);
-  out->json = cJSON_Parse(out->body);
-  return true;
-}
-
-static reader hr; /* big: keep off the stack */
-
-/* One call on a new connection; token and body may be NULL. Returns the
- * status (0 when no answer came); the answer is in resp. */
-static int call(int port, const char *method, const char *path, const char *token,
-                const char *body) {
-  resp.status = 0;
-  hr.fd = tcp_connect(port);
-  hr.len = 0;
-  if (hr.fd < 0) return 0;
-  static char req[1 << 14];
-  char auth[256] = "";
-  if (token) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-  size_t bl = body ? strlen(body) : 0;
-  int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
-                   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                   method, path, auth, bl, body ? body : "");
-  bool ok = n > 0 && (size_t)n < sizeof req && send_all(hr.fd, req, (size_t)n) &&
-            read_response(&hr, &resp);
-  close(hr.fd);
-  return ok ? resp.status : 0;
-}
-
-static const char *jstr(const cJSON *o, const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, key);
-  return cJSON_IsString(v) ? v->valuestring : "";
-}
-
 /* ---- accounts ---- */
-
-typedef struct {
-  uint8_t pk[crypto_sign_PUBLICKEYBYTES];
-  uint8_t sk[crypto_sign_SECRETKEYBYTES];
-} identity;
-
-typedef struct {
-  char account_id[32];
-  char device_id[32];
-  char token[64];
-} session;
-
-static void b64(const uint8_t *p, size_t n, char *out) {
-  size_t len = 0;
-  b64_encode(out, 200, p, n, B64_MODE_URL_NOPAD, &len);
-  out[len] = '\0';
-}
-
-/* A "device" JSON object with a fresh signature key certified by signer. */
-static void device_json(const identity *signer, const char *name, char *out, size_t cap) {
-  uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-  crypto_sign_keypair(pk, sk);
-  uint8_t msg[55], sig[64];
-  memcpy(msg, "tessera-device-cert-v1", 22);
-  msg[22] = 0;
-  memcpy(msg + 23, pk, 32);
-  crypto_sign_detached(sig, NULL, msg, sizeof msg, signer->sk);
-  char k[64], c[128];
-  b64(pk, 32, k);
-  b64(sig, 64, c);
-  snprintf(out, cap, "{\"name\":\"%s\",\"signature_key\":\"%s\",\"certificate\":\"%s\"}",
-           name, k, c);
-}
-
-static bool take_session(session *s) {
-  snprintf(s->account_id, sizeof s->account_id, "%s", jstr(resp.json, "account_id"));
-  snprintf(s->device_id, sizeof s->device_id, "%s", jstr(resp.json, "device_id"));
-  snprintf(s->token, sizeof s->token, "%s", jstr(resp.json, "token"));
-  return strlen(s->account_id) == 22 && strlen(s->device_id) == 22 &&
-         strlen(s->token) == 43;
-}
-
-static const char *PW = "correct horse battery staple";
 
 /* Registers login with a first device (out) and logs in a second (out2). */
 static bool make_account(int port, const char *login, session *out, session *out2) {
@@ -364,70 +62,7 @@ static int revoke_device(int port, const session *by, const session *target) {
 
 /* ---- WebSocket client ---- */
 
-/* Opens a session; token (may be NULL) goes into Authorization. Returns
- * the upgrade's status (101 on success), 0 when no answer came. */
-static int ws_open(int port, reader *r, const char *token) {
-  r->fd = tcp_connect(port);
-  r->len = 0;
-  if (r->fd < 0) return 0;
-  char req[512], auth[128] = "";
-  if (token) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-  snprintf(req, sizeof req,
-           "GET /v1/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-           "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tessera.v1\r\n%s\r\n",
-           auth);
-  http_resp *h = calloc(1, sizeof *h);
-  int st = 0;
-  if (h && send_all(r->fd, req, strlen(req)) && read_response(r, h)) st = h->status;
-  if (h) cJSON_Delete(h->json);
-  free(h);
-  return st;
-}
-
-static bool ws_text(int fd, const char *s) {
-  size_t n = strlen(s);
-  uint8_t hdr[WS_MAX_HEADER], mask[4] = {0x12, 0x34, 0x56, 0x78};
-  size_t hl = ws_write_frame_header(hdr, WS_OP_TEXT, true, n, mask);
-  uint8_t *copy = malloc(n + 1);
-  memcpy(copy, s, n);
-  ws_unmask(copy, n, mask, 0);
-  bool ok = send_all(fd, hdr, hl) && send_all(fd, copy, n);
-  free(copy);
-  return ok;
-}
-
-typedef struct {
-  uint8_t opcode;
-  uint16_t close_code;
-  char data[4096];
-  size_t len;
-} ws_msg;
-
 static ws_msg msg;
-
-/* Reads one frame (unmasked, unfragmented) before deadline. */
-static bool ws_recv_until(reader *r, ws_msg *m, uint64_t deadline) {
-  ws_limits lim = {
-      .max_frame = sizeof m->data - 1, .max_message = sizeof m->data - 1, .client = true};
-  ws_frame f;
-  int h;
-  for (;;) {
-    h = r->len ? ws_parse_frame((uint8_t *)r->buf, r->len, &f, &lim) : WS_INCOMPLETE;
-    if (h < 0) return false;
-    if (h > 0 && r->len >= (size_t)h + f.payload_len) break;
-    if (!fill(r, deadline)) return false;
-  }
-  m->opcode = f.opcode;
-  m->len = (size_t)f.payload_len;
-  memcpy(m->data, r->buf + h, m->len);
-  m->data[m->len] = '\0';
-  m->close_code = 0;
-  if (f.opcode == WS_OP_CLOSE && m->len >= 2)
-    m->close_code = (uint16_t)((uint8_t)m->data[0] << 8 | (uint8_t)m->data[1]);
-  consume(r, (size_t)h + m->len);
-  return true;
-}
 
 /* The next text reply, parsed (caller frees), or NULL (a close or nothing). */
 static cJSON *ws_reply(reader *r) {
@@ -451,7 +86,7 @@ static const char *ws_op(reader *r, const char *json) {
   const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
   const cJSON *ok = cJSON_GetObjectItemCaseSensitive(j, "ok");
   if (e)
-    snprintf(code, sizeof code, "%s", jstr(e, "code"));
+    snprintf(code, sizeof code, "%s", json_str(e, "code"));
   else if (ok) {
     code[0] = '\0';
     char *s = cJSON_PrintUnformatted(ok);
@@ -657,7 +292,8 @@ int main(void) {
     return 1;
   }
   const char *quick[] = {"--ws-auth-timeout", "0.4", NULL};
-  if (!server_start(&two, "2", NULL) || !server_start(&one, "1", quick)) {
+  if (!server_start(&two, "wsa", true, "2", NULL) ||
+      !server_start(&one, "wsa", true, "1", quick)) {
     fprintf(stderr, "tesserad did not start; logs %s %s\n", two.log, one.log);
     printf("ws_auth: 0 passed, 1 failed, 0 skipped\n");
     return 1;
@@ -671,7 +307,7 @@ int main(void) {
   RUN(test_revoke_seen_by_recheck);
   cJSON_Delete(resp.json);
   resp.json = NULL;
-  server_stop(&two);
-  server_stop(&one);
+  server_stop(&two, true);
+  server_stop(&one, true);
   return test_report("ws_auth");
 }
