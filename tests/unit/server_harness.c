@@ -90,6 +90,20 @@ bool send_all(int fd, const void *p, size_t n) {
   return true;
 }
 
+bool send_str(int fd, const char *s) { return send_all(fd, s, strlen(s)); }
+
+bool wait_closed(int fd, uint64_t ms, size_t *got) {
+  uint64_t deadline = now_ms() + ms;
+  char tmp[4096];
+  while (wait_fd(fd, POLLIN, deadline)) {
+    ssize_t k = recv(fd, tmp, sizeof tmp, 0);
+    if (k == 0 || (k < 0 && errno == ECONNRESET)) return true;
+    if (k < 0 && errno != EAGAIN && errno != EINTR) return true;
+    if (k > 0 && got) *got += (size_t)k;
+  }
+  return false;
+}
+
 /* ---- the server process ---- */
 
 bool find_binary(void) {
@@ -248,21 +262,13 @@ bool read_response(reader *r, http_resp *out) {
 
 static reader hr; /* big: keep off the stack */
 
-int call_hdr(int port, const char *method, const char *path, const char *hdr,
-             const char *body) {
+int call_raw(int port, const char *req, size_t n) {
   cJSON_Delete(resp.json);
   memset(&resp, 0, sizeof resp);
   hr.fd = tcp_connect(port);
   hr.len = 0;
   if (hr.fd < 0) return 0;
-  static char req[1 << 16];
-  size_t bl = body ? strlen(body) : 0;
-  int n = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
-                   "Content-Length: %zu\r\nConnection: close\r\n\r\n%s",
-                   method, path, hdr, bl, body ? body : "");
-  bool ok = n > 0 && (size_t)n < sizeof req && send_all(hr.fd, req, (size_t)n) &&
-            read_response(&hr, &resp);
+  bool ok = send_all(hr.fd, req, n) && read_response(&hr, &resp);
   close(hr.fd);
   if (!ok) {
     /* As if nothing came: no status, no parsed body. */
@@ -272,6 +278,27 @@ int call_hdr(int port, const char *method, const char *path, const char *hdr,
     return 0;
   }
   return resp.status;
+}
+
+int call_hdr_n(int port, const char *method, const char *path, const char *hdr,
+               const char *body, size_t n) {
+  static char req[1 << 16];
+  int h = snprintf(req, sizeof req,
+                   "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
+                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
+                   method, path, hdr, n);
+  if (h <= 0 || (size_t)h + n >= sizeof req) {
+    cJSON_Delete(resp.json);
+    memset(&resp, 0, sizeof resp);
+    return 0;
+  }
+  if (n) memcpy(req + h, body, n);
+  return call_raw(port, req, (size_t)h + n);
+}
+
+int call_hdr(int port, const char *method, const char *path, const char *hdr,
+             const char *body) {
+  return call_hdr_n(port, method, path, hdr, body, body ? strlen(body) : 0);
 }
 
 int call(int port, const char *method, const char *path, const char *token,
@@ -395,7 +422,8 @@ bool make_user(const server *s, user *u, const char *login) {
 
 /* ---- WebSocket client (transport) ---- */
 
-int ws_open(int port, reader *r, const char *token) {
+int ws_open(int port, reader *r, const char *token, const char *protocol,
+            http_resp *out) {
   r->fd = tcp_connect(port);
   r->len = 0;
   if (r->fd < 0) return 0;
@@ -404,26 +432,32 @@ int ws_open(int port, reader *r, const char *token) {
   snprintf(req, sizeof req,
            "GET /v1/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tessera.v1\r\n%s\r\n",
-           auth);
-  http_resp *h = calloc(1, sizeof *h);
+           "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: %s\r\n%s\r\n",
+           protocol ? protocol : "tessera.v1", auth);
+  http_resp *h = out ? out : calloc(1, sizeof *h);
   int st = 0;
-  if (h && send_all(r->fd, req, strlen(req)) && read_response(r, h)) st = h->status;
-  if (h) cJSON_Delete(h->json);
-  free(h);
+  if (h && send_str(r->fd, req) && read_response(r, h)) st = h->status;
+  if (h && !out) {
+    cJSON_Delete(h->json);
+    free(h);
+  }
   return st;
 }
 
-bool ws_text(int fd, const char *s) {
-  size_t n = strlen(s);
+bool ws_send(int fd, uint8_t opcode, bool fin, const void *p, size_t n, bool masked) {
   uint8_t hdr[WS_MAX_HEADER], mask[4] = {0x12, 0x34, 0x56, 0x78};
-  size_t hl = ws_write_frame_header(hdr, WS_OP_TEXT, true, n, mask);
+  size_t hl = ws_write_frame_header(hdr, opcode, fin, n, masked ? mask : NULL);
   uint8_t *copy = malloc(n + 1);
-  memcpy(copy, s, n);
-  ws_unmask(copy, n, mask, 0);
-  bool ok = send_all(fd, hdr, hl) && send_all(fd, copy, n);
+  if (!copy) return false;
+  if (n) memcpy(copy, p, n);
+  if (masked) ws_unmask(copy, n, mask, 0);
+  bool ok = hl && send_all(fd, hdr, hl) && send_all(fd, copy, n);
   free(copy);
   return ok;
+}
+
+bool ws_text(int fd, const char *s) {
+  return ws_send(fd, WS_OP_TEXT, true, s, strlen(s), true);
 }
 
 bool ws_recv_until(reader *r, ws_msg *m, uint64_t deadline) {

@@ -51,6 +51,13 @@ int tcp_connect(int port);
 /* Sends all n bytes (no SIGPIPE); false on error. */
 bool send_all(int fd, const void *p, size_t n);
 
+/* send_all of the NUL-terminated string s. */
+bool send_str(int fd, const char *s);
+
+/* True when the peer closes (EOF or reset) within ms; the number of bytes
+ * that arrived before is added to *got when got is not NULL. */
+bool wait_closed(int fd, uint64_t ms, size_t *got);
+
 /* ---- the server process ---- */
 
 typedef struct {
@@ -121,6 +128,18 @@ void reader_consume(reader *r, size_t n);
  * out->json, which the caller eventually cJSON_Deletes); bytes after it
  * stay buffered in r. */
 bool read_response(reader *r, http_resp *out);
+
+/* Sends the n raw bytes of req (may hold NUL) on a new connection and
+ * reads one answer into resp. Returns the status (0 when no answer came,
+ * resp then has no status and no parsed body). */
+int call_raw(int port, const char *req, size_t n);
+
+/* One call on a new connection with a raw header line (e.g.
+ * "Authorization: Basic x\r\n") or "", and a body of n bytes (may hold
+ * NUL; none when body is NULL). Returns the status (0 when no answer
+ * came); the answer is in resp. */
+int call_hdr_n(int port, const char *method, const char *path, const char *hdr,
+               const char *body, size_t n);
 
 /* One call on a new connection with a raw header line (e.g.
  * "Authorization: Basic x\r\n") or "", and a JSON body or NULL. Returns
@@ -214,11 +233,17 @@ typedef struct {
   size_t len;
 } ws_msg;
 
-/* Opens a session on GET /v1/ws (subprotocol tessera.v1) over a new
- * connection in r; token (may be NULL) goes into Authorization. Returns
- * the upgrade's status (101 on success), 0 when no answer came. The
- * caller closes r->fd. */
-int ws_open(int port, reader *r, const char *token);
+/* Opens a session on GET /v1/ws over a new connection in r, offering
+ * Sec-WebSocket-Protocol protocol (tessera.v1 when NULL); token (may be
+ * NULL) goes into Authorization. The upgrade answer goes into out when it
+ * is not NULL (the caller eventually cJSON_Deletes out->json), else it is
+ * dropped. Returns the upgrade's status (101 on success), 0 when no
+ * answer came. The caller closes r->fd. */
+int ws_open(int port, reader *r, const char *token, const char *protocol, http_resp *out);
+
+/* Sends one frame of opcode with n payload bytes p, FIN when fin, masked
+ * (as a client must) when masked. */
+bool ws_send(int fd, uint8_t opcode, bool fin, const void *p, size_t n, bool masked);
 
 /* Sends s as one masked text frame. */
 bool ws_text(int fd, const char *s);

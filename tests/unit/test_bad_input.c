@@ -3,17 +3,10 @@
  * authenticated WebSocket session and a keep-alive HTTP connection stay
  * open, every bad input goes on its own fresh connection and must get the
  * exact documented answer; afterwards the bystanders still work and the
- * test account's stored data reads back byte for byte as before. Process
- * and socket helpers follow test_server_core.c and test_authz.c. Every wait
- * is bounded by a deadline. */
-#define _GNU_SOURCE /* memmem, strcasestr */
+ * test account's stored data reads back byte for byte as before. Process,
+ * HTTP and WebSocket helpers come from server_harness.h. Every wait is
+ * bounded by a deadline. */
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <limits.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
-#include <poll.h>
 #include <signal.h>
 #include <sodium.h>
 #include <stdbool.h>
@@ -22,387 +15,45 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "proto/base64.h"
 #include "proto/ws.h"
+#include "server_harness.h"
 #include "test.h"
 
-#define DEADLINE_MS 10000
-
-typedef struct {
-  pid_t pid; /* also the process group of master and workers */
-  int port;
-  char dir[256];
-  char data[300];
-  char log[300];
-} server;
-
-static char tesserad_path[PATH_MAX];
 static server srv;
 
-/* ---- process and socket helpers ---- */
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-static bool wait_fd(int fd, short events, uint64_t deadline) {
-  for (;;) {
-    uint64_t now = now_ms();
-    if (now >= deadline) return false;
-    struct pollfd p = {.fd = fd, .events = events};
-    int n = poll(&p, 1, (int)(deadline - now));
-    if (n > 0) return true;
-    if (n < 0 && errno != EINTR) return false;
-  }
-}
-
-/* Bounded pause, only to poll external state without a descriptor. */
-static void tick(void) { poll(NULL, 0, 10); }
-
-static bool find_binary(void) {
-  const char *b = getenv("TSR_BUILD");
-  if (b) {
-    snprintf(tesserad_path, sizeof tesserad_path, "%s/tesserad", b);
-    if (access(tesserad_path, X_OK) == 0) return true;
-  }
-  char self[PATH_MAX - 16];
-  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
-  if (n <= 0) return false;
-  self[n] = '\0';
-  char *slash = strrchr(self, '/');
-  if (!slash) return false;
-  *slash = '\0';
-  snprintf(tesserad_path, sizeof tesserad_path, "%s/../tesserad", self);
-  return access(tesserad_path, X_OK) == 0;
-}
-
-static char *read_file(const char *path) {
-  FILE *f = fopen(path, "r");
-  if (!f) return NULL;
-  size_t cap = 1 << 16, len = 0;
-  char *s = malloc(cap + 1);
-  size_t k;
-  while (s && (k = fread(s + len, 1, cap - len, f)) > 0) {
-    len += k;
-    if (len == cap) {
-      cap *= 2;
-      s = realloc(s, cap + 1);
-    }
-  }
-  fclose(f);
-  if (s) s[len] = '\0';
-  return s;
-}
-
-static int tcp_connect(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  struct sockaddr_in a = {.sin_family = AF_INET,
-                          .sin_port = htons((uint16_t)port),
-                          .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
-    close(fd);
-    return -1;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  return fd;
-}
-
-/* Starts tesserad (default limits) in its own process group. */
-static bool server_start(server *s) {
-  memset(s, 0, sizeof *s);
-  snprintf(s->dir, sizeof s->dir, "/tmp/tsr-bad-XXXXXX");
-  if (!mkdtemp(s->dir)) return false;
-  snprintf(s->log, sizeof s->log, "%s/tesserad.log", s->dir);
-  snprintf(s->data, sizeof s->data, "%s/data", s->dir);
-  const char *argv[] = {tesserad_path, "--data-dir", s->data, "--listen",
-                        "127.0.0.1:0", "--log-file", s->log,  "--workers",
-                        "2",           NULL};
-  s->pid = fork();
-  if (s->pid == 0) {
-    setpgid(0, 0);
-    int devnull = open("/dev/null", O_RDWR);
-    dup2(devnull, 0);
-    dup2(devnull, 1);
-    execv(tesserad_path, (char *const *)argv);
-    _exit(127);
-  }
-  setpgid(s->pid, s->pid);
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  while (now_ms() < deadline && !s->port) {
-    char *t = read_file(s->log);
-    const char *p = t ? strstr(t, "listening on 127.0.0.1:") : NULL;
-    if (p) s->port = atoi(p + strlen("listening on 127.0.0.1:"));
-    free(t);
-    if (!s->port) tick();
-  }
-  while (s->port && now_ms() < deadline) {
-    int fd = tcp_connect(s->port);
-    if (fd >= 0) {
-      close(fd);
-      return true;
-    }
-    tick();
-  }
-  return false;
-}
-
-static int server_wait(server *s, uint64_t ms) {
-  uint64_t deadline = now_ms() + ms;
-  int status;
-  while (now_ms() < deadline) {
-    if (waitpid(s->pid, &status, WNOHANG) == s->pid) {
-      s->pid = 0;
-      return status;
-    }
-    tick();
-  }
-  return -1;
-}
-
-static void server_stop(server *s) {
-  if (s->pid > 0) {
-    kill(s->pid, SIGTERM);
-    if (server_wait(s, 15000) < 0) {
-      kill(-s->pid, SIGKILL);
-      waitpid(s->pid, NULL, 0);
-    }
-  }
-  if (test_failed_ || test_case_failed_) {
-    char *t = read_file(s->log);
-    fprintf(stderr, "---- %s\n%s----\n", s->log, t ? t : "(no log)\n");
-    free(t);
-  }
-  char cmd[400];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", s->dir);
-  if (system(cmd) != 0) fprintf(stderr, "cannot remove %s\n", s->dir);
-}
-
-static bool send_all(int fd, const void *p, size_t n) {
-  const char *c = p;
-  while (n) {
-    ssize_t k = send(fd, c, n, MSG_NOSIGNAL);
-    if (k <= 0) return false;
-    c += k;
-    n -= (size_t)k;
-  }
-  return true;
-}
-
-static bool send_str(int fd, const char *s) { return send_all(fd, s, strlen(s)); }
-
-/* True when the peer closes (EOF or reset) before the deadline; the number
- * of bytes that arrived before is added to *got when got is not NULL. */
-static bool wait_closed(int fd, uint64_t ms, size_t *got) {
-  uint64_t deadline = now_ms() + ms;
-  char tmp[4096];
-  while (wait_fd(fd, POLLIN, deadline)) {
-    ssize_t k = recv(fd, tmp, sizeof tmp, 0);
-    if (k == 0 || (k < 0 && errno == ECONNRESET)) return true;
-    if (k < 0 && errno != EAGAIN && errno != EINTR) return true;
-    if (k > 0 && got) *got += (size_t)k;
-  }
-  return false;
-}
-
-/* ---- HTTP client ---- */
-
-typedef struct {
-  int status;
-  char head[4096];
-  char body[65536];
-  cJSON *json; /* parsed body, or NULL */
-} http_resp;
-
-/* Per-connection read-ahead (keep-alive connections). */
-typedef struct {
-  int fd;
-  char buf[1 << 17];
-  size_t len;
-} reader;
-
-static http_resp resp;
 static reader rd_case, rd_keep, rd_ws; /* big: keep off the stack */
-
-static bool fill(reader *r, uint64_t deadline) {
-  if (r->len == sizeof r->buf) return false;
-  if (!wait_fd(r->fd, POLLIN, deadline)) return false;
-  ssize_t k = recv(r->fd, r->buf + r->len, sizeof r->buf - r->len, 0);
-  if (k <= 0) return false;
-  r->len += (size_t)k;
-  return true;
-}
-
-static void consume(reader *r, size_t n) {
-  memmove(r->buf, r->buf + n, r->len - n);
-  r->len -= n;
-}
-
-static bool read_response(reader *r, http_resp *out) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  char *end;
-  cJSON_Delete(out->json);
-  out->json = NULL;
-  out->status = 0;
-  for (;;) {
-    end = r->len ? memmem(r->buf, r->len, "\r\n\r\n", 4) : NULL;
-    if (end) break;
-    if (!fill(r, deadline)) return false;
-  }
-  size_t hl = (size_t)(end - r->buf) + 4;
-  if (hl >= sizeof out->head) return false;
-  memcpy(out->head, r->buf, hl);
-  out->head[hl] = '\0';
-  out->status = atoi(out->head + 9);
-  const char *cl = strcasestr(out->head, "\r\nContent-Length:");
-  size_t blen = cl ? (size_t)atol(cl + 17) : 0;
-  if (blen >= sizeof out->body) return false;
-  while (r->len < hl + blen)
-    if (!fill(r, deadline)) return false;
-  memcpy(out->body, r->buf + hl, blen);
-  out->body[blen] = '\0';
-  consume(r, hl + blen);
-  out->json = cJSON_Parse(out->body);
-  return true;
-}
 
 /* Sends raw bytes on a fresh connection and reads one answer; the status,
  * or 0 when no answer came. */
-static int raw_once(const char *req, size_t n) {
-  int fd = tcp_connect(srv.port);
-  if (fd < 0) return 0;
-  rd_case.fd = fd;
-  rd_case.len = 0;
-  bool ok = send_all(fd, req, n) && read_response(&rd_case, &resp);
-  close(fd);
-  return ok ? resp.status : 0;
-}
+static int raw_once(const char *req, size_t n) { return call_raw(srv.port, req, n); }
 
 /* One JSON call (body of n bytes, may hold NUL) on a fresh connection. */
 static int call_n(const char *method, const char *path, const char *token,
                   const char *body, size_t n) {
-  static char req[1 << 16];
   char auth[256] = "";
   if (token) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-  int h = snprintf(req, sizeof req,
-                   "%s %s HTTP/1.1\r\nHost: t\r\n%sContent-Type: application/json\r\n"
-                   "Content-Length: %zu\r\nConnection: close\r\n\r\n",
-                   method, path, auth, n);
-  if (h <= 0 || (size_t)h + n > sizeof req) return 0;
-  if (n) memcpy(req + h, body, n);
-  return raw_once(req, (size_t)h + n);
-}
-
-static int call(const char *method, const char *path, const char *token,
-                const char *body) {
-  return call_n(method, path, token, body, body ? strlen(body) : 0);
-}
-
-static const char *jstr(const char *key) {
-  const cJSON *v = cJSON_GetObjectItemCaseSensitive(resp.json, key);
-  return cJSON_IsString(v) ? v->valuestring : "";
-}
-
-static const char *err_code(void) {
-  const cJSON *e = cJSON_GetObjectItemCaseSensitive(resp.json, "error");
-  const cJSON *c = cJSON_GetObjectItemCaseSensitive(e, "code");
-  return cJSON_IsString(c) ? c->valuestring : "";
+  return call_hdr_n(srv.port, method, path, auth, body, n);
 }
 
 /* ---- accounts ---- */
 
-typedef struct {
-  uint8_t pk[crypto_sign_PUBLICKEYBYTES];
-  uint8_t sk[crypto_sign_SECRETKEYBYTES];
-} identity;
-
-static void b64(const uint8_t *p, size_t n, char *out) {
-  size_t len = 0;
-  b64_encode(out, 200, p, n, B64_MODE_URL_NOPAD, &len);
-  out[len] = '\0';
-}
-
 /* The members of a valid registration body (no braces) for login. */
 static void register_fields(const char *login, char *out, size_t cap) {
   identity id;
-  crypto_sign_keypair(id.pk, id.sk);
-  uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
-  crypto_sign_keypair(pk, sk);
-  uint8_t m[55], sig[64];
-  memcpy(m, "tessera-device-cert-v1", 22);
-  m[22] = 0;
-  memcpy(m + 23, pk, 32);
-  crypto_sign_detached(sig, NULL, m, sizeof m, id.sk);
-  char ik[64], k[64], c[128];
+  identity_new(&id);
+  char ik[64], dev[400];
+  device_json(&id, "d", dev, sizeof dev);
   b64(id.pk, 32, ik);
-  b64(pk, 32, k);
-  b64(sig, 64, c);
   snprintf(out, cap,
-           "\"login\":\"%s\",\"password\":\"correct horse battery staple\","
-           "\"identity_key\":\"%s\",\"device\":{\"name\":\"d\",\"signature_key\":\"%s\","
-           "\"certificate\":\"%s\"}",
-           login, ik, k, c);
+           "\"login\":\"%s\",\"password\":\"%s\",\"identity_key\":\"%s\",\"device\":%s",
+           login, PW, ik, dev);
 }
-
-typedef struct {
-  char token[64];
-  const char *phone;
-} user;
 
 static user ann = {.phone = "+15550501"}, ben = {.phone = "+15550502"};
 
-static bool sms_code(const char *phone, char out[8]) {
-  char path[400];
-  snprintf(path, sizeof path, "%s/dev-sms.log", srv.data);
-  char *t = read_file(path);
-  bool found = false;
-  for (char *line = t ? strtok(t, "\n") : NULL; line; line = strtok(NULL, "\n")) {
-    size_t pl = strlen(phone);
-    if (strncmp(line, phone, pl) == 0 && line[pl] == ' ' && strlen(line + pl + 1) == 6) {
-      memcpy(out, line + pl + 1, 7);
-      found = true;
-    }
-  }
-  free(t);
-  return found;
-}
-
-static bool make_user(user *u, const char *login) {
-  char f[1024], body[1100];
-  register_fields(login, f, sizeof f);
-  snprintf(body, sizeof body, "{%s}", f);
-  if (call("POST", "/v1/accounts", NULL, body) != 201) return false;
-  snprintf(u->token, sizeof u->token, "%s", jstr("token"));
-  char b[128], code[8] = "";
-  snprintf(b, sizeof b, "{\"phone\":\"%s\"}", u->phone);
-  if (call("POST", "/v1/phone/codes", u->token, b) != 200 || !sms_code(u->phone, code))
-    return false;
-  snprintf(b, sizeof b, "{\"phone\":\"%s\",\"code\":\"%s\"}", u->phone, code);
-  return call("POST", "/v1/phone/verify", u->token, b) == 200;
-}
-
 /* ---- WebSocket client ---- */
-
-static bool ws_open(reader *r) {
-  r->fd = tcp_connect(srv.port);
-  r->len = 0;
-  if (r->fd < 0) return false;
-  const char *req =
-      "GET /v1/ws HTTP/1.1\r\nHost: localhost\r\nUpgrade: websocket\r\n"
-      "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-      "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tessera.v1\r\n\r\n";
-  static http_resp up;
-  bool ok = send_str(r->fd, req) && read_response(r, &up) && up.status == 101;
-  cJSON_Delete(up.json);
-  up.json = NULL;
-  return ok;
-}
 
 /* A raw client frame: first byte b0 (FIN/RSV/opcode), masked when asked,
  * with a payload length field of len (the payload sent is n bytes). */
@@ -435,46 +86,12 @@ static bool ws_raw(int fd, uint8_t b0, bool masked, uint64_t len, const void *p,
   return ok;
 }
 
-static bool ws_text(int fd, const char *s) {
-  return ws_raw(fd, 0x80 | WS_OP_TEXT, true, strlen(s), s, strlen(s));
-}
-
-typedef struct {
-  uint8_t opcode;
-  uint16_t close_code;
-  char data[65536];
-  size_t len;
-} ws_msg;
-
 static ws_msg msg;
-
-static bool ws_recv(reader *r, ws_msg *m) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  ws_limits lim = {
-      .max_frame = sizeof m->data - 1, .max_message = sizeof m->data - 1, .client = true};
-  ws_frame f;
-  int h;
-  for (;;) {
-    h = r->len ? ws_parse_frame((uint8_t *)r->buf, r->len, &f, &lim) : WS_INCOMPLETE;
-    if (h < 0) return false;
-    if (h > 0 && r->len >= (size_t)h + f.payload_len) break;
-    if (!fill(r, deadline)) return false;
-  }
-  m->opcode = f.opcode;
-  m->len = (size_t)f.payload_len;
-  memcpy(m->data, r->buf + h, m->len);
-  m->data[m->len] = '\0';
-  m->close_code = 0;
-  if (f.opcode == WS_OP_CLOSE && m->len >= 2)
-    m->close_code = (uint16_t)((uint8_t)m->data[0] << 8 | (uint8_t)m->data[1]);
-  consume(r, (size_t)h + m->len);
-  return true;
-}
 
 /* Next text message (answering server pings); false on anything else. */
 static bool ws_recv_text(reader *r, ws_msg *m) {
   for (int i = 0; i < 8; i++) {
-    if (!ws_recv(r, m)) return false;
+    if (!ws_recv_until(r, m, now_ms() + DEADLINE_MS)) return false;
     if (m->opcode == WS_OP_TEXT) return true;
     if (m->opcode == WS_OP_PING)
       ws_raw(r->fd, 0x80 | WS_OP_PONG, true, m->len, m->data, m->len);
@@ -488,7 +105,7 @@ static bool ws_recv_text(reader *r, ws_msg *m) {
 static uint16_t ws_expect_close(reader *r) {
   ws_msg *m = &msg;
   for (int i = 0; i < 16; i++) {
-    if (!ws_recv(r, m)) return 0;
+    if (!ws_recv_until(r, m, now_ms() + DEADLINE_MS)) return 0;
     if (m->opcode == WS_OP_CLOSE) return m->close_code;
   }
   return 0;
@@ -496,7 +113,7 @@ static uint16_t ws_expect_close(reader *r) {
 
 /* The answer to one text message on a fresh session, parsed. */
 static cJSON *ws_once(const char *text) {
-  if (!ws_open(&rd_case)) return NULL;
+  if (ws_open(srv.port, &rd_case, NULL, NULL, NULL) != 101) return NULL;
   cJSON *j = NULL;
   if (ws_text(rd_case.fd, text) && ws_recv_text(&rd_case, &msg))
     j = cJSON_Parse(msg.data);
@@ -536,47 +153,51 @@ static char *snap_before[N_SNAP];
 
 static void snapshot(char **out) {
   for (int i = 0; i < N_SNAP; i++) {
-    CHECK_INT(call("GET", snap_paths[i], ann.token, NULL), 200);
+    CHECK_INT(call(srv.port, "GET", snap_paths[i], ann.s.token, NULL), 200);
     out[i] = strdup(resp.body);
   }
 }
 
 static void test_setup(void) {
-  CHECK(make_user(&ann, "ann"));
-  CHECK(make_user(&ben, "ben"));
+  CHECK(make_user(&srv, &ann, "ann"));
+  CHECK(make_user(&srv, &ben, "ben"));
   char b[512];
-  CHECK_INT(call("PUT", "/v1/apps/chat/profile", ann.token,
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/chat/profile", ann.s.token,
                  "{\"display_name\":\"Ann\",\"about\":\"hi\"}"),
             201);
   snprintf(b, sizeof b, "{%s}", SOCIAL);
-  CHECK_INT(call("PUT", "/v1/apps/social/profile", ann.token, b), 201);
-  CHECK_INT(call("PUT", "/v1/apps/messenger/profile", ann.token,
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/social/profile", ann.s.token, b), 201);
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/messenger/profile", ann.s.token,
                  "{\"username\":\"annshop\",\"name\":\"Ann's\",\"page\":true,"
                  "\"category\":\"Bakery\"}"),
             201);
-  CHECK_INT(call("PUT", "/v1/apps/chat/profile", ben.token, "{\"display_name\":\"Ben\"}"),
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/chat/profile", ben.s.token,
+                 "{\"display_name\":\"Ben\"}"),
             201);
-  CHECK_INT(call("PUT", "/v1/apps/social/profile", ben.token, "{\"handle\":\"ben\"}"),
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/social/profile", ben.s.token,
+                 "{\"handle\":\"ben\"}"),
             201);
-  CHECK_INT(call("POST", "/v1/apps/social/follows/ben", ann.token, NULL), 200);
+  CHECK_INT(call(srv.port, "POST", "/v1/apps/social/follows/ben", ann.s.token, NULL),
+            200);
   snprintf(b, sizeof b, "{%s}", CONTACTS);
-  CHECK_INT(call("POST", "/v1/apps/chat/contacts", ann.token, b), 200);
-  CHECK_INT(call("PUT", "/v1/apps/social/reachability", ann.token,
+  CHECK_INT(call(srv.port, "POST", "/v1/apps/chat/contacts", ann.s.token, b), 200);
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/social/reachability", ann.s.token,
                  "{\"from\":{\"chat\":\"nobody\"}}"),
             200);
   /* A block of a third account, so the block list is not empty. */
   user cy = {.phone = "+15550503"};
-  CHECK(make_user(&cy, "cyd"));
-  CHECK_INT(call("PUT", "/v1/apps/social/profile", cy.token, "{\"handle\":\"cyd\"}"),
+  CHECK(make_user(&srv, &cy, "cyd"));
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/social/profile", cy.s.token,
+                 "{\"handle\":\"cyd\"}"),
             201);
-  CHECK_INT(
-      call("POST", "/v1/blocks", ann.token, "{\"app\":\"social\",\"target\":\"cyd\"}"),
-      200);
+  CHECK_INT(call(srv.port, "POST", "/v1/blocks", ann.s.token,
+                 "{\"app\":\"social\",\"target\":\"cyd\"}"),
+            200);
   snapshot(snap_before);
 
   /* The bystanders: an authenticated session and a keep-alive connection. */
-  CHECK(ws_open(&rd_ws));
-  snprintf(b, sizeof b, "{\"op\":\"auth\",\"id\":1,\"token\":\"%s\"}", ann.token);
+  CHECK(ws_open(srv.port, &rd_ws, NULL, NULL, NULL) == 101);
+  snprintf(b, sizeof b, "{\"op\":\"auth\",\"id\":1,\"token\":\"%s\"}", ann.s.token);
   CHECK(ws_text(rd_ws.fd, b));
   CHECK(ws_recv_text(&rd_ws, &msg));
   CHECK(strstr(msg.data, "\"account_id\"") != NULL);
@@ -623,7 +244,7 @@ static void test_http_framing(void) {
 
   char req[512];
 #define POST_HEAD "POST /v1/blocks HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-  snprintf(req, sizeof req, POST_HEAD "Content-Length: 2000000\r\n\r\n", ann.token);
+  snprintf(req, sizeof req, POST_HEAD "Content-Length: 2000000\r\n\r\n", ann.s.token);
   expect_status("body over 1 MiB", req, 413, "too_large");
   const char *bad_cl[] = {"Content-Length: abc\r\n",
                           "Content-Length: -1\r\n",
@@ -634,13 +255,13 @@ static void test_http_framing(void) {
                           "Content-Length: 2\r\nTransfer-Encoding: chunked\r\n",
                           "Transfer-Encoding: chunked\r\nContent-Length: 2\r\n"};
   for (size_t i = 0; i < sizeof bad_cl / sizeof *bad_cl; i++) {
-    snprintf(req, sizeof req, POST_HEAD "%s\r\n{}", ann.token, bad_cl[i]);
+    snprintf(req, sizeof req, POST_HEAD "%s\r\n{}", ann.s.token, bad_cl[i]);
     expect_status(bad_cl[i], req, 400, "bad_request");
   }
-  snprintf(req, sizeof req, POST_HEAD "Transfer-Encoding: gzip\r\n\r\n", ann.token);
+  snprintf(req, sizeof req, POST_HEAD "Transfer-Encoding: gzip\r\n\r\n", ann.s.token);
   expect_status("TE gzip", req, 501, NULL);
   snprintf(req, sizeof req, POST_HEAD "Transfer-Encoding: gzip, chunked\r\n\r\n",
-           ann.token);
+           ann.s.token);
   expect_status("TE gzip, chunked", req, 501, NULL);
 #undef POST_HEAD
 }
@@ -702,7 +323,7 @@ static void expect_ignored(const char *method, const char *path, const char *tok
   snprintf(b, sizeof b,
            "{\"zz_unknown\":{\"a\":[1,2,{\"b\":null}]},%s,\"yy\":\"x\",\"n\":-3}",
            fields);
-  int st = call(method, path, token, b);
+  int st = call(srv.port, method, path, token, b);
   if (st != want) {
     fprintf(stderr, "  FAIL unknown fields %s %s: got %d %s, want %d\n", method, path, st,
             resp.body, want);
@@ -712,7 +333,7 @@ static void expect_ignored(const char *method, const char *path, const char *tok
 
 static void test_json_profile(void) {
   const char *P = "/v1/apps/social/profile";
-  generic_bad("PUT", P, ann.token, SOCIAL);
+  generic_bad("PUT", P, ann.s.token, SOCIAL);
   const char *typed[][2] = {
       {"number for a string", "{\"handle\":123}"},
       {"number for a string (name)", "{\"handle\":\"ann.s\",\"name\":5}"},
@@ -729,23 +350,23 @@ static void test_json_profile(void) {
       {"escaped NUL in handle", "{\"handle\":\"ann.s\\u0000\"}"},
   };
   for (size_t i = 0; i < sizeof typed / sizeof *typed; i++)
-    expect_bad(typed[i][0], "PUT", P, ann.token, typed[i][1], strlen(typed[i][1]));
+    expect_bad(typed[i][0], "PUT", P, ann.s.token, typed[i][1], strlen(typed[i][1]));
   static char b[8192];
   int n = snprintf(b, sizeof b, "{\"handle\":%s}", deep);
-  expect_bad("depth 1000 handle", "PUT", P, ann.token, b, (size_t)n);
+  expect_bad("depth 1000 handle", "PUT", P, ann.s.token, b, (size_t)n);
   /* Messenger: string for the page flag, number for category. */
   const char *M = "/v1/apps/messenger/profile";
   const char *mb[] = {"{\"username\":\"annshop\",\"page\":\"yes\"}",
                       "{\"username\":\"annshop\",\"page\":true,\"category\":7}",
                       "{\"username\":\"annshop\",\"page\":null,\"page\":true}"};
   for (size_t i = 0; i < 3; i++)
-    expect_bad(mb[i], "PUT", M, ann.token, mb[i], strlen(mb[i]));
-  expect_ignored("PUT", P, ann.token, SOCIAL, 200);
+    expect_bad(mb[i], "PUT", M, ann.s.token, mb[i], strlen(mb[i]));
+  expect_ignored("PUT", P, ann.s.token, SOCIAL, 200);
 }
 
 static void test_json_graph(void) {
-  generic_bad("POST", "/v1/blocks", ann.token, BLOCK);
-  generic_bad("POST", "/v1/apps/chat/contacts", ann.token, CONTACTS);
+  generic_bad("POST", "/v1/blocks", ann.s.token, BLOCK);
+  generic_bad("POST", "/v1/apps/chat/contacts", ann.s.token, CONTACTS);
   const char *blocks[] = {"{\"app\":\"social\",\"target\":123}",
                           "{\"app\":true,\"target\":\"ben\"}",
                           "{\"app\":[\"social\"],\"target\":\"ben\"}",
@@ -753,7 +374,8 @@ static void test_json_graph(void) {
                           "{\"app\":\"social\",\"target\":\"\\ud83d\"}",
                           "{\"app\":\"social\",\"target\":\"ben\",\"target\":\"cyd\"}"};
   for (size_t i = 0; i < sizeof blocks / sizeof *blocks; i++)
-    expect_bad(blocks[i], "POST", "/v1/blocks", ann.token, blocks[i], strlen(blocks[i]));
+    expect_bad(blocks[i], "POST", "/v1/blocks", ann.s.token, blocks[i],
+               strlen(blocks[i]));
   const char *contacts[] = {"{\"numbers\":\"+15550502\"}",
                             "{\"numbers\":{\"a\":\"+15550502\"}}",
                             "{\"numbers\":[15550502]}",
@@ -761,21 +383,21 @@ static void test_json_graph(void) {
                             "{\"numbers\":[\"+1555\\u00000502\"]}",
                             "{\"numbers\":[],\"numbers\":[\"+15550502\"]}"};
   for (size_t i = 0; i < sizeof contacts / sizeof *contacts; i++)
-    expect_bad(contacts[i], "POST", "/v1/apps/chat/contacts", ann.token, contacts[i],
+    expect_bad(contacts[i], "POST", "/v1/apps/chat/contacts", ann.s.token, contacts[i],
                strlen(contacts[i]));
   static char b[8192];
   int n = snprintf(b, sizeof b, "{\"numbers\":%s}", deep);
-  expect_bad("depth 1000 numbers", "POST", "/v1/apps/chat/contacts", ann.token, b,
+  expect_bad("depth 1000 numbers", "POST", "/v1/apps/chat/contacts", ann.s.token, b,
              (size_t)n);
   const char *reach[] = {"{\"from\":[]}", "{\"from\":\"graph\"}",
                          "{\"from\":{\"chat\":1}}",
                          "{\"from\":{\"chat\":\"graph\",\"chat\":\"everyone\"}}"};
   for (size_t i = 0; i < 4; i++)
-    expect_bad(reach[i], "PUT", "/v1/apps/social/reachability", ann.token, reach[i],
+    expect_bad(reach[i], "PUT", "/v1/apps/social/reachability", ann.s.token, reach[i],
                strlen(reach[i]));
-  expect_ignored("POST", "/v1/blocks", ann.token, "\"app\":\"social\",\"target\":\"cyd\"",
-                 200);
-  expect_ignored("POST", "/v1/apps/chat/contacts", ann.token, CONTACTS, 200);
+  expect_ignored("POST", "/v1/blocks", ann.s.token,
+                 "\"app\":\"social\",\"target\":\"cyd\"", 200);
+  expect_ignored("POST", "/v1/apps/chat/contacts", ann.s.token, CONTACTS, 200);
 }
 
 /* Registration: a subset (each attempt counts against the per-address
@@ -818,48 +440,48 @@ static void expect_ws_close(const char *what, uint16_t want) {
 
 static void test_ws_frames(void) {
   /* A truncated frame header, then the client closes its side. */
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   const uint8_t part[] = {0x81, 0xfe, 0x01};
   CHECK(send_all(rd_case.fd, part, sizeof part));
   shutdown(rd_case.fd, SHUT_WR);
   CHECK(wait_closed(rd_case.fd, DEADLINE_MS, NULL));
   close(rd_case.fd);
   /* A truncated payload, then close. */
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x81, true, 20, "{\"op\":", 6));
   shutdown(rd_case.fd, SHUT_WR);
   CHECK(wait_closed(rd_case.fd, DEADLINE_MS, NULL));
   close(rd_case.fd);
 
   const char *ping = "{\"op\":\"ping\",\"id\":1}";
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x81, false, strlen(ping), ping, strlen(ping)));
   expect_ws_close("unmasked", 1002);
   const uint8_t ops[] = {0x83, 0x87, 0x8b, 0x8f};
   for (size_t i = 0; i < sizeof ops; i++) {
-    CHECK(ws_open(&rd_case));
+    CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
     CHECK(ws_raw(rd_case.fd, ops[i], true, 2, "{}", 2));
     expect_ws_close("reserved opcode", 1002);
   }
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0xc1, true, strlen(ping), ping, strlen(ping)));
   expect_ws_close("RSV1 set", 1002);
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x81, true, 10, "{\"op\":\"\xc3\x28\"}", 10));
   expect_ws_close("invalid UTF-8", 1007);
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x81, true, 11, "{\"x\":\"\xed\xa0\x80\"}", 11));
   expect_ws_close("UTF-8 surrogate", 1007);
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x81, true, 2u << 20, "", 0));
   expect_ws_close("2 MiB frame header", 1009);
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x09, true, 2, "hb", 2));
   expect_ws_close("fragmented ping", 1002);
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x80 | WS_OP_PING, true, 126, deep, 126));
   expect_ws_close("ping payload over 125", 1002);
-  CHECK(ws_open(&rd_case));
+  CHECK(ws_open(srv.port, &rd_case, NULL, NULL, NULL) == 101);
   CHECK(ws_raw(rd_case.fd, 0x80 | WS_OP_CONT, true, 2, "{}", 2));
   expect_ws_close("continuation without a start", 1002);
 }
@@ -960,7 +582,7 @@ int main(void) {
     printf("bad_input: 0 passed, 1 failed, 0 skipped\n");
     return 1;
   }
-  if (!server_start(&srv)) {
+  if (!server_start(&srv, "bad", true, "2", NULL)) {
     fprintf(stderr, "tesserad did not start; log %s\n", srv.log);
     printf("bad_input: 0 passed, 1 failed, 0 skipped\n");
     return 1;
@@ -975,6 +597,6 @@ int main(void) {
   RUN(test_bystanders_and_data);
   cJSON_Delete(resp.json);
   resp.json = NULL;
-  server_stop(&srv);
+  server_stop(&srv, false);
   return test_report("bad_input");
 }

@@ -120,7 +120,7 @@ static void test_accounts_setup(void) {
 }
 
 static void test_auth_by_op(void) {
-  CHECK_INT(ws_open(two.port, &w1, NULL), 101);
+  CHECK_INT(ws_open(two.port, &w1, NULL, NULL, NULL), 101);
   /* Before auth: ping works, other ops are refused, unknown ops unknown. */
   CHECK(strcmp(ws_op(&w1, "{\"op\":\"ping\",\"id\":1}"), "") == 0);
   CHECK(strcmp(ws_op(&w1, "{\"op\":\"whoami\",\"id\":2}"), "unauthorized") == 0);
@@ -152,7 +152,7 @@ static void test_auth_by_op(void) {
 }
 
 static void test_auth_by_header(void) {
-  CHECK_INT(ws_open(two.port, &w1, bo1.token), 101);
+  CHECK_INT(ws_open(two.port, &w1, bo1.token, NULL, NULL), 101);
   CHECK(strcmp(ws_op(&w1, "{\"op\":\"whoami\",\"id\":1}"), "") == 0);
   CHECK(strstr(last_ok, bo1.account_id) && strstr(last_ok, bo1.device_id));
   /* The header wins: a later auth op is refused, the identity stays. */
@@ -163,26 +163,28 @@ static void test_auth_by_header(void) {
   CHECK(strstr(last_ok, bo1.device_id) != NULL);
   close(w1.fd);
   /* A bad token in the header: no session at all. */
-  CHECK_INT(ws_open(two.port, &w2, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"), 401);
+  CHECK_INT(
+      ws_open(two.port, &w2, "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", NULL, NULL),
+      401);
   close(w2.fd);
-  CHECK_INT(ws_open(two.port, &w2, "short"), 401);
+  CHECK_INT(ws_open(two.port, &w2, "short", NULL, NULL), 401);
   close(w2.fd);
 }
 
 static void test_auth_timeout(void) {
   /* Server "one" has ws_auth_timeout 0.4 s. Activity does not extend it. */
   uint64_t t0 = now_ms();
-  CHECK_INT(ws_open(one.port, &w1, NULL), 101);
+  CHECK_INT(ws_open(one.port, &w1, NULL, NULL, NULL), 101);
   CHECK(strcmp(ws_op(&w1, "{\"op\":\"ping\",\"id\":1}"), "") == 0);
   CHECK_INT(ws_expect_close(&w1, 5000), 1008);
   CHECK(now_ms() - t0 >= 350);
   close(w1.fd);
   /* Authenticated sessions (by op and by header) outlive the deadline. */
-  CHECK_INT(ws_open(one.port, &w1, NULL), 101);
+  CHECK_INT(ws_open(one.port, &w1, NULL, NULL, NULL), 101);
   char req[256];
   snprintf(req, sizeof req, "{\"op\":\"auth\",\"id\":1,\"token\":\"%s\"}", ca1.token);
   CHECK(strcmp(ws_op(&w1, req), "") == 0);
-  CHECK_INT(ws_open(one.port, &w2, ca1.token), 101);
+  CHECK_INT(ws_open(one.port, &w2, ca1.token, NULL, NULL), 101);
   CHECK_INT(ws_expect_close(&w1, 800), 0);
   CHECK(strcmp(ws_op(&w1, "{\"op\":\"whoami\",\"id\":2}"), "") == 0);
   CHECK(strcmp(ws_op(&w2, "{\"op\":\"whoami\",\"id\":2}"), "") == 0);
@@ -194,11 +196,11 @@ static void test_revoke_same_worker(void) {
   /* One worker: the revoking worker holds the sessions; they close at once,
    * without sending anything. Two sessions share ca2's device. */
   char req[256];
-  CHECK_INT(ws_open(one.port, &w1, NULL), 101);
+  CHECK_INT(ws_open(one.port, &w1, NULL, NULL, NULL), 101);
   snprintf(req, sizeof req, "{\"op\":\"auth\",\"id\":1,\"token\":\"%s\"}", ca2.token);
   CHECK(strcmp(ws_op(&w1, req), "") == 0);
-  CHECK_INT(ws_open(one.port, &w2, ca2.token), 101);
-  CHECK_INT(ws_open(one.port, &w3, ca1.token), 101);
+  CHECK_INT(ws_open(one.port, &w2, ca2.token, NULL, NULL), 101);
+  CHECK_INT(ws_open(one.port, &w3, ca1.token, NULL, NULL), 101);
   CHECK_INT(revoke_device(one.port, &ca1, &ca2), 200);
   CHECK_INT(ws_expect_close(&w1, 5000), 1008);
   CHECK_INT(ws_expect_close(&w2, 5000), 1008);
@@ -208,9 +210,9 @@ static void test_revoke_same_worker(void) {
   close(w2.fd);
   close(w3.fd);
   /* The revoked token is refused both ways. */
-  CHECK_INT(ws_open(one.port, &w1, ca2.token), 401);
+  CHECK_INT(ws_open(one.port, &w1, ca2.token, NULL, NULL), 401);
   close(w1.fd);
-  CHECK_INT(ws_open(one.port, &w1, NULL), 101);
+  CHECK_INT(ws_open(one.port, &w1, NULL, NULL, NULL), 101);
   CHECK(strcmp(ws_op(&w1, req), "unauthorized") == 0);
   close(w1.fd);
 }
@@ -236,13 +238,13 @@ static void test_revoke_any_worker(void) {
   /* Two workers: the revocation may land on the other worker; then the
    * session's next op after the re-check interval (1 s) is refused and the
    * session closed with 1008. Either way the session ends with 1008. */
-  CHECK_INT(ws_open(two.port, &w1, bo2.token), 101);
+  CHECK_INT(ws_open(two.port, &w1, bo2.token, NULL, NULL), 101);
   CHECK(strcmp(ws_op(&w1, "{\"op\":\"whoami\",\"id\":1}"), "") == 0);
   CHECK_INT(revoke_device(two.port, &bo1, &bo2), 200);
   CHECK_INT(poke_until_closed(&w1, 5000), 1008);
   close(w1.fd);
   /* Logout revokes the caller's own device: its sessions end the same way. */
-  CHECK_INT(ws_open(two.port, &w2, al2.token), 101);
+  CHECK_INT(ws_open(two.port, &w2, al2.token, NULL, NULL), 101);
   CHECK(strcmp(ws_op(&w2, "{\"op\":\"whoami\",\"id\":1}"), "") == 0);
   CHECK_INT(call(two.port, "DELETE", "/v1/sessions/current", al2.token, NULL), 200);
   CHECK_INT(poke_until_closed(&w2, 5000), 1008);
@@ -255,8 +257,8 @@ static void test_revoke_seen_by_recheck(void) {
    * interval is refused with 1008, and the device's other session on the
    * worker is closed too without having to speak. */
   char req[256];
-  CHECK_INT(ws_open(one.port, &w1, da2.token), 101);
-  CHECK_INT(ws_open(one.port, &w2, NULL), 101);
+  CHECK_INT(ws_open(one.port, &w1, da2.token, NULL, NULL), 101);
+  CHECK_INT(ws_open(one.port, &w2, NULL, NULL, NULL), 101);
   snprintf(req, sizeof req, "{\"op\":\"auth\",\"id\":1,\"token\":\"%s\"}", da2.token);
   CHECK(strcmp(ws_op(&w2, req), "") == 0);
   CHECK(strcmp(ws_op(&w1, "{\"op\":\"whoami\",\"id\":1}"), "") == 0);
