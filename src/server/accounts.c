@@ -762,9 +762,9 @@ int accounts_authenticate_token(const char *b64, size_t len,
   return 0;
 }
 
-/* Authenticates or fills resp with the refusal. */
-static bool auth_or_refuse(const httpd_req *r, httpd_resp *resp, uint8_t *acc,
-                           uint8_t *dev) {
+bool accounts_auth_or_refuse(const httpd_req *r, httpd_resp *resp,
+                             uint8_t acc[ACCOUNTS_ID_BYTES],
+                             uint8_t dev[ACCOUNTS_ID_BYTES]) {
   int rc = accounts_authenticate(r, acc, dev);
   if (rc == 0) return true;
   if (rc == TSR_ENOTFOUND) {
@@ -781,6 +781,18 @@ static bool auth_or_refuse(const httpd_req *r, httpd_resp *resp, uint8_t *acc,
 static int no_memory(httpd_resp *resp) {
   httpd_resp_error(resp, 503, "busy", "server busy; retry later");
   return 0;
+}
+
+/* Gives o a new session, hands it to the hashing thread and defers the
+ * request; on a full queue frees o and answers 503. */
+static int hash_and_defer(const httpd_req *r, httpd_resp *resp, op *o) {
+  new_session(o);
+  if (!hasher_push(o)) {
+    op_free(o);
+    return no_memory(resp);
+  }
+  httpd_defer(r, &o->ticket);
+  return HTTPD_DEFERRED;
 }
 
 static int h_register(const httpd_req *r, httpd_resp *resp) {
@@ -824,13 +836,7 @@ static int h_register(const httpd_req *r, httpd_resp *resp) {
   o->has_email = em > 0;
   o->pw_len = strlen(o->password);
   randombytes_buf(o->account_id, sizeof o->account_id);
-  new_session(o);
-  if (!hasher_push(o)) {
-    op_free(o);
-    return no_memory(resp);
-  }
-  httpd_defer(r, &o->ticket);
-  return HTTPD_DEFERRED;
+  return hash_and_defer(r, resp, o);
 }
 
 static int h_login(const httpd_req *r, httpd_resp *resp) {
@@ -889,13 +895,7 @@ static int h_login(const httpd_req *r, httpd_resp *resp) {
     }
   }
   o->pw_len = strlen(o->password);
-  new_session(o);
-  if (!hasher_push(o)) {
-    op_free(o);
-    return no_memory(resp);
-  }
-  httpd_defer(r, &o->ticket);
-  return HTTPD_DEFERRED;
+  return hash_and_defer(r, resp, o);
 }
 
 /* A password hash or check is done: continue on the loop thread. */
@@ -927,12 +927,22 @@ static void after_hash(loop_t *l, loop_task *t) {
 static int auth_write(const httpd_req *r, httpd_resp *resp, op **out) {
   op *o = op_new(OP_WRITE);
   if (!o) return no_memory(resp);
-  if (!auth_or_refuse(r, resp, o->account_id, o->device_id)) {
+  if (!accounts_auth_or_refuse(r, resp, o->account_id, o->device_id)) {
     op_free(o);
     return 0;
   }
   *out = o;
   return 1;
+}
+
+/* Takes one attempt of kind for o's account: true, or false with o freed
+ * and resp set to 429. */
+static bool account_limit(httpd_resp *resp, op *o, enum rl_kind kind) {
+  uint32_t wait = rl_take(kind, o->account_id, sizeof o->account_id);
+  if (!wait) return true;
+  op_free(o);
+  too_many(resp, wait);
+  return false;
 }
 
 static int h_logout(const httpd_req *r, httpd_resp *resp) {
@@ -970,7 +980,7 @@ static int h_revoke(const httpd_req *r, httpd_resp *resp) {
 static int h_devices(const httpd_req *r, httpd_resp *resp) {
   if (!path_is(r, "/v1/devices")) return not_found(resp);
   uint8_t acc[ACCOUNTS_ID_BYTES], me[ACCOUNTS_ID_BYTES];
-  if (!auth_or_refuse(r, resp, acc, me)) return 0;
+  if (!accounts_auth_or_refuse(r, resp, acc, me)) return 0;
   store_conn *c;
   store_stmt *s;
   int rc = store_reader_get(worker_self->store, &c);
@@ -1021,11 +1031,7 @@ static int h_link_code(const httpd_req *r, httpd_resp *resp) {
   op *o;
   int rc = auth_write(r, resp, &o);
   if (rc <= 0) return rc;
-  uint32_t wait = rl_take(RL_LINK_CODE_ACCOUNT, o->account_id, sizeof o->account_id);
-  if (wait) {
-    op_free(o);
-    return too_many(resp, wait);
-  }
+  if (!account_limit(resp, o, RL_LINK_CODE_ACCOUNT)) return 0;
   o->expires = o->now + ACCOUNTS_LINK_CODE_TTL;
   o->ok_status = 201;
   o->write_ok = write_expiry;
@@ -1122,20 +1128,27 @@ static bool phone_body(const httpd_req *r, httpd_resp *resp, op *o, bool with_co
   return true;
 }
 
-static int h_phone_code(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/phone/codes")) return not_found(resp);
+/* auth_write, then the phone body and one attempt of kind for the
+ * account: 1 with *out, else what a handler returns, nothing held. */
+static int phone_start(const httpd_req *r, httpd_resp *resp, op **out, bool with_code,
+                       enum rl_kind kind) {
   op *o;
   int rc = auth_write(r, resp, &o);
   if (rc <= 0) return rc;
-  if (!phone_body(r, resp, o, false)) {
+  if (!phone_body(r, resp, o, with_code)) {
     op_free(o);
     return 0;
   }
-  uint32_t wait = rl_take(RL_PHONE_SEND_ACCOUNT, o->account_id, sizeof o->account_id);
-  if (wait) {
-    op_free(o);
-    return too_many(resp, wait);
-  }
+  if (!account_limit(resp, o, kind)) return 0;
+  *out = o;
+  return 1;
+}
+
+static int h_phone_code(const httpd_req *r, httpd_resp *resp) {
+  if (!path_is(r, "/v1/phone/codes")) return not_found(resp);
+  op *o;
+  int rc = phone_start(r, resp, &o, false, RL_PHONE_SEND_ACCOUNT);
+  if (rc <= 0) return rc;
   snprintf(o->code, sizeof o->code, "%06u", (unsigned)randombytes_uniform(1000000u));
   hash_code(o->code, o->code_hash);
   o->expires = o->now + ACCOUNTS_PHONE_CODE_TTL;
@@ -1152,17 +1165,8 @@ static int h_phone_code(const httpd_req *r, httpd_resp *resp) {
 static int h_phone_verify(const httpd_req *r, httpd_resp *resp) {
   if (!path_is(r, "/v1/phone/verify")) return not_found(resp);
   op *o;
-  int rc = auth_write(r, resp, &o);
+  int rc = phone_start(r, resp, &o, true, RL_PHONE_VERIFY_ACCOUNT);
   if (rc <= 0) return rc;
-  if (!phone_body(r, resp, o, true)) {
-    op_free(o);
-    return 0;
-  }
-  uint32_t wait = rl_take(RL_PHONE_VERIFY_ACCOUNT, o->account_id, sizeof o->account_id);
-  if (wait) {
-    op_free(o);
-    return too_many(resp, wait);
-  }
   hash_code(o->code, o->code_hash);
   o->code[0] = '\0';
   httpd_defer(r, &o->ticket);
@@ -1330,7 +1334,7 @@ static int ws_upgrade(conn *c, const http_request *req, httpd_resp *resp) {
   if (!req->authorization.ptr) return 0; /* authenticates with op "auth" */
   httpd_req hr = {.conn = c, .req = req};
   uint8_t acc[ACCOUNTS_ID_BYTES], dev[ACCOUNTS_ID_BYTES];
-  if (!auth_or_refuse(&hr, resp, acc, dev)) return -1;
+  if (!accounts_auth_or_refuse(&hr, resp, acc, dev)) return -1;
   c->session = dev_ref(acc, dev);
   if (!c->session) {
     httpd_resp_error(resp, 503, "busy", "server busy; retry later");

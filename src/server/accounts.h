@@ -29,6 +29,7 @@
 #ifndef TSR_SERVER_ACCOUNTS_H
 #define TSR_SERVER_ACCOUNTS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -56,6 +57,12 @@ void accounts_worker_stop(worker *w);
  * malformed, unknown or revoked token (answer 401), or TSR_EIO. */
 int accounts_authenticate(const httpd_req *req, uint8_t account_id[ACCOUNTS_ID_BYTES],
                           uint8_t device_id[ACCOUNTS_ID_BYTES]);
+
+/* accounts_authenticate for a handler: true with the ids filled, or false
+ * with resp set to the 401 (with WWW-Authenticate) or the 500. */
+bool accounts_auth_or_refuse(const httpd_req *req, httpd_resp *resp,
+                             uint8_t account_id[ACCOUNTS_ID_BYTES],
+                             uint8_t device_id[ACCOUNTS_ID_BYTES]);
 
 /* The same check for a raw base64url token (no "Bearer "), e.g. the
  * WebSocket op "auth". Same results. */

@@ -139,15 +139,7 @@ int app_error(httpd_resp *resp, int status, const char *code, const char *msg) {
 
 bool app_auth(const httpd_req *r, httpd_resp *resp, uint8_t me[ACCOUNTS_ID_BYTES]) {
   uint8_t dev[ACCOUNTS_ID_BYTES];
-  int rc = accounts_authenticate(r, me, dev);
-  if (rc == 0) return true;
-  if (rc == TSR_ENOTFOUND) {
-    httpd_resp_error(resp, 401, "unauthorized", "missing, unknown or revoked token");
-    httpd_resp_header(resp, "WWW-Authenticate", "Bearer");
-  } else {
-    httpd_resp_error(resp, 500, "internal", "internal error");
-  }
-  return false;
+  return accounts_auth_or_refuse(r, resp, me, dev);
 }
 
 bool app_body_parse(const httpd_req *r, app_body *b) {
@@ -190,6 +182,21 @@ int app_op_refuse(app_op *o, int status, const char *code, const char *msg) {
   return TSR_ESTATE;
 }
 
+void app_answer_begin(json_writer *jw, httpd_resp *resp, const char *state) {
+  json_writer_init(jw, resp->body, 8);
+  json_write_object_begin(jw);
+  if (state) {
+    json_write_key(jw, "state");
+    json_write_string(jw, state);
+  }
+}
+
+void app_answer_end(json_writer *jw, httpd_resp *resp) {
+  json_write_object_end(jw);
+  if (json_writer_finish(jw) != 0)
+    httpd_resp_error(resp, 500, "internal", "internal error");
+}
+
 static void op_done(store_job *job, int status) {
   app_op *o = job->arg;
   httpd_resp resp;
@@ -197,16 +204,9 @@ static void op_done(store_job *job, int status) {
   if (status == 0) {
     resp.status = o->ok_status;
     json_writer jw;
-    json_writer_init(&jw, resp.body, 8);
-    json_write_object_begin(&jw);
-    if (o->state) {
-      json_write_key(&jw, "state");
-      json_write_string(&jw, o->state);
-    }
+    app_answer_begin(&jw, &resp, o->state);
     if (o->write_ok) o->write_ok(o, &jw);
-    json_write_object_end(&jw);
-    if (json_writer_finish(&jw) != 0)
-      httpd_resp_error(&resp, 500, "internal", "internal error");
+    app_answer_end(&jw, &resp);
   } else if (o->fail_status) {
     httpd_resp_error(&resp, o->fail_status, o->fail_code, o->fail_msg);
   } else if (status == TSR_ECONFLICT) {
@@ -367,43 +367,36 @@ static const char *parse_profile(app_id app, const app_body *b, prof *p) {
   return NULL;
 }
 
+static void put_str(json_writer *jw, const char *key, const char *val) {
+  json_write_key(jw, key);
+  json_write_string(jw, val);
+}
+
 static void write_prof(json_writer *jw, app_id app, const prof *p) {
   json_write_object_begin(jw);
-  json_write_key(jw, "app");
-  json_write_string(jw, app_name(app));
+  put_str(jw, "app", app_name(app));
   switch (app) {
   case APP_CHAT:
-    json_write_key(jw, "number");
-    json_write_string(jw, p->number);
-    json_write_key(jw, "display_name");
-    json_write_string(jw, p->name);
-    json_write_key(jw, "about");
-    json_write_string(jw, p->bio);
+    put_str(jw, "number", p->number);
+    put_str(jw, "display_name", p->name);
+    put_str(jw, "about", p->bio);
     break;
   case APP_SOCIAL:
-    json_write_key(jw, "handle");
-    json_write_string(jw, p->handle);
-    json_write_key(jw, "name");
-    json_write_string(jw, p->name);
-    json_write_key(jw, "bio");
-    json_write_string(jw, p->bio);
+    put_str(jw, "handle", p->handle);
+    put_str(jw, "name", p->name);
+    put_str(jw, "bio", p->bio);
     json_write_key(jw, "private");
     json_write_bool(jw, p->priv);
     break;
   default:
-    json_write_key(jw, "username");
-    json_write_string(jw, p->handle);
-    json_write_key(jw, "name");
-    json_write_string(jw, p->name);
+    put_str(jw, "username", p->handle);
+    put_str(jw, "name", p->name);
     json_write_key(jw, "page");
     json_write_bool(jw, p->page);
     if (p->page) {
-      json_write_key(jw, "category");
-      json_write_string(jw, p->category);
-      json_write_key(jw, "hours");
-      json_write_string(jw, p->hours);
-      json_write_key(jw, "website");
-      json_write_string(jw, p->website);
+      put_str(jw, "category", p->category);
+      put_str(jw, "hours", p->hours);
+      put_str(jw, "website", p->website);
     }
     break;
   }

@@ -84,6 +84,12 @@ bool app_body_parse(const httpd_req *r, app_body *b);
  * absent or null, -1 when of another type or too long. */
 int app_body_str(const app_body *b, int obj, const char *key, char *out, size_t cap);
 
+/* A success answer in resp: begin opens its top object (with the member
+ * "state" when state is not NULL), the caller writes the other members,
+ * end closes it and turns resp into a 500 when the writer failed. */
+void app_answer_begin(json_writer *jw, httpd_resp *resp, const char *state);
+void app_answer_end(json_writer *jw, httpd_resp *resp);
+
 typedef struct app_op app_op;
 /* Runs in the store job. Returns 0 to commit, or a TSR_E* code; a domain
  * refusal is returned through app_op_refuse. */

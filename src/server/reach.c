@@ -149,16 +149,9 @@ static void rop_done(store_job *job, int status) {
   httpd_resp_init(&resp);
   if (status == 0) {
     json_writer jw;
-    json_writer_init(&jw, resp.body, 8);
-    json_write_object_begin(&jw);
-    if (o->state) {
-      json_write_key(&jw, "state");
-      json_write_string(&jw, o->state);
-    }
+    app_answer_begin(&jw, &resp, o->state);
     if (o->write_ok) o->write_ok(o, &jw);
-    json_write_object_end(&jw);
-    if (json_writer_finish(&jw) != 0)
-      httpd_resp_error(&resp, 500, "internal", "internal error");
+    app_answer_end(&jw, &resp);
   } else if (o->fail_status) {
     httpd_resp_error(&resp, o->fail_status, o->fail_code, o->fail_msg);
     if (o->retry_after > 0) {
