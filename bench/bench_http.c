@@ -40,6 +40,7 @@
 #include <unistd.h>
 
 #include "bench_accounts.h"
+#include "bench_util.h"
 
 #define MAX_DEPTH 64
 #define CONN_BUF (64 * 1024)
@@ -254,11 +255,6 @@ static double measure(int port, int procs, int nconns, uint32_t depth, const cha
   return ok ? (double)all->done / secs : -1;
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
 int main(int argc, char **argv) {
   int workers = 2, procs = 2, nconns = 32, depth = 1, secs = 3, runs = 5;
   const char *only = NULL;
@@ -306,34 +302,8 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (sodium_init() < 0) return 1;
-  struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  signal(SIGPIPE, SIG_IGN);
-
-  char dir[] = "/tmp/tsr-bench-XXXXXX";
-  if (!mkdtemp(dir)) return 1;
-  char log[64], data[64], wbuf[16];
-  snprintf(log, sizeof log, "%s/log", dir);
-  snprintf(data, sizeof data, "%s/data", dir);
-  snprintf(wbuf, sizeof wbuf, "%d", workers);
-  pid_t srv = fork();
-  if (srv == 0) {
-    execl(server, server, "--listen", "127.0.0.1:0", "--data-dir", data, "--log-file",
-          log, "--workers", wbuf, (char *)NULL);
-    _exit(127);
-  }
-  int port = 0;
-  for (uint64_t dl = now_ms() + 10000; !port && now_ms() < dl; poll(NULL, 0, 10)) {
-    FILE *f = fopen(log, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-      char *p = strstr(line, "listening on 127.0.0.1:");
-      if (p) port = atoi(p + 23);
-    }
-    if (f) fclose(f);
-  }
+  bench_server srv_h;
+  int port = bench_server_start(&srv_h, server, workers, NULL);
   int rc = 1;
   char token[BENCH_TOKEN_LEN + 1];
   if (!port) {
@@ -381,7 +351,7 @@ int main(int argc, char **argv) {
       }
     }
     memcpy(sorted, rps, sizeof(double) * (size_t)runs);
-    qsort(sorted, (size_t)runs, sizeof(double), cmp_double);
+    qsort(sorted, (size_t)runs, sizeof(double), bench_cmp_double);
     double med = sorted[runs / 2];
     int mi = 0;
     for (int r = 0; r < runs; r++)
@@ -399,19 +369,6 @@ int main(int argc, char **argv) {
 done:
   free(res);
 out:
-  kill(srv, SIGTERM);
-  int st;
-  for (uint64_t dl = now_ms() + 20000; now_ms() < dl; poll(NULL, 0, 10))
-    if (waitpid(srv, &st, WNOHANG) == srv) {
-      srv = 0;
-      break;
-    }
-  if (srv) {
-    kill(srv, SIGKILL);
-    waitpid(srv, NULL, 0);
-  }
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) rc = 1;
+  if (bench_server_stop(&srv_h)) rc = 1;
   return rc;
 }

@@ -42,6 +42,7 @@
 #include <unistd.h>
 
 #include "bench_accounts.h"
+#include "bench_util.h"
 #include "proto/ws.h"
 
 static const char upgrade_fmt[] =
@@ -298,34 +299,9 @@ int main(int argc, char **argv) {
     fprintf(stderr, "bench_idle: need n/procs and n/workers <= 19000\n");
     return 2;
   }
-  struct rlimit rl;
-  getrlimit(RLIMIT_NOFILE, &rl);
-  rl.rlim_cur = rl.rlim_max;
-  setrlimit(RLIMIT_NOFILE, &rl);
-  signal(SIGPIPE, SIG_IGN);
-
-  char dir[] = "/tmp/tsr-bench-XXXXXX";
-  if (!mkdtemp(dir)) return 1;
-  char log[64], data[64], wbuf[16];
-  snprintf(log, sizeof log, "%s/log", dir);
-  snprintf(data, sizeof data, "%s/data", dir);
-  snprintf(wbuf, sizeof wbuf, "%d", workers);
-  pid_t srv = fork();
-  if (srv == 0) {
-    execl(server, server, "--listen", "127.0.0.1:0", "--data-dir", data, "--log-file",
-          log, "--workers", wbuf, "--ws-ping-interval", "3600", (char *)NULL);
-    _exit(127);
-  }
-  int port = 0;
-  for (uint64_t dl = now_ms() + 10000; !port && now_ms() < dl; poll(NULL, 0, 10)) {
-    FILE *f = fopen(log, "r");
-    char line[512];
-    while (f && fgets(line, sizeof line, f)) {
-      char *p = strstr(line, "listening on 127.0.0.1:");
-      if (p) port = atoi(p + 23);
-    }
-    if (f) fclose(f);
-  }
+  static const char *const idle_extra[] = {"--ws-ping-interval", "3600", NULL};
+  bench_server srv_h;
+  int port = bench_server_start(&srv_h, server, workers, idle_extra);
   int rc = 1;
   if (!port) {
     fprintf(stderr, "bench_idle: tesserad did not start\n");
@@ -348,7 +324,7 @@ int main(int argc, char **argv) {
   }
   poll(NULL, 0, 1500);
   int np;
-  long rss0 = server_rss_kib(srv, &np);
+  long rss0 = server_rss_kib(srv_h.pid, &np);
   long long heap0 = heap_bytes(port);
 
   total_sessions = n;
@@ -375,7 +351,7 @@ int main(int argc, char **argv) {
   uint64_t t1 = now_ms();
   if (ok == procs) {
     poll(NULL, 0, 1500); /* a fresh heap gauge from every worker */
-    long rss1 = server_rss_kib(srv, &np);
+    long rss1 = server_rss_kib(srv_h.pid, &np);
     long long heap1 = heap_bytes(port);
     printf(
         "bench_idle: %d idle authenticated WebSocket sessions (%d devices, auth by %s), "
@@ -396,19 +372,6 @@ int main(int argc, char **argv) {
   for (int k = 0; k < procs; k++) waitpid(kids[k], NULL, 0);
   free(kids);
 out:
-  kill(srv, SIGTERM);
-  int st;
-  for (uint64_t dl = now_ms() + 20000; now_ms() < dl; poll(NULL, 0, 10))
-    if (waitpid(srv, &st, WNOHANG) == srv) {
-      srv = 0;
-      break;
-    }
-  if (srv) {
-    kill(srv, SIGKILL);
-    waitpid(srv, NULL, 0);
-  }
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) rc = 1;
+  if (bench_server_stop(&srv_h)) rc = 1;
   return rc;
 }

@@ -19,20 +19,12 @@
 #include "mls/crypto.h"
 #include "tessera/mls.h"
 
+#include "bench_util.h"
+
 static double now_us(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec * 1e6 + (double)ts.tv_nsec / 1e3;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void must(int rc, const char *what) {
@@ -212,9 +204,9 @@ static void bench_protect(uint16_t suite, size_t size, int runs) {
    * then the median: load from other processes shifts both alike. */
   double *ratio = calloc((size_t)runs, sizeof *ratio);
   for (int r = 0; r < runs; r++) ratio[r] = t[r] / f[r];
-  double mr = median(ratio, runs);
+  double mr = bench_median(ratio, runs);
   free(ratio);
-  double mt = median(t, runs), mf = median(f, runs);
+  double mt = bench_median(t, runs), mf = bench_median(f, runs);
   printf(
       "suite %u  protect+unprotect %4zu B: %.1f us   floor (sign+verify+AEAD seal/open): "
       "%.1f us   ratio %.2f\n",
@@ -263,8 +255,8 @@ static void bench_commit(uint16_t suite, unsigned n, bool steady, int runs) {
   }
   printf("suite %u  add-member commit with path, %5u members (%s): create %8.3f ms   "
          "process %8.3f ms\n",
-         suite, n, steady ? "keys rotated" : "after bulk add", median(tc, runs) / 1000,
-         median(tp, runs) / 1000);
+         suite, n, steady ? "keys rotated" : "after bulk add",
+         bench_median(tc, runs) / 1000, bench_median(tp, runs) / 1000);
   tsr_mls_free(sa, sa_len);
   tsr_mls_free(sb, sb_len);
   free(tc);
@@ -301,7 +293,7 @@ static void bench_welcome_and_memory(uint16_t suite, unsigned n, int runs) {
     tsr_mls_identity_free(id);
   }
   printf("suite %u  Welcome processing, %u members: %.3f ms\n", suite, n,
-         median(tw, runs) / 1000);
+         bench_median(tw, runs) / 1000);
   /* Heap held by one member's state: load a saved state and measure. */
   uint8_t *s;
   size_t s_len;

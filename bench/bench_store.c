@@ -24,6 +24,8 @@
 #include "store/store.h"
 #include "tessera/error.h"
 
+#include "bench_util.h"
+
 #define BODY 200
 #define RUNS 7
 
@@ -35,16 +37,6 @@ static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
   return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return x < y ? -1 : x > y;
-}
-
-static double median(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 static void must(int rc, const char *what) {
@@ -231,7 +223,7 @@ int main(int argc, char **argv) {
       fprintf(stderr, "bench_store: %ld jobs failed\n", failures);
       return 1;
     }
-    double ms = median(st_rate, RUNS), mr = median(raw_rate, RUNS);
+    double ms = bench_median(st_rate, RUNS), mr = bench_median(raw_rate, RUNS);
     double per_commit =
         (double)(s1.jobs_ok - s0.jobs_ok) / (double)(s1.commits - s0.commits);
     printf("%-10d %14.0f %14.0f %8.2f %12.1f\n", k, ms, mr, ms / mr, per_commit);

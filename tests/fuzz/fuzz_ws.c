@@ -26,42 +26,14 @@
 #include "proto/ws.h"
 #include "tessera/error.h"
 
+#include "../unit/utf8_ref.h"
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 #define ASSERT(c)                                                                        \
   do {                                                                                   \
     if (!(c)) abort();                                                                   \
   } while (0)
-
-/* Decode-by-value UTF-8 check, deliberately unlike the DFA under test. */
-static bool ref_utf8(const uint8_t *p, size_t n) {
-  size_t i = 0;
-  while (i < n) {
-    uint8_t b = p[i];
-    size_t need;
-    uint32_t cp, min;
-    if (b < 0x80) {
-      i++;
-      continue;
-    } else if ((b & 0xE0) == 0xC0) {
-      need = 1, cp = b & 0x1F, min = 0x80;
-    } else if ((b & 0xF0) == 0xE0) {
-      need = 2, cp = b & 0x0F, min = 0x800;
-    } else if ((b & 0xF8) == 0xF0) {
-      need = 3, cp = b & 0x07, min = 0x10000;
-    } else {
-      return false;
-    }
-    if (n - i - 1 < need) return false;
-    for (size_t k = 1; k <= need; k++) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
-      cp = cp << 6 | (p[i + k] & 0x3F);
-    }
-    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-    i += need + 1;
-  }
-  return true;
-}
 
 static bool is_ws_error(int rc) {
   return rc == WS_EPROTOCOL || rc == WS_EBADDATA || rc == WS_ETOOBIG;
@@ -141,7 +113,7 @@ static void fuzz_frames(uint8_t sel, uint8_t *p, size_t n) {
       }
       if (ev.opcode == WS_OP_CLOSE) {
         ASSERT(ev.close_code == WS_CLOSE_NO_STATUS || ws_close_code_valid(ev.close_code));
-        ASSERT(ref_utf8(ev.data, ev.len));
+        ASSERT(utf8_ref_valid(ev.data, ev.len));
       }
     } else {
       ASSERT(ev.opcode == WS_OP_TEXT || ev.opcode == WS_OP_BINARY);
@@ -152,7 +124,7 @@ static void fuzz_frames(uint8_t sel, uint8_t *p, size_t n) {
       msg_len += ev.len;
       ASSERT(msg_len <= lim.max_message);
       ASSERT(ws_assembler_in_message(&a) == !ev.fin);
-      if (ev.fin && ev.opcode == WS_OP_TEXT) ASSERT(ref_utf8(msg, msg_len));
+      if (ev.fin && ev.opcode == WS_OP_TEXT) ASSERT(utf8_ref_valid(msg, msg_len));
     }
     p += plen, n -= plen;
   }
@@ -190,7 +162,7 @@ static void fuzz_base64(const uint8_t *data, size_t size) {
 static void fuzz_misc(const uint8_t *data, size_t size) {
   /* UTF-8: the DFA agrees with the reference, whole and split. */
   bool v = utf8_valid(data, size);
-  ASSERT(v == ref_utf8(data, size));
+  ASSERT(v == utf8_ref_valid(data, size));
   size_t k = size ? data[0] % (size + 1) : 0;
   utf8_state st = utf8_step(UTF8_ACCEPT, data, k);
   ASSERT((utf8_step(st, data + k, size - k) == UTF8_ACCEPT) == v);
