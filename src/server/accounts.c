@@ -17,6 +17,7 @@
 #include "proto/base64.h"
 #include "proto/json.h"
 #include "server/log.h"
+#include "server/ratelimit.h"
 #include "server/wsd.h"
 #include "tessera/error.h"
 
@@ -39,107 +40,26 @@
  * each, 64 is ~6 s of work, well inside request_timeout. */
 #define HASH_QUEUE_MAX 64
 
-/* ---- rate limits ------------------------------------------------------ */
+/* ---- rate limits (ratelimit.h: shared by all workers) ----------------- */
 
-enum rl_kind {
-  RL_REGISTER_ADDR,
-  RL_LOGIN_ADDR,
-  RL_LOGIN_ACCOUNT, /* keyed by the login name: unknown names count too */
-  RL_LINK_ADDR,
-  RL_LINK_CODE_ACCOUNT,
-  RL_PHONE_SEND_ACCOUNT,
-  RL_PHONE_VERIFY_ACCOUNT,
-  RL_KINDS
-};
-
-/* burst = bucket size; rate = tokens per second. */
-static const struct {
-  double burst, rate;
-} rl_policy[RL_KINDS] = {
-    [RL_REGISTER_ADDR] = {30, 1.0 / 10},        [RL_LOGIN_ADDR] = {60, 1.0},
-    [RL_LOGIN_ACCOUNT] = {10, 1.0 / 6},         [RL_LINK_ADDR] = {10, 1.0 / 6},
-    [RL_LINK_CODE_ACCOUNT] = {10, 1.0 / 30},    [RL_PHONE_SEND_ACCOUNT] = {5, 1.0 / 60},
-    [RL_PHONE_VERIFY_ACCOUNT] = {10, 1.0 / 30},
-};
-
-#define RL_SLOTS 4096 /* per worker; 4-way probing, oldest entry evicted */
-#define RL_PROBE 4
-
-/* Invariant: key == 0 iff the slot is free. */
-typedef struct {
-  uint64_t key;
-  double tokens;
-  uint64_t at_ms;
-} rl_slot;
-
-/* Per worker process (set up after the fork by accounts_worker_start). */
-static rl_slot *rl_table;
-static uint8_t rl_hash_key[crypto_shorthash_KEYBYTES];
-
-/* Takes one token from the bucket (kind, id). Returns 0, or the seconds
- * until a token is available. */
-static uint32_t rl_take(enum rl_kind kind, const void *id, size_t n) {
-  if (!rl_table) return 0;
-  uint8_t in[1 + 64];
-  if (n > 64) n = 64;
-  in[0] = (uint8_t)kind;
-  memcpy(in + 1, id, n);
-  uint8_t h[crypto_shorthash_BYTES];
-  crypto_shorthash(h, in, n + 1, rl_hash_key);
-  uint64_t key;
-  memcpy(&key, h, sizeof key);
-  if (key == 0) key = 1;
-  uint64_t now = loop_now(&worker_self->loop);
-  double burst = rl_policy[kind].burst, rate = rl_policy[kind].rate;
-  rl_slot *victim = NULL, *s = NULL;
-  for (int i = 0; i < RL_PROBE && !s; i++) {
-    rl_slot *p = &rl_table[(key + (uint64_t)i) % RL_SLOTS];
-    if (p->key == key)
-      s = p;
-    else if (!victim || p->key == 0 || (victim->key != 0 && p->at_ms < victim->at_ms))
-      victim = p;
-  }
-  if (!s) {
-    s = victim;
-    *s = (rl_slot){key, burst, now};
-  }
-  s->tokens += (double)(now - s->at_ms) / 1000.0 * rate;
-  if (s->tokens > burst) s->tokens = burst;
-  s->at_ms = now;
-  if (s->tokens >= 1.0) {
-    s->tokens -= 1.0;
-    return 0;
-  }
-  return (uint32_t)((1.0 - s->tokens) / rate) + 1; /* rounded up, at least 1 */
+static uint32_t rl_take(enum ratelimit_kind kind, const void *id, size_t n) {
+  return ratelimit_take(kind, id, n, loop_now(&worker_self->loop));
 }
 
-/* The source address as a key: IPv4 whole, IPv6 by its /64. */
-static size_t peer_key(conn *c, uint8_t out[16]) {
-  struct sockaddr_storage ss;
-  socklen_t len = sizeof ss;
-  if (getpeername(c->h.fd, (struct sockaddr *)&ss, &len) != 0) return 0;
-  if (ss.ss_family == AF_INET) {
-    memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
-    return 4;
-  }
-  if (ss.ss_family == AF_INET6) {
-    memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 8);
-    return 8;
-  }
-  return 0;
-}
-
-static uint32_t rl_addr(const httpd_req *r, enum rl_kind kind) {
+static uint32_t rl_addr(const httpd_req *r, enum ratelimit_kind kind) {
   uint8_t k[16];
-  size_t n = peer_key(r->conn, k);
+  size_t n = conn_peer_key(r->conn, k);
   return rl_take(kind, k, n);
 }
 
 static int too_many(httpd_resp *resp, uint32_t retry) {
-  httpd_resp_error(resp, 429, "rate_limited", "too many attempts; retry later");
-  snprintf(resp->hdr_store, sizeof resp->hdr_store, "%u", retry);
-  httpd_resp_header(resp, "Retry-After", resp->hdr_store);
+  httpd_resp_rate_limited(resp, retry, "too many attempts; retry later");
   return 0;
+}
+
+/* Answers 429 for the account's general request bucket. */
+static void too_many_requests(httpd_resp *resp, uint32_t retry) {
+  httpd_resp_rate_limited(resp, retry, "too many requests; retry later");
 }
 
 /* ---- requests in flight ----------------------------------------------- */
@@ -766,7 +686,12 @@ bool accounts_auth_or_refuse(const httpd_req *r, httpd_resp *resp,
                              uint8_t acc[ACCOUNTS_ID_BYTES],
                              uint8_t dev[ACCOUNTS_ID_BYTES]) {
   int rc = accounts_authenticate(r, acc, dev);
-  if (rc == 0) return true;
+  if (rc == 0) {
+    uint32_t wait = rl_take(RL_REQUEST_ACCOUNT, acc, ACCOUNTS_ID_BYTES);
+    if (wait == 0) return true;
+    too_many_requests(resp, wait);
+    return false;
+  }
   if (rc == TSR_ENOTFOUND) {
     httpd_resp_error(resp, 401, "unauthorized", "missing, unknown or revoked token");
     httpd_resp_header(resp, "WWW-Authenticate", "Bearer");
@@ -937,7 +862,7 @@ static int auth_write(const httpd_req *r, httpd_resp *resp, op **out) {
 
 /* Takes one attempt of kind for o's account: true, or false with o freed
  * and resp set to 429. */
-static bool account_limit(httpd_resp *resp, op *o, enum rl_kind kind) {
+static bool account_limit(httpd_resp *resp, op *o, enum ratelimit_kind kind) {
   uint32_t wait = rl_take(kind, o->account_id, sizeof o->account_id);
   if (!wait) return true;
   op_free(o);
@@ -1131,7 +1056,7 @@ static bool phone_body(const httpd_req *r, httpd_resp *resp, op *o, bool with_co
 /* auth_write, then the phone body and one attempt of kind for the
  * account: 1 with *out, else what a handler returns, nothing held. */
 static int phone_start(const httpd_req *r, httpd_resp *resp, op **out, bool with_code,
-                       enum rl_kind kind) {
+                       enum ratelimit_kind kind) {
   op *o;
   int rc = auth_write(r, resp, &o);
   if (rc <= 0) return rc;
@@ -1328,6 +1253,16 @@ static int ws_authorize(conn *c) {
   return WSD_AUTH_OK; /* a read error: keep the session, retry next time */
 }
 
+/* Every message of a session takes a token: its account's bucket once
+ * authenticated, its address's before. */
+static uint32_t ws_limit(conn *c) {
+  ws_dev *d = c->session;
+  if (d) return rl_take(RL_REQUEST_ACCOUNT, d->account_id, ACCOUNTS_ID_BYTES);
+  uint8_t k[16];
+  size_t n = conn_peer_key(c, k);
+  return rl_take(RL_REQUEST_ADDR, k, n);
+}
+
 static void ws_closed(conn *c) { dev_unref(c->session); }
 
 static int ws_upgrade(conn *c, const http_request *req, httpd_resp *resp) {
@@ -1400,25 +1335,20 @@ int accounts_routes(void) {
     int rc = httpd_route_add(t[i].m, t[i].prefix, t[i].fn);
     if (rc) return rc;
   }
-  wsd_auth_hooks h = {
-      .upgrade = ws_upgrade, .authorize = ws_authorize, .close = ws_closed};
+  wsd_auth_hooks h = {.upgrade = ws_upgrade,
+                      .authorize = ws_authorize,
+                      .limit = ws_limit,
+                      .close = ws_closed};
   wsd_set_auth(&h);
   int rc = wsd_op_add_public("auth", op_auth);
   return rc ? rc : wsd_op_add("whoami", op_whoami);
 }
 
 int accounts_worker_start(worker *w) {
-  rl_table = calloc(RL_SLOTS, sizeof *rl_table);
-  if (!rl_table) return TSR_ENOMEM;
-  randombytes_buf(rl_hash_key, sizeof rl_hash_key);
   wsd_devs.w = w;
   hasher.loop = &w->loop;
   hasher.stop = false;
-  if (pthread_create(&hasher.th, NULL, hasher_main, NULL) != 0) {
-    free(rl_table);
-    rl_table = NULL;
-    return TSR_ENOMEM;
-  }
+  if (pthread_create(&hasher.th, NULL, hasher_main, NULL) != 0) return TSR_ENOMEM;
   hasher.running = true;
   return 0;
 }
@@ -1441,8 +1371,6 @@ void accounts_worker_stop(worker *w) {
   }
   hasher.tail = NULL;
   hasher.queued = 0;
-  free(rl_table);
-  rl_table = NULL;
   /* Every conn is closed by now, so every entry was released. */
   free(wsd_devs.b);
   wsd_devs.b = NULL;

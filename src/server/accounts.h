@@ -20,9 +20,9 @@
  * phone codes are stored as SHA-256 too and compared in constant time.
  *
  * Rate limits: token buckets per source address and per account (or login
- * name) in each worker's memory. With W workers a client spread over
- * several connections can get up to W times the nominal limit; sharing the
- * buckets (shared memory or the store) is a later step.
+ * name), shared by all workers (ratelimit.h). accounts_auth_or_refuse and
+ * the WebSocket authorize hook also take one token of the account's general
+ * request bucket (RL_REQUEST_ACCOUNT); httpd takes the address's.
  *
  * Threads: everything here runs on a worker's loop thread, except the
  * hashing thread's internals. */

@@ -55,6 +55,14 @@ static const cfg_key keys[] = {
      "wait for the peer's half of a closing handshake"},
     {"drain_timeout", K_MS, F(drain_timeout_ms), 10, 600000,
      "SIGTERM: longest wait for in-flight work before exit"},
+    {"rate_per_address", K_INT, F(rate_per_address), 0, 10000000,
+     "requests + WebSocket messages per second per source address (0: no limit)"},
+    {"burst_per_address", K_INT, F(burst_per_address), 1, 10000000,
+     "... and how many may come at once"},
+    {"rate_per_account", K_INT, F(rate_per_account), 0, 10000000,
+     "requests + WebSocket messages per second per account (0: no limit)"},
+    {"burst_per_account", K_INT, F(burst_per_account), 1, 10000000,
+     "... and how many may come at once"},
     {"debug_routes", K_BOOL, F(debug_routes), 0, 0, "enable POST /debug/echo (tests)"},
 };
 #undef F
@@ -79,6 +87,10 @@ void cfg_defaults(cfg *c) {
   c->ws_auth_timeout_ms = 10000;
   c->close_timeout_ms = 5000;
   c->drain_timeout_ms = 10000;
+  c->rate_per_address = 500;
+  c->burst_per_address = 1000;
+  c->rate_per_account = 50;
+  c->burst_per_account = 200;
 }
 
 static int parse_u64(const char *s, uint64_t *out) {

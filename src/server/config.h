@@ -43,6 +43,13 @@ typedef struct {
   uint32_t ws_auth_timeout_ms; /* a session must authenticate within this (close 1008) */
   uint32_t close_timeout_ms;
   uint32_t drain_timeout_ms;
+  /* General request limits (ratelimit.h), token buckets shared by the
+   * workers: requests and WebSocket messages per second and burst, per
+   * source address and per authenticated account. Rate 0 turns one off. */
+  uint32_t rate_per_address;
+  uint32_t burst_per_address;
+  uint32_t rate_per_account;
+  uint32_t burst_per_account;
   bool debug_routes; /* POST /debug/echo, for tests only */
 } cfg;
 

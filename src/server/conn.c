@@ -21,6 +21,21 @@ worker *conn_worker(const conn *c) {
   return worker_self; /* one worker per process */
 }
 
+size_t conn_peer_key(const conn *c, uint8_t out[16]) {
+  struct sockaddr_storage ss;
+  socklen_t len = sizeof ss;
+  if (getpeername(c->h.fd, (struct sockaddr *)&ss, &len) != 0) return 0;
+  if (ss.ss_family == AF_INET) {
+    memcpy(out, &((struct sockaddr_in *)&ss)->sin_addr, 4);
+    return 4;
+  }
+  if (ss.ss_family == AF_INET6) {
+    memcpy(out, &((struct sockaddr_in6 *)&ss)->sin6_addr, 8);
+    return 8;
+  }
+  return 0;
+}
+
 static size_t input_limit(const worker *w) {
   const cfg *cf = w->cfg;
   size_t http = (size_t)cf->max_header_bytes + cf->max_body + HTTP_CHUNK_LINE_MAX;

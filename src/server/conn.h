@@ -131,4 +131,8 @@ void conn_timer(conn *c, uint32_t ms);
 
 struct worker *conn_worker(const conn *c);
 
+/* The peer's address as a rate-limit key: IPv4 whole (4 bytes), IPv6 by its
+ * /64 (8 bytes; one subscriber's prefix). Returns the length, 0 if unknown. */
+size_t conn_peer_key(const conn *c, uint8_t out[16]);
+
 #endif

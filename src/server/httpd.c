@@ -1,11 +1,13 @@
 #include "server/httpd.h"
 
+#include <stdio.h>
 #include <string.h>
 #include <time.h>
 
 #include "proto/json.h"
 #include "server/log.h"
 #include "server/metrics.h"
+#include "server/ratelimit.h"
 #include "server/worker.h"
 #include "server/wsd.h"
 #include "tessera/error.h"
@@ -110,6 +112,12 @@ void httpd_fail(conn *c, int status, const char *code, const char *msg) {
   write_response(c, &resp, false, false, false);
 }
 
+void httpd_resp_rate_limited(httpd_resp *resp, uint32_t retry, const char *msg) {
+  httpd_resp_error(resp, 429, "rate_limited", msg);
+  snprintf(resp->hdr_store, sizeof resp->hdr_store, "%u", retry);
+  httpd_resp_header(resp, "Retry-After", resp->hdr_store);
+}
+
 static bool prefix_match(const route *r, http_str path) {
   if (path.len < r->len || memcmp(path.ptr, r->prefix, r->len) != 0) return false;
   return path.len == r->len || r->prefix[r->len - 1] == '/' || path.ptr[r->len] == '/';
@@ -126,6 +134,21 @@ static void handle_request(conn *c, const http_request *req, bytes_t body) {
   httpd_resp resp = {.status = 200, .content_type = "application/json", .body = &w->body};
   bool keep = req->keep_alive && !w->draining;
   bool head_only = req->method == HTTP_HEAD;
+  /* Every request but the monitoring ones takes a token of its address's
+   * bucket (ratelimit.h); authenticated ones also take their account's
+   * (accounts_auth_or_refuse). */
+  if (!path_is(req->path, "/health") && !path_is(req->path, "/metrics")) {
+    uint8_t key[16];
+    size_t kn = conn_peer_key(c, key);
+    uint32_t wait = ratelimit_take(RL_REQUEST_ADDR, key, kn, loop_now(&w->loop));
+    if (wait) {
+      httpd_resp_rate_limited(&resp, wait,
+                              "too many requests from this address; retry later");
+      write_response(c, &resp, keep, req->minor_version == 0, head_only);
+      metrics_latency_us(now_us() - t0);
+      return;
+    }
+  }
   if (path_is(req->path, "/v1/ws")) {
     if (wsd_handshake(c, req, body, &resp) == 1) {
       metrics_http_status(101);

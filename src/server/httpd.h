@@ -100,6 +100,9 @@ int httpd_builtin_routes(bool debug_routes);
 void httpd_resp_error(httpd_resp *resp, int status, const char *code, const char *msg);
 /* Appends a header to resp (strings must outlive the call). */
 void httpd_resp_header(httpd_resp *resp, const char *name, const char *value);
+/* Sets resp to 429 "rate_limited" with msg and Retry-After: retry seconds
+ * (kept in resp->hdr_store). */
+void httpd_resp_rate_limited(httpd_resp *resp, uint32_t retry, const char *msg);
 
 /* Called by conn.c: parses and answers requests from p[0..n) and returns
  * the bytes used (a partial request stays for later). */

@@ -27,6 +27,7 @@
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/profiles.h"
+#include "server/ratelimit.h"
 #include "server/reach.h"
 #include "server/tls.h"
 #include "server/worker.h"
@@ -172,12 +173,20 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
+  ratelimit_set_policy(
+      RL_REQUEST_ADDR,
+      (ratelimit_policy){conf.rate_per_address ? conf.burst_per_address : 0,
+                         conf.rate_per_address});
+  ratelimit_set_policy(
+      RL_REQUEST_ACCOUNT,
+      (ratelimit_policy){conf.rate_per_account ? conf.burst_per_account : 0,
+                         conf.rate_per_account});
   worker_set_hooks(accounts_worker_start, accounts_worker_stop);
   /* reach, then graphs, before profiles: the first matching route prefix wins. */
   if (httpd_builtin_routes(conf.debug_routes) != 0 || accounts_routes() != 0 ||
       reach_routes() != 0 || graphs_routes() != 0 || profiles_routes() != 0 ||
       blocks_routes() != 0 || wsd_builtin_ops() != 0 ||
-      (rc = metrics_init(nworkers)) != 0) {
+      (rc = metrics_init(nworkers)) != 0 || (rc = ratelimit_init()) != 0) {
     log_error("startup failed");
     return 2;
   }
@@ -284,6 +293,7 @@ int main(int argc, char **argv) {
   free(pids);
   if (tls) tls_ctx_free(tls);
   metrics_free();
+  ratelimit_free();
   log_info("stopped");
   log_close();
   return failed ? 1 : 0;

@@ -12,6 +12,7 @@
 #include "server/blocks.h"
 #include "server/graphs.h"
 #include "server/log.h"
+#include "server/reach.h"
 #include "server/worker.h"
 #include "tessera/error.h"
 
@@ -518,7 +519,8 @@ static int run_delete(store_conn *c, app_op *o) {
   if ((rc = store_stmt_run(s)) != 0) return rc;
   if (store_conn_changes(c) != 1)
     return app_op_refuse(o, 404, "not_found", "you have no profile in this app");
-  return graphs_remove_app(c, o->app, o->me);
+  if ((rc = graphs_remove_app(c, o->app, o->me)) != 0) return rc;
+  return reach_remove_app(c, o->app, o->me);
 }
 
 static int own_profile(const httpd_req *r, httpd_resp *resp, app_id app,

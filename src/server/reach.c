@@ -686,3 +686,23 @@ int reach_routes(void) {
   }
   return 0;
 }
+
+int reach_remove_app(store_conn *c, app_id app,
+                     const uint8_t account[ACCOUNTS_ID_BYTES]) {
+  static const char *const sql[] = {
+      "DELETE FROM reach_rules WHERE account_id = ? AND app = ?",
+      "DELETE FROM reach_requests WHERE recipient_id = ? AND to_app = ?",
+      "DELETE FROM reach_requests WHERE sender_id = ? AND from_app = ?",
+      "DELETE FROM reach_accepted WHERE recipient_id = ? AND to_app = ?",
+      "DELETE FROM reach_accepted WHERE sender_id = ? AND from_app = ?",
+  };
+  for (size_t i = 0; i < sizeof sql / sizeof sql[0]; i++) {
+    store_stmt *s;
+    int rc = store_conn_prepare(c, sql[i], &s);
+    if (rc) return rc;
+    store_bind_blob(s, 1, BYTES(account, ACCOUNTS_ID_BYTES));
+    store_bind_str(s, 2, app_name(app));
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+  }
+  return 0;
+}

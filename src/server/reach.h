@@ -41,6 +41,12 @@ bool reach_allowed(store_conn *c, app_id from_app, app_id to_app,
                    const uint8_t sender[ACCOUNTS_ID_BYTES],
                    const uint8_t recipient[ACCOUNTS_ID_BYTES]);
 
+/* In a store job: forgets account's reachability in app (its profile there
+ * is going away): its rules, the requests to or from that profile and the
+ * accepted directions either way. A profile made again later starts with
+ * the defaults and no history. Returns 0 or a store error. */
+int reach_remove_app(store_conn *c, app_id app, const uint8_t account[ACCOUNTS_ID_BYTES]);
+
 /* Registers /v1/apps/{app}/reachability, /v1/reach and /v1/requests. Call
  * before graphs_routes and profiles_routes (whose /v1/apps prefix would
  * otherwise take the reachability calls). */

@@ -200,6 +200,13 @@ static void dispatch(conn *c, const uint8_t *data, size_t len) {
     reply_error(c, ID_NULL, "bad_request", "id too long");
     goto done;
   }
+  uint32_t wait = auth.limit ? auth.limit(c) : 0;
+  if (wait) {
+    char msg[80];
+    snprintf(msg, sizeof msg, "too many requests; retry in %u s", wait);
+    reply_error(c, id, id_len, "rate_limited", msg);
+    goto done;
+  }
   int opi = json_object_get(text, t, 0, "op");
   if (opi < 0 || t[opi].type != JSON_STRING) {
     reply_error(c, id, id_len, "bad_request", "missing op");

@@ -117,11 +117,14 @@ void wsd_complete(const wsd_ticket *t, const char *ok_json, size_t ok_len,
  *     accept (it may set c->session) or nonzero with the refusal in resp;
  *   authorize: before each non-public op of an authenticated session and at
  *     each server ping; returns WSD_AUTH_*;
+ *   limit: before each message is dispatched; returns 0, or the seconds to
+ *     wait (the message is answered with error "rate_limited");
  *   close: exactly once when a session ends (also after a failed 101).
  * With authorize NULL (the default) sessions need no authentication. */
 typedef struct {
   int (*upgrade)(conn *c, const http_request *req, httpd_resp *resp);
   int (*authorize)(conn *c);
+  uint32_t (*limit)(conn *c);
   void (*close)(conn *c);
 } wsd_auth_hooks;
 void wsd_set_auth(const wsd_auth_hooks *h);

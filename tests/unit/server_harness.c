@@ -65,12 +65,18 @@ char *read_file(const char *path) {
   return s;
 }
 
+static uint32_t source_addr; /* host order; 0: the kernel's choice */
+
+void set_source_address(uint32_t addr) { source_addr = addr; }
+
 int tcp_connect(int port) {
   int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+  struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(source_addr)};
+  if ((source_addr && bind(fd, (struct sockaddr *)&src, sizeof src) != 0) ||
+      connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     close(fd);
     return -1;
   }

@@ -48,6 +48,12 @@ char *read_file(const char *path);
  * closes. */
 int tcp_connect(int port);
 
+/* The source address of every later tcp_connect (and so of call, ws_open,
+ * ...), host byte order, e.g. 0x7f000003 for 127.0.0.3: the server's
+ * per-address limits then count it apart. 0 (the start) lets the kernel
+ * choose (127.0.0.1). */
+void set_source_address(uint32_t addr);
+
 /* Sends all n bytes (no SIGPIPE); false on error. */
 bool send_all(int fd, const void *p, size_t n);
 

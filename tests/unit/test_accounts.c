@@ -209,12 +209,16 @@ static void test_bad_input(void) {
                        "{\"login\":\"dave\"",
                        "{\"login\":\"dave\",\"login\":\"eve\"}",
                        NULL};
+  /* Every attempt counts against the address's link limit, which test_link
+   * used up: these come from an address of their own. */
+  set_source_address(0x7f000003);
   for (int i = 0; bad[i]; i++) {
     CHECK_INT(call(srv.port, "POST", "/v1/accounts", NULL, bad[i]), 400);
     CHECK(strcmp(err_code(), "bad_request") == 0);
     CHECK_INT(call(srv.port, "POST", "/v1/sessions", NULL, bad[i]), 400);
     CHECK_INT(call(srv.port, "POST", "/v1/devices/link", NULL, bad[i]), 400);
   }
+  set_source_address(0);
   const char *fmt[] = {
       "{\"login\":7,\"password\":\"%1$s\",\"identity_key\":\"%2$s\",\"device\":%3$s}",
       "{\"login\":\"dave\",\"pw\":\"%1$s\",\"identity_key\":\"%2$s\",\"device\":%3$s}",
@@ -309,8 +313,9 @@ static void test_rate_limit(void) {
   CHECK_INT(st, 429);
   CHECK(strcmp(err_code(), "rate_limited") == 0);
   CHECK(strcasestr(resp.head, "\r\nRetry-After: ") != NULL);
-  /* 10 per worker process, two workers */
-  CHECK(n >= 10 && n <= 20);
+  /* 10, shared by both worker processes (at most one refilled meanwhile) */
+  if (n < 10 || n > 11) fprintf(stderr, "  %d failed logins before 429\n", n);
+  CHECK(n >= 10 && n <= 11);
   /* the right password is limited too while the bucket is empty */
   int limited = 0;
   for (int i = 0; i < 4; i++) limited += do_login(srv.port, "erin", PW, &id, NULL) == 429;

@@ -408,6 +408,47 @@ static void test_daily_cap(void) {
   CHECK(reach_request(&ann, "chat", "social", "target0", id));
 }
 
+/* Deleting a profile forgets its reachability: rules, requests either
+ * way, accepted directions; made again, it starts from the defaults. */
+static void test_delete_profile_forgets_reach(void) {
+  user fay = {.phone = NULL}, gus = {.phone = NULL};
+  CHECK(make_user(&srv, &fay, "fay"));
+  CHECK(make_user(&srv, &gus, "gus"));
+  CHECK(put_profiles(&fay, NULL, "fay", "fay.m"));
+  CHECK(put_profiles(&gus, NULL, "gus", "gus.m"));
+  CHECK_INT(api("PUT", "/v1/apps/social/reachability", &fay,
+                "{\"from\":{\"messenger\":\"nobody\"}}"),
+            200);
+  char in_id[32], out_id[32], acc_id[32], path[128];
+  CHECK(reach_request(&gus, "social", "social", "fay", in_id));
+  CHECK(reach_request(&fay, "social", "messenger", "gus.m", out_id));
+  CHECK(reach_request(&gus, "messenger", "social", "fay", acc_id) == false); /* nobody */
+  CHECK(reach_request(&gus, "social", "messenger", "fay.m", acc_id));
+  snprintf(path, sizeof path, "/v1/requests/%s/accept", acc_id);
+  CHECK_INT(api("POST", path, &fay, NULL), 200); /* about fay's messenger: stays */
+  long rules = db_count("SELECT count(*) FROM reach_rules");
+  long reqs = db_count("SELECT count(*) FROM reach_requests");
+  long accepted = db_count("SELECT count(*) FROM reach_accepted");
+
+  CHECK_INT(api("DELETE", "/v1/apps/social/profile", &fay, NULL), 200);
+  CHECK_INT(db_count("SELECT count(*) FROM reach_rules"), rules - 1);
+  CHECK_INT(db_count("SELECT count(*) FROM reach_requests"), reqs - 2);
+  CHECK_INT(db_count("SELECT count(*) FROM reach_accepted"), accepted);
+  CHECK_INT(api("GET", "/v1/requests", &gus, NULL), 200);
+  CHECK(entry("incoming", out_id) == NULL);
+  CHECK(entry("outgoing", in_id) == NULL);
+
+  CHECK_INT(api("PUT", "/v1/apps/social/profile", &fay, "{\"handle\":\"fay\"}"), 201);
+  CHECK_INT(api("GET", "/v1/apps/social/reachability", &fay, NULL), 200);
+  CHECK(strcmp(rule_of("messenger"), "graph") == 0);
+  CHECK(reach_request(&gus, "social", "social", "fay", path));
+  CHECK(strcmp(path, in_id) != 0); /* a new request, not the forgotten one */
+  /* The messenger acceptance survives the social profile, not its own. */
+  CHECK(reach_ok(&gus, "social", "messenger", "fay.m"));
+  CHECK_INT(api("DELETE", "/v1/apps/messenger/profile", &fay, NULL), 200);
+  CHECK_INT(db_count("SELECT count(*) FROM reach_accepted"), accepted - 1);
+}
+
 static void test_authorization(void) {
   CHECK_INT(api("GET", "/v1/apps/social/reachability", NULL, NULL), 401);
   CHECK(err_is("unauthorized"));
@@ -489,6 +530,7 @@ int main(void) {
   RUN(test_requests);
   RUN(test_block_from_request);
   RUN(test_daily_cap);
+  RUN(test_delete_profile_forgets_reach);
   RUN(test_authorization);
   cJSON_Delete(resp.json);
   resp.json = NULL;

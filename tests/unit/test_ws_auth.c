@@ -32,6 +32,7 @@
 
 static server two; /* 2 workers, default auth timeout */
 static server one; /* 1 worker, ws_auth_timeout 0.4 s */
+static server lim; /* 2 workers, small general request limits */
 
 /* ---- accounts ---- */
 
@@ -286,6 +287,52 @@ static void test_revoke_seen_by_recheck(void) {
   close(w2.fd);
 }
 
+/* Server "lim": per address burst 40, per account burst 15, both refilling
+ * 1 per second; 2 workers, and each call is a new connection, so the
+ * kernel spreads them over both: the bounds below hold only if the workers
+ * share one bucket (with one bucket per worker, up to twice as many get
+ * through). */
+static void test_request_limits(void) {
+  session e1, e2;
+  CHECK(make_account(lim.port, "erin", &e1, &e2)); /* 2 address tokens */
+  int ok = 0, st = 0;
+  for (int i = 0;
+       i < 40 && (st = call(lim.port, "GET", "/v1/devices", e1.token, NULL)) == 200; i++)
+    ok++;
+  CHECK_INT(st, 429);
+  CHECK(err_is("rate_limited"));
+  CHECK(strcasestr(resp.head, "\r\nRetry-After: ") != NULL);
+  if (ok < 15 || ok > 18) fprintf(stderr, "  %d authenticated calls before 429\n", ok);
+  CHECK(ok >= 15 && ok <= 18);
+  /* The bucket is the account's: its other device is limited too. */
+  CHECK_INT(call(lim.port, "GET", "/v1/devices", e2.token, NULL), 429);
+  /* WebSocket: before auth the address pays; after it the account, whose
+   * bucket is empty: ops are refused, the session stays open. */
+  CHECK_INT(ws_open(lim.port, &w1, NULL, NULL, NULL), 101);
+  CHECK(strcmp(ws_op(&w1, "{\"op\":\"ping\",\"id\":1}"), "") == 0);
+  char req[256];
+  snprintf(req, sizeof req, "{\"op\":\"auth\",\"id\":2,\"token\":\"%s\"}", e1.token);
+  CHECK(strcmp(ws_op(&w1, req), "") == 0);
+  CHECK(strcmp(ws_op(&w1, "{\"op\":\"whoami\",\"id\":3}"), "rate_limited") == 0);
+  CHECK(strcmp(ws_op(&w1, "{\"op\":\"ping\",\"id\":4}"), "rate_limited") == 0);
+  close(w1.fd);
+  /* The address: ~24 tokens spent so far of 40; unauthenticated calls
+   * spend the rest. /health and /metrics are exempt. */
+  int more = 0;
+  for (int i = 0; i < 60 && (st = call(lim.port, "GET", "/nope", NULL, NULL)) == 404; i++)
+    more++;
+  CHECK_INT(st, 429);
+  CHECK(err_is("rate_limited"));
+  if (more < 10 || more > 24) fprintf(stderr, "  %d more calls before 429\n", more);
+  CHECK(more >= 10 && more <= 24);
+  CHECK_INT(call(lim.port, "GET", "/health", NULL, NULL), 200);
+  CHECK_INT(call(lim.port, "GET", "/metrics", NULL, NULL), 200);
+  /* Another address has its own bucket. */
+  set_source_address(0x7f000002);
+  CHECK_INT(call(lim.port, "GET", "/nope", NULL, NULL), 404);
+  set_source_address(0);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0 || !find_binary()) {
@@ -294,9 +341,19 @@ int main(void) {
     return 1;
   }
   const char *quick[] = {"--ws-auth-timeout", "0.4", NULL};
+  const char *limits[] = {"--rate-per-address",
+                          "1",
+                          "--burst-per-address",
+                          "40",
+                          "--rate-per-account",
+                          "1",
+                          "--burst-per-account",
+                          "15",
+                          NULL};
   if (!server_start(&two, "wsa", true, "2", NULL) ||
-      !server_start(&one, "wsa", true, "1", quick)) {
-    fprintf(stderr, "tesserad did not start; logs %s %s\n", two.log, one.log);
+      !server_start(&one, "wsa", true, "1", quick) ||
+      !server_start(&lim, "wsa", true, "2", limits)) {
+    fprintf(stderr, "tesserad did not start; logs %s %s %s\n", two.log, one.log, lim.log);
     printf("ws_auth: 0 passed, 1 failed, 0 skipped\n");
     return 1;
   }
@@ -307,9 +364,11 @@ int main(void) {
   RUN(test_revoke_same_worker);
   RUN(test_revoke_any_worker);
   RUN(test_revoke_seen_by_recheck);
+  RUN(test_request_limits);
   cJSON_Delete(resp.json);
   resp.json = NULL;
   server_stop(&two, true);
   server_stop(&one, true);
+  server_stop(&lim, true);
   return test_report("ws_auth");
 }
