@@ -18,7 +18,9 @@
  * reading, and also for writing while tsr_client_want_write() is true,
  * calls tsr_client_on_readable() / tsr_client_on_writable() when it is
  * ready, and tsr_client_on_tick() no later than tsr_client_next_timeout()
- * says (timeouts, reconnects). The fd changes across reconnects and is -1
+ * says (timeouts, reconnects). A host name's addresses are tried in
+ * getaddrinfo's order, the next when one refuses or stays silent for
+ * connect_timeout_ms. The fd changes across reconnects and is -1
  * while there is no connection: re-read it after every call.
  * tsr_client_run_until_idle() is a blocking poll(2) loop doing exactly
  * this, for scripts and the CLI. Host names are resolved with a blocking
@@ -164,6 +166,8 @@ int tsr_client_run_until_idle(tsr_client *c, int timeout_ms);
  *   anything else          TSR_EPROTOCOL
  *   local "network"        TSR_EIO       (no answer after max_attempts)
  *   local "timeout"        TSR_EIO       (request_timeout_ms passed)
+ *   local "tls"            TSR_EVERIFY   (server certificate not trusted or
+ *                                         not for host; not retried)
  *   local "bad_response"   TSR_EDECODE   (unparsable HTTP or JSON)
  *   local "state"          the state-file error (answer could not be kept)
  *   local "cancelled"      TSR_ESTATE    (client freed)

@@ -13,6 +13,7 @@
  * reused keep-alive connection that closed without a byte of answer (the
  * server dropped an idle connection as we wrote). Otherwise it completes
  * with "network" / "timeout", since the server may have acted on it. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netdb.h>
@@ -57,6 +58,7 @@ struct tsr_client {
 
   int conn;
   int fd;
+  struct addrinfo *ai, *ai_next; /* the host's addresses; the next to try */
   SSL *ssl;
   bool ssl_want_write;
   bool reused;    /* this connection already carried an answer */
@@ -249,6 +251,8 @@ fail:
 }
 
 static void conn_close(tsr_client *c) {
+  if (c->ai) freeaddrinfo(c->ai);
+  c->ai = c->ai_next = NULL;
   if (c->ssl) SSL_free(c->ssl);
   c->ssl = NULL;
   if (c->fd >= 0) close(c->fd);
@@ -338,6 +342,18 @@ static void tls_step(tsr_client *c, uint64_t now) {
   } else if (e == SSL_ERROR_WANT_WRITE) {
     c->ssl_want_write = true;
   } else {
+    long v = SSL_get_verify_result(c->ssl);
+    if (v != X509_V_OK) {
+      /* Not a transport failure: trying again cannot help. */
+      char msg[160];
+      snprintf(msg, sizeof msg, "server certificate not accepted: %s",
+               X509_verify_cert_error_string(v));
+      conn_close(c);
+      complete_local(c, TSR_EVERIFY, "tls", msg);
+      c->retry_at = now + backoff_next(&c->bo, c->random_u32(c->hook_arg));
+      c->conn = CS_WAIT;
+      return;
+    }
     conn_fail(c, now, false);
   }
 }
@@ -349,8 +365,13 @@ static void connected(tsr_client *c, uint64_t now) {
     return;
   }
   c->ssl = SSL_new(c->ctx);
+  /* The certificate must name host (a DNS name, or an IP address for a
+   * numeric host); SNI carries names only (RFC 6066). */
+  struct in6_addr ip;
+  bool numeric =
+      inet_pton(AF_INET, c->host, &ip) == 1 || inet_pton(AF_INET6, c->host, &ip) == 1;
   if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set1_host(c->ssl, c->host) != 1 ||
-      SSL_set_tlsext_host_name(c->ssl, c->host) != 1) {
+      (!numeric && SSL_set_tlsext_host_name(c->ssl, c->host) != 1)) {
     conn_fail(c, now, false);
     return;
   }
@@ -358,36 +379,45 @@ static void connected(tsr_client *c, uint64_t now) {
   tls_step(c, now);
 }
 
+/* Starts a connection to the next untried address of the host; false when
+ * none is left. */
+static bool try_next_address(tsr_client *c, uint64_t now) {
+  while (c->ai_next) {
+    struct addrinfo *a = c->ai_next;
+    c->ai_next = a->ai_next;
+    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
+                    a->ai_protocol);
+    if (fd < 0) continue;
+    int rc = connect(fd, a->ai_addr, a->ai_addrlen);
+    if (rc != 0 && errno != EINPROGRESS) {
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    c->fd = fd;
+    c->conn = CS_CONNECTING;
+    c->conn_deadline = now + c->connect_timeout_ms;
+    if (rc == 0) connected(c, now);
+    return true;
+  }
+  return false;
+}
+
+/* Resolves the host and connects to its addresses in getaddrinfo's order,
+ * moving to the next when one refuses (e.g. "localhost" as ::1 first with
+ * the server on 127.0.0.1 only). */
 static void start_connect(tsr_client *c, uint64_t now) {
   char port[8];
   snprintf(port, sizeof port, "%u", (unsigned)c->port);
   struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-  struct addrinfo *ai = NULL;
-  if (getaddrinfo(c->host, port, &hints, &ai) != 0) {
+  if (getaddrinfo(c->host, port, &hints, &c->ai) != 0) {
+    c->ai = NULL;
     conn_fail(c, now, false);
     return;
   }
-  int fd = -1, rc = -1;
-  for (struct addrinfo *a = ai; a; a = a->ai_next) {
-    fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                a->ai_protocol);
-    if (fd < 0) continue;
-    rc = connect(fd, a->ai_addr, a->ai_addrlen);
-    if (rc == 0 || errno == EINPROGRESS) break;
-    close(fd);
-    fd = -1;
-  }
-  freeaddrinfo(ai);
-  if (fd < 0) {
-    conn_fail(c, now, false);
-    return;
-  }
-  int one = 1;
-  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-  c->fd = fd;
-  c->conn = CS_CONNECTING;
-  c->conn_deadline = now + c->connect_timeout_ms;
-  if (rc == 0) connected(c, now);
+  c->ai_next = c->ai;
+  if (!try_next_address(c, now)) conn_fail(c, now, false);
 }
 
 static void check_connect(tsr_client *c, uint64_t now) {
@@ -396,7 +426,9 @@ static void check_connect(tsr_client *c, uint64_t now) {
   if (getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
   if (err == EINPROGRESS || err == EALREADY) return;
   if (err) {
-    conn_fail(c, now, false);
+    close(c->fd);
+    c->fd = -1;
+    if (!try_next_address(c, now)) conn_fail(c, now, false);
     return;
   }
   connected(c, now);
@@ -701,8 +733,12 @@ int tsr_client_on_readable(tsr_client *c) {
 int tsr_client_on_tick(tsr_client *c, uint64_t now) {
   if (!c) return TSR_EINVAL;
   if (c->conn == CS_WAIT && now >= c->retry_at) c->conn = CS_IDLE;
-  if ((c->conn == CS_CONNECTING || c->conn == CS_TLS) && now >= c->conn_deadline)
-    conn_fail(c, now, true);
+  if (c->conn == CS_CONNECTING && now >= c->conn_deadline) {
+    close(c->fd); /* a silent address: the next one, if any */
+    c->fd = -1;
+    if (!try_next_address(c, now)) conn_fail(c, now, true);
+  }
+  if (c->conn == CS_TLS && now >= c->conn_deadline) conn_fail(c, now, true);
   if (c->conn == CS_OPEN && c->in_flight && now >= c->req_deadline)
     conn_fail(c, now, true);
   if (c->conn == CS_WAIT && now >= c->retry_at) c->conn = CS_IDLE;

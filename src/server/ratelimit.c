@@ -48,7 +48,8 @@ static ratelimit_policy policy[RL_KINDS] = {
 
 int ratelimit_init(void) {
   if (tab) return 0;
-  void *p = mmap(NULL, sizeof *tab, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  void *p =
+      mmap(NULL, sizeof *tab, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (p == MAP_FAILED) return TSR_ENOMEM;
   tab = p; /* anonymous mappings are zeroed: every set free, no holder */
   randombytes_buf(tab->hash_key, sizeof tab->hash_key);
@@ -70,21 +71,22 @@ void ratelimit_set_policy(enum ratelimit_kind kind, ratelimit_policy p) {
 static void lock_set(set *s, int32_t self) {
   for (unsigned spins = 1;; spins++) {
     int32_t held = 0;
-    if (atomic_compare_exchange_weak_explicit(&s->holder, &held, self, memory_order_acquire,
-                                              memory_order_relaxed))
+    if (atomic_compare_exchange_weak_explicit(&s->holder, &held, self,
+                                              memory_order_acquire, memory_order_relaxed))
       return;
     if (spins % 64 == 0) {
       /* Long enough for a live holder to be off the CPU: is it alive? */
       if (held != 0 && kill(held, 0) != 0 && errno == ESRCH &&
-          atomic_compare_exchange_strong_explicit(&s->holder, &held, self,
-                                                  memory_order_acquire, memory_order_relaxed))
+          atomic_compare_exchange_strong_explicit(
+              &s->holder, &held, self, memory_order_acquire, memory_order_relaxed))
         return;
       sched_yield();
     }
   }
 }
 
-uint32_t ratelimit_take(enum ratelimit_kind kind, const void *id, size_t n, uint64_t now_ms) {
+uint32_t ratelimit_take(enum ratelimit_kind kind, const void *id, size_t n,
+                        uint64_t now_ms) {
   if (!tab || (unsigned)kind >= RL_KINDS || policy[kind].burst <= 0) return 0;
   uint8_t in[1 + 64];
   if (n > 64) n = 64;

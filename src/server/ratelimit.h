@@ -59,6 +59,7 @@ void ratelimit_set_policy(enum ratelimit_kind kind, ratelimit_policy p);
  * clock, the same in every process). Returns 0, or the whole seconds until
  * a token is available (at least 1), for Retry-After. Identifiers longer
  * than 64 bytes are cut to 64. */
-uint32_t ratelimit_take(enum ratelimit_kind kind, const void *id, size_t n, uint64_t now_ms);
+uint32_t ratelimit_take(enum ratelimit_kind kind, const void *id, size_t n,
+                        uint64_t now_ms);
 
 #endif

@@ -79,4 +79,31 @@ check_fails "whoami after logout" t c whoami
 check "whoami a still" t a whoami
 check_eq "one device" 1 "$(t a --json devices | json '.devices | length')"
 
+# The same library over TLS 1.3: a second tesserad with a self-signed
+# certificate for 127.0.0.1 and localhost, trusted with --ca.
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+  -subj /CN=localhost -addext "subjectAltName=IP:127.0.0.1,DNS:localhost" \
+  -keyout "$work/key.pem" -out "$work/cert.pem" >/dev/null 2>&1
+"$build/tesserad" --data-dir "$work/tdata" --listen 127.0.0.1:0 --log-file "$work/tlog" \
+  --workers 1 --tls-cert "$work/cert.pem" --tls-key "$work/key.pem" </dev/null >/dev/null 2>&1 &
+tls_pid=$!
+trap '[[ -n $srv_pid ]] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid"; kill "$tls_pid" 2>/dev/null && wait "$tls_pid"; rm -rf "$work"' EXIT
+tport=
+for _ in $(seq 500); do
+  tport=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/tlog" 2>/dev/null | grep -o '[0-9]*$')
+  [[ -n $tport ]] && break
+  sleep 0.01
+done
+tt() { "$build/tessera" --server "$1:$tport" --state "$work/$2.db" --tls "${@:3}"; }
+check "tls register" tt 127.0.0.1 ta --ca "$work/cert.pem" register --login tina
+check_eq "tls whoami" tina "$(tt 127.0.0.1 ta --ca "$work/cert.pem" --json whoami | json .login)"
+check "tls by host name" tt localhost ta --ca "$work/cert.pem" whoami
+check_fails "tls without trusting the certificate" tt 127.0.0.1 ta whoami
+grep -q '^error: tls: server certificate not accepted: self-signed' "$work/last.err" &&
+  passed=$((passed + 1)) || { failed=$((failed + 1)); echo "  FAIL tls error: $(cat "$work/last.err")"; }
+check_fails "plain client to a tls server" "$build/tessera" --server "127.0.0.1:$tport" \
+  --state "$work/ta.db" whoami
+check_fails "tls client to a plain server" "$build/tessera" --server "127.0.0.1:$port" \
+  --state "$work/a.db" --tls --ca "$work/cert.pem" whoami
+
 summary client_accounts
