@@ -120,6 +120,9 @@ check_code "messenger profile hidden" not_found tessera --state alice.db profile
 check_json "absent from search" 0 '.results | length' tessera --state alice.db --json search messenger car
 check_json "absent from contacts" 0 '.contacts | length' tessera --state alice.db --json contacts
 check "blocks (text)" tessera --state carol.db blocks
+check_code "alice may not reach carol" not_found tessera --state alice.db reach social messenger carol
+check_code "nor carol alice (a block holds both ways)" not_found \
+  tessera --state carol.db reach messenger social alice
 check_json "bob still sees carol" carol .profile.username \
   tessera --state bob.db --json profile show messenger carol
 
