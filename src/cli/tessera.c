@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <termios.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "proto/json.h"
@@ -251,6 +252,18 @@ static void json_num(const char *body, const json_token *t, int obj, const char 
     snprintf(out, cap, "%.*s", (int)(t[i].end - t[i].start), body + t[i].start);
 }
 
+/* Unix seconds (decimal text) as "2026-11-27 10:26 UTC" for people;
+ * anything else unchanged. */
+static void human_time(const char *secs, char *out, size_t cap) {
+  char *end;
+  long long v = strtoll(secs, &end, 10);
+  time_t tt = (time_t)v;
+  struct tm tm;
+  if (!secs[0] || *end || v < 0 || !gmtime_r(&tt, &tm) ||
+      strftime(out, cap, "%Y-%m-%d %H:%M UTC", &tm) == 0)
+    snprintf(out, cap, "%s", secs);
+}
+
 /* Prints the device list of a GET /v1/devices answer. */
 static void print_devices(const tsr_reply *r) {
   size_t cap = r->body_len / 2 + 4;
@@ -260,11 +273,13 @@ static void print_devices(const tsr_reply *r) {
   int arr = json_object_get(r->body, t, 0, "devices");
   if (arr < 0 || t[arr].type != JSON_ARRAY) die("bad_response", "no device list");
   for (int d = json_first_child(t, arr); d >= 0; d = json_next_sibling(t, arr, d)) {
-    char id[64], name[256], created[32], seen[32];
+    char id[64], name[256], num[32], created[48], seen[48];
     json_str(r->body, t, d, "device_id", id, sizeof id);
     json_str(r->body, t, d, "name", name, sizeof name);
-    json_num(r->body, t, d, "created_at", created, sizeof created);
-    json_num(r->body, t, d, "last_seen_at", seen, sizeof seen);
+    json_num(r->body, t, d, "created_at", num, sizeof num);
+    human_time(num, created, sizeof created);
+    json_num(r->body, t, d, "last_seen_at", num, sizeof num);
+    human_time(num, seen, sizeof seen);
     int cur = json_object_get(r->body, t, d, "current");
     bool current = false;
     if (cur >= 0) json_get_bool(t, cur, &current);
@@ -419,7 +434,8 @@ static void print_scalar(const char *body, const json_token *t, int i) {
 }
 
 /* One list entry on one line: an object's values separated by two spaces
- * (the since time as "since N"), or a scalar. */
+ * (non-string values as key=value, times — "since", "*_at" — as dates), or
+ * a scalar. */
 static void print_entry(const char *body, const json_token *t, int e) {
   if (t[e].type != JSON_OBJECT) {
     print_scalar(body, t, e);
@@ -436,11 +452,22 @@ static void print_entry(const char *body, const json_token *t, int e) {
     }
     if (!first) fputs("  ", stdout);
     first = false;
-    if (t[v].type != JSON_STRING || json_string_eq(body, t, k, "since", 5)) {
+    size_t klen = (size_t)(t[k].end - t[k].start);
+    bool is_time = t[v].type == JSON_NUMBER &&
+                   (json_string_eq(body, t, k, "since", 5) ||
+                    (klen > 3 && memcmp(body + t[k].end - 3, "_at", 3) == 0));
+    if (t[v].type != JSON_STRING) {
       print_scalar(body, t, k);
       fputc('=', stdout);
     }
-    print_scalar(body, t, v);
+    if (is_time) {
+      char num[32], when[48];
+      snprintf(num, sizeof num, "%.*s", (int)(t[v].end - t[v].start), body + t[v].start);
+      human_time(num, when, sizeof when);
+      fputs(when, stdout);
+    } else {
+      print_scalar(body, t, v);
+    }
     k = v;
   }
   fputc('\n', stdout);
