@@ -30,8 +30,7 @@ static int external_init_recv(const mls_group *g, bytes_t kem_output,
   return rc ? TSR_EDECRYPT : 0;
 }
 
-/* Resolves a commit's ProposalOrRef list against the proposal cache. */
-static int resolve_proposals(const mls_group *g, const mls_commit *cm,
+int commit_resolve_proposals(const mls_group *g, const mls_commit *cm,
                              const mls_sender *committer, arena_t *a,
                              proposal_item **out) {
   proposal_item *items = arena_alloc(a, (cm->n_proposals + 1) * sizeof *items);
@@ -87,7 +86,7 @@ int commit_process(mls_group *g, const framing_result *res, group_event *ev) {
   uint8_t commit_secret[MLS_MAX_HASH], psk_secret[MLS_MAX_HASH],
       init_secret[MLS_MAX_HASH];
   bool have_commit_secret = false;
-  int rc = resolve_proposals(g, cm, &c->sender, &a, &items);
+  int rc = commit_resolve_proposals(g, cm, &c->sender, &a, &items);
   if (!rc)
     rc = proposal_validate_list(g, items, cm->n_proposals, committer, external, &a);
   /* An external joiner may only remove an old leaf of its own (§12.2):
@@ -463,6 +462,7 @@ static int commit_create(mls_group *g, const group_commit_params *p,
 
 int group_commit(mls_group *g, const group_commit_params *p, buf_t *commit_msg,
                  buf_t *welcome_msg) {
+  if (g->observer) return TSR_ESTATE;
   return commit_create(g, p, NULL, commit_msg, welcome_msg);
 }
 

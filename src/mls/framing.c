@@ -347,7 +347,7 @@ int framing_unprotect_public(const framing_ctx *ctx, const mls_public_message *p
   uint8_t tag[MLS_MAX_HASH];
   rc = framing_build_tbs(ctx, MLS_WIRE_PUBLIC_MESSAGE, fc, &pm->auth, &w, &lay);
   if (rc) goto done;
-  if (fc->sender.sender_type == MLS_SENDER_MEMBER) {
+  if (fc->sender.sender_type == MLS_SENDER_MEMBER && !ctx->no_membership_key) {
     rc = framing_membership_tag(ctx, buf_view(&w), tag);
     if (rc) goto done;
     if (!bytes_eq_ct(BYTES(tag, ctx->suite->hash_len), pm->membership_tag)) {

@@ -37,6 +37,7 @@
 #ifndef TSR_MLS_FRAMING_H
 #define TSR_MLS_FRAMING_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "common/bytes.h"
@@ -76,6 +77,10 @@ typedef struct framing_ctx {
   uint32_t padding_block;     /* pad PrivateMessageContent to a multiple; 0/1: none */
   framing_key_fn sender_key;  /* receiving */
   void *sender_key_arg;
+  /* Receiving as the Delivery Service (mls/observer.h), which holds no
+   * epoch secret: a PublicMessage's membership tag is not checked (the
+   * signature still is). */
+  bool no_membership_key;
 } framing_ctx;
 
 /* What framing_unprotect returns. */

@@ -203,7 +203,7 @@ int group_epoch_init_secret_tree(const mls_group *g, group_epoch_state *e) {
 }
 
 /* framing_key_fn: signature keys of members and external senders. */
-static int sender_key(void *arg, const mls_sender *sender, bytes_t *pk) {
+int group_sender_key(void *arg, const mls_sender *sender, bytes_t *pk) {
   const group_epoch_state *e = arg;
   if (sender->sender_type == MLS_SENDER_MEMBER) {
     const mls_leaf_node *ln = tree_leaf(e->tree, sender->index);
@@ -255,7 +255,7 @@ void group_framing_ctx(const mls_group *g, const group_epoch_state *e, framing_c
   ctx->own_leaf = e->own_leaf;
   ctx->sig_key = &g->id->sig;
   ctx->padding_block = g->cfg.padding_block;
-  ctx->sender_key = sender_key;
+  ctx->sender_key = group_sender_key;
   ctx->sender_key_arg = (void *)e;
 }
 
@@ -362,6 +362,12 @@ void group_install_epoch(mls_group *g, group_epoch_state *next) {
 }
 
 int group_find_psk(const mls_group *g, const mls_psk_id *id, bytes_t *value) {
+  if (g->observer) {
+    /* The Delivery Service knows no PSK: it cannot judge them, and needs
+     * no value (it derives no secret). */
+    *value = BYTES_NONE;
+    return 0;
+  }
   if (id->psktype == MLS_PSK_EXTERNAL) {
     for (size_t i = 0; i < g->n_psks; i++)
       if (bytes_eq(buf_view(&g->psks[i].id), id->psk_id)) {
@@ -630,6 +636,7 @@ int group_reinit_info(const mls_group *g, group_reinit_params *out) {
 }
 
 int group_epoch_authenticator(const mls_group *g, uint8_t *out, size_t *out_len) {
+  if (g->observer) return TSR_ESTATE;
   memcpy(out, g->ep.ks.epoch_authenticator, g->suite->hash_len);
   *out_len = g->suite->hash_len;
   return 0;
@@ -637,7 +644,7 @@ int group_epoch_authenticator(const mls_group *g, uint8_t *out, size_t *out_len)
 
 int group_export(const mls_group *g, const char *label, bytes_t context, uint8_t *out,
                  size_t len) {
-  if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
+  if (g->state != GROUP_ACTIVE || g->observer) return TSR_ESTATE;
   return keysched_export(&g->ep.ks, BYTES(label, strlen(label)), context, out, len);
 }
 
@@ -710,7 +717,7 @@ void group_event_clear(group_event *ev) {
 }
 
 int group_protect(mls_group *g, bytes_t pt, bytes_t aad, buf_t *msg) {
-  if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
+  if (g->state != GROUP_ACTIVE || g->observer) return TSR_ESTATE;
   framing_ctx ctx;
   group_framing_ctx(g, &g->ep, &ctx);
   mls_authenticated_content ac;
@@ -727,7 +734,7 @@ int group_protect(mls_group *g, bytes_t pt, bytes_t aad, buf_t *msg) {
 }
 
 int group_process(mls_group *g, bytes_t msg, group_event *ev) {
-  if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
+  if (g->state != GROUP_ACTIVE || g->observer) return TSR_ESTATE;
   group_event tmp;
   group_event_init(&tmp);
   /* Our own commit coming back from the delivery service: merge it. */
@@ -900,6 +907,7 @@ static int epoch_load(mls_group *g, reader_t *r, group_epoch_state *e) {
 }
 
 int group_save(const mls_group *g, buf_t *out) {
+  if (g->observer) return TSR_ESTATE; /* observer_save */
   size_t start = out->len;
   wr_raw(out, BYTES(GROUP_MAGIC, 4));
   wr_u16(out, GROUP_FORMAT_VERSION);

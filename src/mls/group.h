@@ -424,6 +424,8 @@ struct mls_group {
   size_t n_psks;
   group_pending *pending;
   group_reinit_state reinit; /* state GROUP_REINIT: the committed ReInit */
+  bool observer;             /* the Delivery Service's public view (observer.c): no id,
+                                no secrets, no private tree */
 };
 
 /* A proposal in a commit's list, resolved. */
@@ -461,6 +463,9 @@ int group_epoch_encode_gc(const mls_group *g, group_epoch_state *e);
 /* Secret tree for e from e->ks.encryption_secret and the tree size. */
 int group_epoch_init_secret_tree(const mls_group *g, group_epoch_state *e);
 void group_framing_ctx(const mls_group *g, const group_epoch_state *e, framing_ctx *ctx);
+/* framing_key_fn over a group_epoch_state (arg): a member's leaf key or an
+ * external_senders entry. */
+int group_sender_key(void *arg, const mls_sender *sender, bytes_t *pk);
 /* Empty group shell (id, suite, config); no epoch. */
 int group_alloc(const group_identity *id, const group_config *cfg, bytes_t group_id,
                 mls_group **out);
@@ -531,6 +536,11 @@ int proposal_process(mls_group *g, const framing_result *res, group_event *ev);
 
 /* commit.c */
 int commit_process(mls_group *g, const framing_result *res, group_event *ev);
+/* Resolves a commit's ProposalOrRef list against the proposal cache
+ * (items in a; TSR_EPROTOCOL for an unknown reference). */
+int commit_resolve_proposals(const mls_group *g, const mls_commit *cm,
+                             const mls_sender *committer, arena_t *a,
+                             proposal_item **out);
 
 /* welcome.c */
 /* Welcome for the new members of a commit being created. */

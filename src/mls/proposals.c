@@ -401,7 +401,7 @@ done:
 /* Frames, signs, protects and caches one of our proposals. */
 static int send_proposal(mls_group *g, const mls_proposal *p, const uint8_t *update_sk,
                          buf_t *msg) {
-  if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
+  if (g->state != GROUP_ACTIVE || g->observer) return TSR_ESTATE;
   framing_ctx ctx;
   group_framing_ctx(g, &g->ep, &ctx);
   mls_authenticated_content ac;
@@ -507,6 +507,7 @@ int group_propose_reinit(mls_group *g, bytes_t new_group_id, uint16_t version,
 }
 
 int group_propose_update(mls_group *g, buf_t *msg) {
+  if (g->observer) return TSR_ESTATE;
   const mls_leaf_node *cur = tree_leaf(g->ep.tree, g->ep.own_leaf);
   if (!cur) return TSR_ESTATE;
   uint8_t sk[MLS_KEM_SK], pk[MLS_KEM_PK], sig[MLS_SIG_LEN];

@@ -99,7 +99,7 @@ int welcome_group_info(const mls_group *g, const group_epoch_state *e, bool with
 }
 
 int group_info(const mls_group *g, bool with_tree, buf_t *out) {
-  if (g->state != GROUP_ACTIVE) return TSR_ESTATE;
+  if (g->state != GROUP_ACTIVE || g->observer) return TSR_ESTATE;
   return welcome_group_info(g, &g->ep, with_tree, true, out);
 }
 
