@@ -67,7 +67,8 @@ int observer_new(bytes_t group_info_msg, bytes_t tree, const group_config *cfg,
   if (!rc && (gc->version != MLS_VERSION_10 || !s)) rc = TSR_EUNSUPPORTED;
   /* Only a new group's epoch 0 has the zero-length confirmed hash. */
   size_t cth_len = rc ? 0 : gc->confirmed_transcript_hash.len;
-  if (!rc && cth_len != s->hash_len && !(gc->epoch == 0 && cth_len == 0)) rc = TSR_EPROTOCOL;
+  if (!rc && cth_len != s->hash_len && !(gc->epoch == 0 && cth_len == 0))
+    rc = TSR_EPROTOCOL;
   mls_group *g = NULL;
   if (!rc) rc = obs_alloc(s, cfg, gc->group_id, &g);
   if (!rc) {

@@ -16,6 +16,7 @@
 
 #include "proto/base64.h"
 #include "proto/json.h"
+#include "server/keypackages.h"
 #include "server/log.h"
 #include "server/ratelimit.h"
 #include "server/wsd.h"
@@ -466,7 +467,8 @@ static int run_register(store_conn *c, void *arg) {
 
 static int run_add_device(store_conn *c, void *arg) { return insert_device(c, arg); }
 
-/* Revokes target_id if it is a live device of account_id. */
+/* Revokes target_id if it is a live device of account_id, and deletes its
+ * KeyPackages in the same transaction. */
 static int run_revoke(store_conn *c, void *arg) {
   op *o = arg;
   store_stmt *s;
@@ -478,7 +480,8 @@ static int run_revoke(store_conn *c, void *arg) {
   store_bind_blob(s, 1, BYTES(o->target_id, sizeof o->target_id));
   store_bind_blob(s, 2, BYTES(o->account_id, sizeof o->account_id));
   if ((rc = store_stmt_run(s)) != 0) return rc;
-  return store_conn_changes(c) == 1 ? 0 : TSR_ENOTFOUND;
+  if (store_conn_changes(c) != 1) return TSR_ENOTFOUND;
+  return keypackages_remove_device(c, o->target_id);
 }
 
 static void hash_code(const char *code, uint8_t out[crypto_hash_sha256_BYTES]) {
@@ -1123,7 +1126,12 @@ typedef struct ws_dev {
   uint32_t refs;
   uint32_t checked_ms; /* wrapping ms clock of the last check */
   bool revoked;
+  uint32_t nsess, capsess;
+  conn **sess; /* its open sessions on this worker, for pushes */
 } ws_dev;
+
+static void (*presence_hook)(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                             const uint8_t dev[ACCOUNTS_ID_BYTES], bool online);
 
 static struct {
   ws_dev **b;
@@ -1167,11 +1175,33 @@ static bool dev_grow(void) {
   return true;
 }
 
-/* A reference to the live entry of the device (made when missing). */
+static bool sess_add(ws_dev *d, conn *c) {
+  if (d->nsess == d->capsess) {
+    uint32_t cap = d->capsess ? 2 * d->capsess : 2;
+    conn **v = realloc(d->sess, cap * sizeof *v);
+    if (!v) return false;
+    d->sess = v;
+    d->capsess = cap;
+  }
+  d->sess[d->nsess++] = c;
+  return true;
+}
+
+static void sess_del(ws_dev *d, conn *c) {
+  for (uint32_t i = 0; i < d->nsess; i++)
+    if (d->sess[i] == c) {
+      d->sess[i] = d->sess[--d->nsess];
+      return;
+    }
+}
+
+/* A reference to the live entry of the device (made when missing) for
+ * session c. */
 static ws_dev *dev_ref(const uint8_t acc[ACCOUNTS_ID_BYTES],
-                       const uint8_t dev[ACCOUNTS_ID_BYTES]) {
+                       const uint8_t dev[ACCOUNTS_ID_BYTES], conn *c) {
   ws_dev *d = dev_find(dev);
   if (d && !d->revoked) {
+    if (!sess_add(d, c)) return NULL;
     d->refs++;
     d->checked_ms = ms32(); /* the caller has just read the row */
     return d;
@@ -1183,15 +1213,23 @@ static ws_dev *dev_ref(const uint8_t acc[ACCOUNTS_ID_BYTES],
   memcpy(d->device_id, dev, ACCOUNTS_ID_BYTES);
   d->refs = 1;
   d->checked_ms = ms32();
+  if (!sess_add(d, c)) {
+    free(d);
+    return NULL;
+  }
   size_t k = dev_bucket(dev, wsd_devs.nb);
   d->next = wsd_devs.b[k]; /* ahead of a revoked entry of the same id */
   wsd_devs.b[k] = d;
   wsd_devs.n++;
+  if (presence_hook) presence_hook(acc, dev, true);
   return d;
 }
 
-static void dev_unref(ws_dev *d) {
+static void dev_unref(ws_dev *d, conn *c) {
+  if (c) sess_del(d, c);
   if (--d->refs) return;
+  if (presence_hook && !d->revoked) presence_hook(d->account_id, d->device_id, false);
+  free(d->sess);
   ws_dev **p = &wsd_devs.b[dev_bucket(d->device_id, wsd_devs.nb)];
   while (*p != d) p = &(*p)->next;
   *p = d->next;
@@ -1231,7 +1269,8 @@ static void dev_revoke(ws_dev *d, conn *skip) {
       wsd_close(c, WS_CLOSE_POLICY, "device revoked");
       conn_settle(c);
     }
-  dev_unref(d);
+  if (presence_hook) presence_hook(d->account_id, d->device_id, false);
+  dev_unref(d, NULL);
 }
 
 static void ws_device_revoked(const uint8_t device_id[ACCOUNTS_ID_BYTES]) {
@@ -1263,14 +1302,14 @@ static uint32_t ws_limit(conn *c) {
   return rl_take(RL_REQUEST_ADDR, k, n);
 }
 
-static void ws_closed(conn *c) { dev_unref(c->session); }
+static void ws_closed(conn *c) { dev_unref(c->session, c); }
 
 static int ws_upgrade(conn *c, const http_request *req, httpd_resp *resp) {
   if (!req->authorization.ptr) return 0; /* authenticates with op "auth" */
   httpd_req hr = {.conn = c, .req = req};
   uint8_t acc[ACCOUNTS_ID_BYTES], dev[ACCOUNTS_ID_BYTES];
   if (!accounts_auth_or_refuse(&hr, resp, acc, dev)) return -1;
-  c->session = dev_ref(acc, dev);
+  c->session = dev_ref(acc, dev, c);
   if (!c->session) {
     httpd_resp_error(resp, 503, "busy", "server busy; retry later");
     return -1;
@@ -1299,7 +1338,7 @@ static int op_auth(wsd_call *call) {
   if (rc == TSR_ENOTFOUND)
     return wsd_call_error(call, "unauthorized", "unknown or revoked token");
   if (rc) return wsd_call_error(call, "internal", "internal error");
-  ws_dev *d = dev_ref(acc, dev);
+  ws_dev *d = dev_ref(acc, dev, c);
   if (!d) return wsd_call_error(call, "busy", "server busy; retry later");
   c->session = d;
   wsd_authenticated(c);
@@ -1310,6 +1349,37 @@ static int op_auth(wsd_call *call) {
 static int op_whoami(wsd_call *call) {
   write_ids(call->ok, call->conn->session);
   return 0;
+}
+
+void accounts_session_ids(const conn *c, uint8_t acc[ACCOUNTS_ID_BYTES],
+                          uint8_t dev[ACCOUNTS_ID_BYTES]) {
+  const ws_dev *d = c->session;
+  memcpy(acc, d->account_id, ACCOUNTS_ID_BYTES);
+  memcpy(dev, d->device_id, ACCOUNTS_ID_BYTES);
+}
+
+void accounts_each_session(const uint8_t dev[ACCOUNTS_ID_BYTES],
+                           void (*fn)(conn *c, void *arg), void *arg) {
+  ws_dev *d = dev_find(dev);
+  if (!d || d->revoked) return;
+  d->refs++; /* fn may close a session */
+  for (uint32_t i = d->nsess; i-- > 0;)
+    if (i < d->nsess) fn(d->sess[i], arg);
+  dev_unref(d, NULL);
+}
+
+void accounts_set_presence_hook(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                                           const uint8_t dev[ACCOUNTS_ID_BYTES],
+                                           bool online)) {
+  presence_hook = fn;
+}
+
+void accounts_each_online(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                                     const uint8_t dev[ACCOUNTS_ID_BYTES], void *arg),
+                          void *arg) {
+  for (size_t i = 0; i < wsd_devs.nb; i++)
+    for (ws_dev *d = wsd_devs.b[i]; d; d = d->next)
+      if (!d->revoked) fn(d->account_id, d->device_id, arg);
 }
 
 /* ---- setup ------------------------------------------------------------ */

@@ -77,6 +77,26 @@ typedef struct {
   void *ctx;
 } accounts_sms_sender;
 
+/* ---- WebSocket sessions, for the conversation ops (conv.c) ----
+
+ * The account and device of an authenticated session (c->session set). */
+void accounts_session_ids(const conn *c, uint8_t acc[ACCOUNTS_ID_BYTES],
+                          uint8_t dev[ACCOUNTS_ID_BYTES]);
+/* Calls fn for every open session of device dev on this worker (fn may
+ * close one). */
+void accounts_each_session(const uint8_t dev[ACCOUNTS_ID_BYTES],
+                           void (*fn)(conn *c, void *arg), void *arg);
+/* fn runs when a device gets its first session on this worker (online)
+ * and when its last one ends or it is revoked (offline). One hook; set
+ * before the workers start. */
+void accounts_set_presence_hook(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                                           const uint8_t dev[ACCOUNTS_ID_BYTES],
+                                           bool online));
+/* Calls fn for every device with sessions on this worker. */
+void accounts_each_online(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                                     const uint8_t dev[ACCOUNTS_ID_BYTES], void *arg),
+                          void *arg);
+
 /* Replaces the sender (before the workers start). The default development
  * sender appends "<phone> <code>\n" to <data-dir>/dev-sms.log. */
 void accounts_set_sms_sender(const accounts_sms_sender *s);

@@ -22,8 +22,11 @@
 #include "server/accounts.h"
 #include "server/blocks.h"
 #include "server/config.h"
+#include "server/conv.h"
+#include "server/ds.h"
 #include "server/graphs.h"
 #include "server/httpd.h"
+#include "server/keypackages.h"
 #include "server/log.h"
 #include "server/metrics.h"
 #include "server/profiles.h"
@@ -108,6 +111,10 @@ static pid_t spawn(int index, const worker_addr *addr, SSL_CTX *tls, int reserve
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() == 1) _exit(1);
   close(reserve_fd);
+  if (index == nworkers) { /* the last slot is the delivery service's */
+    log_set_tag("ds");
+    _exit(ds_main(&conf));
+  }
   char tag[16];
   snprintf(tag, sizeof tag, "w%d", index);
   log_set_tag(tag);
@@ -115,8 +122,20 @@ static pid_t spawn(int index, const worker_addr *addr, SSL_CTX *tls, int reserve
   _exit(worker_main(&conf, index, addr, tls));
 }
 
+/* A worker's modules start in order and stop in the reverse order. */
+static int hooks_start(worker *w) {
+  int rc = accounts_worker_start(w);
+  if (!rc && (rc = conv_worker_start(w)) != 0) accounts_worker_stop(w);
+  return rc;
+}
+
+static void hooks_stop(worker *w) {
+  conv_worker_stop(w);
+  accounts_worker_stop(w);
+}
+
 static void forward(int sig) {
-  for (int i = 0; i < nworkers; i++)
+  for (int i = 0; i <= nworkers; i++)
     if (pids[i] > 0) kill(pids[i], sig);
 }
 
@@ -181,16 +200,18 @@ int main(int argc, char **argv) {
       RL_REQUEST_ACCOUNT,
       (ratelimit_policy){conf.rate_per_account ? conf.burst_per_account : 0,
                          conf.rate_per_account});
-  worker_set_hooks(accounts_worker_start, accounts_worker_stop);
-  /* reach, then graphs, before profiles: the first matching route prefix wins. */
+  worker_set_hooks(hooks_start, hooks_stop);
+  /* reach, then graphs, before profiles: the first matching route prefix wins.
+   * /v1/keypackages shares no prefix with the others. */
   if (httpd_builtin_routes(conf.debug_routes) != 0 || accounts_routes() != 0 ||
       reach_routes() != 0 || graphs_routes() != 0 || profiles_routes() != 0 ||
-      blocks_routes() != 0 || wsd_builtin_ops() != 0 ||
-      (rc = metrics_init(nworkers)) != 0 || (rc = ratelimit_init()) != 0) {
+      blocks_routes() != 0 || keypackages_routes() != 0 || wsd_builtin_ops() != 0 ||
+      conv_ops() != 0 || (rc = metrics_init(nworkers)) != 0 ||
+      (rc = ratelimit_init()) != 0) {
     log_error("startup failed");
     return 2;
   }
-  if (worker_prepare_store(&conf) != 0) return 2;
+  if (worker_prepare_store(&conf) != 0 || ds_prepare_store(&conf) != 0) return 2;
   signal(SIGPIPE, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);
@@ -200,7 +221,7 @@ int main(int argc, char **argv) {
   sigaddset(&set, SIGCHLD);
   sigprocmask(SIG_BLOCK, &set, NULL);
   int sfd = signalfd(-1, &set, SFD_CLOEXEC);
-  pids = calloc((size_t)nworkers, sizeof *pids);
+  pids = calloc((size_t)nworkers + 1, sizeof *pids); /* workers, then the DS */
   if (sfd < 0 || !pids) {
     log_error("startup failed: %s", strerror(errno));
     return 2;
@@ -209,7 +230,7 @@ int main(int argc, char **argv) {
   addr_text(&addr, where, sizeof where);
   log_info("tesserad %s listening on %s (%s), %d workers, data in %s", "0.1.0", where,
            tls ? "TLS 1.3" : "plain", nworkers, conf.data_dir);
-  for (int i = 0; i < nworkers; i++) {
+  for (int i = 0; i <= nworkers; i++) {
     pids[i] = spawn(i, &addr, tls, reserve_fd);
     if (pids[i] < 0) {
       log_error("fork: %s", strerror(errno));
@@ -220,7 +241,7 @@ int main(int argc, char **argv) {
 
   bool stopping = false, failed = false;
   uint64_t kill_at = 0;
-  int alive = nworkers;
+  int alive = nworkers + 1;
   while (alive > 0) {
     /* Wait for a signal, at most until the SIGKILL deadline. */
     int timeout = -1;
@@ -260,7 +281,7 @@ int main(int argc, char **argv) {
     pid_t pid;
     while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
       int idx = -1;
-      for (int i = 0; i < nworkers; i++)
+      for (int i = 0; i <= nworkers; i++)
         if (pids[i] == pid) idx = i;
       if (idx < 0) continue;
       pids[idx] = 0;
@@ -277,7 +298,8 @@ int main(int argc, char **argv) {
         continue;
       }
       /* A crash: restart this worker, its slot and port share intact. */
-      log_error("worker %d (pid %d) died (%s %d): restarting", idx, (int)pid,
+      log_error("%s %d (pid %d) died (%s %d): restarting",
+                idx == nworkers ? "delivery service" : "worker", idx, (int)pid,
                 WIFSIGNALED(status) ? "signal" : "status",
                 WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
       pids[idx] = spawn(idx, &addr, tls, reserve_fd);

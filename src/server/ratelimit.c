@@ -43,7 +43,7 @@ static ratelimit_policy policy[RL_KINDS] = {
     [RL_LOGIN_ACCOUNT] = {10, 1.0 / 6},         [RL_LINK_ADDR] = {10, 1.0 / 6},
     [RL_LINK_CODE_ACCOUNT] = {10, 1.0 / 30},    [RL_PHONE_SEND_ACCOUNT] = {5, 1.0 / 60},
     [RL_PHONE_VERIFY_ACCOUNT] = {10, 1.0 / 30}, [RL_REQUEST_ADDR] = {1000, 500},
-    [RL_REQUEST_ACCOUNT] = {200, 50},
+    [RL_REQUEST_ACCOUNT] = {200, 50},           [RL_KP_CLAIM_ACCOUNT] = {200, 2},
 };
 
 int ratelimit_init(void) {

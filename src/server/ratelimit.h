@@ -37,6 +37,7 @@ enum ratelimit_kind {
   RL_PHONE_VERIFY_ACCOUNT, /* phone code attempts per account */
   RL_REQUEST_ADDR,         /* any request or op, per source address */
   RL_REQUEST_ACCOUNT,      /* any authenticated request or op, per account */
+  RL_KP_CLAIM_ACCOUNT,     /* KeyPackage claims per claiming account */
   RL_KINDS
 };
 

@@ -160,9 +160,33 @@ static const char reach_v1[] =
     " n INTEGER NOT NULL,"
     " PRIMARY KEY (sender_id, day));";
 
+/* MLS KeyPackages (server/keypackages.h), handed out once each to devices
+ * adding this device to a group. ref: the KeyPackageRef (RFC 9420 §5.2,
+ * 32 bytes for suites 1 and 3); body: the MLSMessage(KeyPackage) exactly
+ * as uploaded; suite: its cipher suite (1 or 3); last_resort 1: the
+ * device's one KeyPackage handed out again and again when it has no other
+ * of that suite (replaced by a new upload, never deleted by a claim);
+ * not_after: the leaf node lifetime's end (past it the row is never handed
+ * out and is deleted when next seen). Rows go with their device's
+ * revocation. The index serves the claim (oldest live one of a device and
+ * suite) and the per-device counts. */
+static const char keypackages_v1[] =
+    "CREATE TABLE key_packages ("
+    " ref BLOB PRIMARY KEY,"
+    " device_id BLOB NOT NULL REFERENCES devices(id),"
+    " account_id BLOB NOT NULL REFERENCES accounts(id),"
+    " suite INTEGER NOT NULL,"
+    " body BLOB NOT NULL,"
+    " last_resort INTEGER NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " not_after INTEGER NOT NULL);"
+    "CREATE INDEX key_packages_by_device"
+    " ON key_packages(device_id, suite, last_resort, created_at);";
+
 const store_migration server_schema[] = {
     {"accounts-v1", accounts_v1},
     {"social-v1", social_v1},
     {"reach-v1", reach_v1},
+    {"keypackages-v1", keypackages_v1},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];

@@ -349,8 +349,14 @@ void b64(const uint8_t *p, size_t n, char *out) {
 void identity_new(identity *id) { crypto_sign_keypair(id->pk, id->sk); }
 
 void device_json(const identity *signer, const char *name, char *out, size_t cap) {
+  device_json_seed(signer, name, out, cap, NULL);
+}
+
+void device_json_seed(const identity *signer, const char *name, char *out, size_t cap,
+                      uint8_t seed[crypto_sign_SEEDBYTES]) {
   uint8_t pk[crypto_sign_PUBLICKEYBYTES], sk[crypto_sign_SECRETKEYBYTES];
   crypto_sign_keypair(pk, sk);
+  if (seed) crypto_sign_ed25519_sk_to_seed(seed, sk);
   uint8_t msg[55], sig[64];
   memcpy(msg, "tessera-device-cert-v1", 22);
   msg[22] = 0;
@@ -374,7 +380,8 @@ bool take_session(session *s) {
 int do_register(int port, const char *login, const char *pw, const char *phone,
                 const identity *id, session *out) {
   char dev[400], ik[64], body[2048], ph[64] = "";
-  device_json(id, "first", dev, sizeof dev);
+  uint8_t seed[crypto_sign_SEEDBYTES];
+  device_json_seed(id, "first", dev, sizeof dev, seed);
   b64(id->pk, 32, ik);
   if (phone) snprintf(ph, sizeof ph, "\"phone\":\"%s\",", phone);
   snprintf(body, sizeof body,
@@ -382,18 +389,25 @@ int do_register(int port, const char *login, const char *pw, const char *phone,
            "\"identity_key\":\"%s\",\"device\":%s}",
            login, pw, ph, ik, dev);
   int st = call(port, "POST", "/v1/accounts", NULL, body);
-  if (st == 201 && out) CHECK(take_session(out));
+  if (st == 201 && out) {
+    CHECK(take_session(out));
+    memcpy(out->device_seed, seed, sizeof seed);
+  }
   return st;
 }
 
 int do_login(int port, const char *login, const char *pw, const identity *id,
              session *out) {
   char dev[400], body[2048];
-  device_json(id, "another", dev, sizeof dev);
+  uint8_t seed[crypto_sign_SEEDBYTES];
+  device_json_seed(id, "another", dev, sizeof dev, seed);
   snprintf(body, sizeof body, "{\"login\":\"%s\",\"password\":\"%s\",\"device\":%s}",
            login, pw, dev);
   int st = call(port, "POST", "/v1/sessions", NULL, body);
-  if (st == 201 && out) CHECK(take_session(out));
+  if (st == 201 && out) {
+    CHECK(take_session(out));
+    memcpy(out->device_seed, seed, sizeof seed);
+  }
   return st;
 }
 

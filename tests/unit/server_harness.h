@@ -184,6 +184,9 @@ typedef struct {
   char account_id[32];
   char device_id[32];
   char token[64];
+  /* The device's Ed25519 seed (its MLS signature key), kept by do_register
+   * and do_login. */
+  uint8_t device_seed[crypto_sign_SEEDBYTES];
 } session;
 
 /* The password every test account uses. */
@@ -199,6 +202,11 @@ void identity_new(identity *id);
 /* A "device" JSON object named name with a fresh signature key certified
  * by signer, written into out (cap bytes; 400 is enough). */
 void device_json(const identity *signer, const char *name, char *out, size_t cap);
+
+/* device_json that also hands out the new key's seed (when seed is not
+ * NULL). */
+void device_json_seed(const identity *signer, const char *name, char *out, size_t cap,
+                      uint8_t seed[crypto_sign_SEEDBYTES]);
 
 /* Copies account_id, device_id and token of resp into s; false unless all
  * three have their expected lengths. */
@@ -235,7 +243,7 @@ bool make_user(const server *s, user *u, const char *login);
 typedef struct {
   uint8_t opcode;
   uint16_t close_code; /* of a close frame, else 0 */
-  char data[4096];     /* payload, NUL-terminated */
+  char data[1 << 17];  /* payload, NUL-terminated */
   size_t len;
 } ws_msg;
 

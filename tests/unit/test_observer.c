@@ -248,7 +248,9 @@ out:
   member_free(&d);
 }
 
-static void test_follow_suite1(void) { follow(MLS_SUITE_X25519_AES128GCM_SHA256_ED25519); }
+static void test_follow_suite1(void) {
+  follow(MLS_SUITE_X25519_AES128GCM_SHA256_ED25519);
+}
 static void test_follow_suite3(void) { follow(3); }
 
 /* Handshakes hidden in PrivateMessage cannot be tracked: refused. */

@@ -76,7 +76,7 @@ static bool ws_recv_text(reader *r, ws_msg *m) {
 }
 
 static uint16_t ws_expect_close(reader *r) {
-  ws_msg m;
+  static ws_msg m;
   for (int i = 0; i < 16; i++) {
     if (!ws_recv(r, &m)) return 0;
     if (m.opcode == WS_OP_CLOSE) return m.close_code;

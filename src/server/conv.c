@@ -1,0 +1,624 @@
+/* Conversations on a worker (conv.h). */
+#include "server/conv.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "mls/codec.h"
+#include "proto/base64.h"
+#include "proto/json.h"
+#include "server/accounts.h"
+#include "server/blocks.h"
+#include "server/dsproto.h"
+#include "server/ipc.h"
+#include "server/log.h"
+#include "server/profiles.h"
+#include "server/reach.h"
+#include "server/wsd.h"
+#include "tessera/error.h"
+
+#define RETRY_MS 100
+#define MAX_MEMBERS 63      /* besides the creator, in conversation.create */
+#define MAX_DEVICES 16      /* live devices of one account taken into a group */
+#define PEND_BUCKETS 4096
+
+/* A request waiting for the delivery service's answer. */
+typedef struct pend {
+  struct pend *next;
+  uint32_t id;
+  uint8_t op;
+  wsd_ticket t;
+} pend;
+
+static struct {
+  worker *w;
+  ipc_conn ipc;
+  bool up;
+  loop_timer retry;
+  uint32_t next_id;
+  pend *tab[PEND_BUCKETS];
+} dsc;
+
+/* ---- the connection ------------------------------------------------------ */
+
+static void say_online(const uint8_t acc[ACCOUNTS_ID_BYTES], const uint8_t dev[ACCOUNTS_ID_BYTES],
+                       void *arg) {
+  (void)arg;
+  buf_t *b = ipc_begin(&dsc.ipc, DSP_ONLINE, 0);
+  wr_raw(b, BYTES(dev, DSP_ID));
+  wr_raw(b, BYTES(acc, DSP_ID));
+  ipc_end(&dsc.ipc);
+}
+
+static void presence(const uint8_t acc[ACCOUNTS_ID_BYTES], const uint8_t dev[ACCOUNTS_ID_BYTES],
+                     bool online) {
+  if (!dsc.up) return; /* announced at the next connect */
+  if (online) {
+    say_online(acc, dev, NULL);
+    return;
+  }
+  buf_t *b = ipc_begin(&dsc.ipc, DSP_OFFLINE, 0);
+  wr_raw(b, BYTES(dev, DSP_ID));
+  ipc_end(&dsc.ipc);
+}
+
+static void fail_pending(void) {
+  for (size_t i = 0; i < PEND_BUCKETS; i++)
+    while (dsc.tab[i]) {
+      pend *p = dsc.tab[i];
+      dsc.tab[i] = p->next;
+      wsd_complete(&p->t, NULL, 0, "unavailable",
+                   "the delivery service restarted; retry (a send with the same client_id "
+                   "is not stored twice)");
+      free(p);
+    }
+}
+
+static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields);
+
+static void on_ds_close(ipc_conn *c) {
+  (void)c;
+  dsc.up = false;
+  fail_pending();
+  if (dsc.w && !dsc.w->draining) loop_timer_start(&dsc.w->loop, &dsc.retry, RETRY_MS);
+}
+
+static void connect_ds(void) {
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/%s", dsc.w->cfg->data_dir, DSP_SOCKET);
+  int fd = n > 0 && (size_t)n < sizeof a.sun_path
+               ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)
+               : -1;
+  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0 ||
+      fcntl(fd, F_SETFL, O_NONBLOCK) != 0) {
+    if (fd >= 0) close(fd);
+    loop_timer_start(&dsc.w->loop, &dsc.retry, RETRY_MS);
+    return;
+  }
+  dsc.ipc.on_frame = on_frame;
+  dsc.ipc.on_close = on_ds_close;
+  if (ipc_open(&dsc.ipc, &dsc.w->loop, fd, KIND_DS, NULL) != 0) {
+    close(fd);
+    loop_timer_start(&dsc.w->loop, &dsc.retry, RETRY_MS);
+    return;
+  }
+  dsc.up = true;
+  buf_t *b = ipc_begin(&dsc.ipc, DSP_HELLO, 0);
+  wr_u32(b, (uint32_t)dsc.w->index);
+  ipc_end(&dsc.ipc);
+  accounts_each_online(say_online, NULL);
+}
+
+static void on_retry(loop_t *l, loop_timer *t) {
+  (void)l;
+  (void)t;
+  if (!dsc.up) connect_ds();
+}
+
+static void on_ds_io(loop_t *l, loop_handle *h, unsigned events) {
+  (void)l;
+  (void)h;
+  ipc_on_io(&dsc.ipc, events);
+}
+
+int conv_worker_start(worker *w) {
+  dsc.w = w;
+  dsc.retry.kind = TIMER_DS;
+  loop_set_io_cb(&w->loop, KIND_DS, on_ds_io);
+  loop_set_timer_cb(&w->loop, TIMER_DS, on_retry);
+  accounts_set_presence_hook(presence);
+  connect_ds();
+  return 0;
+}
+
+void conv_worker_stop(worker *w) {
+  loop_timer_stop(&w->loop, &dsc.retry);
+  if (dsc.up) ipc_close(&dsc.ipc);
+  fail_pending();
+  dsc.w = NULL;
+}
+
+/* ---- requests ---------------------------------------------------------------- */
+
+/* Starts a request frame of type for call (deferred); NULL when the
+ * delivery service is not connected or memory is short (the call's error
+ * is then set). */
+static buf_t *request_begin(wsd_call *call, uint8_t type, pend **out) {
+  if (!dsc.up) {
+    wsd_call_error(call, "unavailable", "the delivery service is not reachable; retry");
+    return NULL;
+  }
+  pend *p = calloc(1, sizeof *p);
+  if (!p) {
+    wsd_call_error(call, "busy", "server busy; retry later");
+    return NULL;
+  }
+  if (++dsc.next_id == 0) dsc.next_id = 1;
+  p->id = dsc.next_id;
+  p->op = type;
+  *out = p;
+  return ipc_begin(&dsc.ipc, type, p->id);
+}
+
+static int request_end(wsd_call *call, pend *p) {
+  if (ipc_end(&dsc.ipc) != 0) {
+    free(p);
+    return wsd_call_error(call, "unavailable", "the delivery service is not reachable; retry");
+  }
+  wsd_defer(call, &p->t);
+  size_t h = p->id % PEND_BUCKETS;
+  p->next = dsc.tab[h];
+  dsc.tab[h] = p;
+  return WSD_DEFERRED;
+}
+
+static pend *pend_take(uint32_t id) {
+  for (pend **pp = &dsc.tab[id % PEND_BUCKETS]; *pp; pp = &(*pp)->next)
+    if ((*pp)->id == id) {
+      pend *p = *pp;
+      *pp = p->next;
+      return p;
+    }
+  return NULL;
+}
+
+/* ---- answers and pushes ------------------------------------------------------- */
+
+static const char *kind_name(uint8_t k) { return k == DSP_KIND_DIRECT ? "direct" : "group"; }
+
+static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
+  json_write_object_begin(jw);
+  uint64_t seq = 0;
+  uint8_t dup = 0;
+  switch (op) {
+  case DSP_CREATE:
+    rd_u64(r, &seq);
+    json_write_key(jw, "next_seq");
+    json_write_u64(jw, seq);
+    break;
+  case DSP_SEND:
+    rd_u64(r, &seq);
+    rd_u8(r, &dup);
+    json_write_key(jw, "seq");
+    json_write_u64(jw, seq);
+    json_write_key(jw, "duplicate");
+    json_write_bool(jw, dup != 0);
+    break;
+  case DSP_ACK:
+    rd_u64(r, &seq);
+    json_write_key(jw, "cursor");
+    json_write_u64(jw, seq);
+    break;
+  case DSP_SYNC: {
+    reader_t v;
+    rd_vec(r, &v);
+    json_write_key(jw, "messages");
+    json_write_array_begin(jw);
+    while (rd_more(&v) && !v.err) {
+      uint64_t at = 0;
+      bytes_t body;
+      rd_u64(&v, &seq);
+      rd_u64(&v, &at);
+      rd_opaque(&v, &body);
+      if (v.err) break;
+      json_write_object_begin(jw);
+      json_write_key(jw, "seq");
+      json_write_u64(jw, seq);
+      json_write_key(jw, "at");
+      json_write_u64(jw, at);
+      json_write_key(jw, "message");
+      json_write_base64url(jw, body);
+      json_write_object_end(jw);
+    }
+    json_write_array_end(jw);
+    rd_u8(r, &dup);
+    json_write_key(jw, "more");
+    json_write_bool(jw, dup != 0);
+    if (v.err) return false;
+    break;
+  }
+  case DSP_LIST: {
+    reader_t v;
+    rd_vec(r, &v);
+    json_write_key(jw, "conversations");
+    json_write_array_begin(jw);
+    while (rd_more(&v) && !v.err) {
+      bytes_t gid, welcome;
+      uint8_t app = 0, kind = 0, state = 0;
+      uint64_t joined = 0, last = 0, cursor = 0;
+      rd_raw(&v, DSP_ID, &gid);
+      rd_u8(&v, &app);
+      rd_u8(&v, &kind);
+      rd_u8(&v, &state);
+      rd_u64(&v, &joined);
+      rd_u64(&v, &last);
+      rd_u64(&v, &cursor);
+      rd_opaque(&v, &welcome);
+      if (v.err || app >= APP_COUNT) break;
+      json_write_object_begin(jw);
+      json_write_key(jw, "conversation");
+      json_write_base64url(jw, gid);
+      json_write_key(jw, "app");
+      json_write_string(jw, app_name((app_id)app));
+      json_write_key(jw, "kind");
+      json_write_string(jw, kind_name(kind));
+      json_write_key(jw, "state");
+      json_write_string(jw, state == DSP_STATE_REQUEST ? "request" : "active");
+      json_write_key(jw, "joined_seq");
+      json_write_u64(jw, joined);
+      json_write_key(jw, "last_seq");
+      json_write_u64(jw, last);
+      json_write_key(jw, "cursor");
+      json_write_u64(jw, cursor);
+      if (welcome.len) {
+        json_write_key(jw, "welcome");
+        json_write_base64url(jw, welcome);
+      }
+      json_write_object_end(jw);
+    }
+    json_write_array_end(jw);
+    if (v.err) return false;
+    break;
+  }
+  default: return false;
+  }
+  json_write_object_end(jw);
+  return !r->err && rd_done(r) == 0 && json_writer_finish(jw) == 0;
+}
+
+static void on_result(uint32_t id, reader_t *r) {
+  pend *p = pend_take(id);
+  if (!p) return; /* its session is gone and was failed already */
+  uint32_t status = 0;
+  bytes_t code, msg;
+  rd_u32(r, &status);
+  rd_opaque(r, &code);
+  rd_opaque(r, &msg);
+  char c[48], m[160];
+  if (r->err) {
+    wsd_complete(&p->t, NULL, 0, "internal", "malformed answer from the delivery service");
+  } else if (status) {
+    snprintf(c, sizeof c, "%.*s", (int)code.len, (const char *)code.ptr);
+    snprintf(m, sizeof m, "%.*s", (int)msg.len, (const char *)msg.ptr);
+    wsd_complete(&p->t, NULL, 0, c[0] ? c : "internal", m[0] ? m : "refused");
+  } else {
+    buf_t out;
+    buf_init(&out);
+    json_writer jw;
+    json_writer_init(&jw, &out, 8);
+    if (write_result(p->op, r, &jw))
+      wsd_complete(&p->t, (const char *)out.ptr, out.len, NULL, NULL);
+    else
+      wsd_complete(&p->t, NULL, 0, "internal", "malformed answer from the delivery service");
+    buf_free(&out);
+  }
+  free(p);
+}
+
+typedef struct {
+  const char *text;
+  size_t len;
+} push_msg;
+
+static void push_one(conn *c, void *arg) {
+  const push_msg *m = arg;
+  wsd_send_text(c, m->text, m->len);
+  conn_settle(c); /* written now: nothing else is going to flush it */
+}
+
+static void on_push(reader_t *r) {
+  uint8_t kind = 0;
+  bytes_t gid, body;
+  uint64_t seq = 0, at = 0;
+  reader_t devs;
+  rd_u8(r, &kind);
+  rd_raw(r, DSP_ID, &gid);
+  rd_u64(r, &seq);
+  rd_u64(r, &at);
+  rd_opaque(r, &body);
+  rd_vec(r, &devs);
+  if (rd_done(r)) return;
+  buf_t out;
+  buf_init(&out);
+  json_writer jw;
+  json_writer_init(&jw, &out, 4);
+  json_write_object_begin(&jw);
+  json_write_key(&jw, "push");
+  json_write_string(&jw, kind == DSP_PUSH_WELCOME ? "welcome" : "message");
+  json_write_key(&jw, "conversation");
+  json_write_base64url(&jw, gid);
+  json_write_key(&jw, "seq");
+  json_write_u64(&jw, seq);
+  json_write_key(&jw, "at");
+  json_write_u64(&jw, at);
+  json_write_key(&jw, kind == DSP_PUSH_WELCOME ? "welcome" : "message");
+  json_write_base64url(&jw, body);
+  json_write_object_end(&jw);
+  if (json_writer_finish(&jw) == 0) {
+    push_msg m = {(const char *)out.ptr, out.len};
+    while (rd_more(&devs)) {
+      bytes_t dev;
+      if (rd_raw(&devs, DSP_ID, &dev)) break;
+      accounts_each_session(dev.ptr, push_one, &m);
+    }
+  }
+  buf_free(&out);
+}
+
+static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields) {
+  (void)c;
+  reader_t r;
+  rd_init(&r, fields);
+  if (type == DSP_RESULT)
+    on_result(id, &r);
+  else if (type == DSP_PUSH)
+    on_push(&r);
+}
+
+/* ---- op helpers ------------------------------------------------------------------ */
+
+/* A base64url string member decoded into out (at most max bytes). */
+static bool get_b64(wsd_call *call, const char *key, buf_t *out, size_t max) {
+  int i = json_object_get(call->text, call->toks, 0, key);
+  const char *p;
+  size_t len, got;
+  if (i < 0 || json_get_string_view(call->text, call->toks, i, &p, &len) != 0 ||
+      b64_decoded_max(len) > max + 3)
+    return false;
+  uint8_t *d = buf_extend(out, b64_decoded_max(len) + 1);
+  if (!d) return false;
+  out->len -= b64_decoded_max(len) + 1;
+  if (b64_decode(d, b64_decoded_max(len) + 1, p, len, B64_MODE_URL_NOPAD, &got) != 0 ||
+      got > max)
+    return false;
+  out->len += got;
+  return true;
+}
+
+/* A 16-byte id given as base64url. */
+static bool get_id(wsd_call *call, int i, uint8_t out[DSP_ID]) {
+  const char *p;
+  size_t len, got;
+  return i >= 0 && json_get_string_view(call->text, call->toks, i, &p, &len) == 0 &&
+         len == b64_encoded_len(DSP_ID, B64_MODE_URL_NOPAD) &&
+         b64_decode(out, DSP_ID, p, len, B64_MODE_URL_NOPAD, &got) == 0 && got == DSP_ID;
+}
+
+static bool get_u64(wsd_call *call, const char *key, uint64_t *out, bool required) {
+  int i = json_object_get(call->text, call->toks, 0, key);
+  if (i < 0) return !required;
+  return json_get_u64(call->text, call->toks, i, out) == 0;
+}
+
+static int get_app(wsd_call *call, int obj, const char *key) {
+  int i = json_object_get(call->text, call->toks, obj, key);
+  char s[16];
+  if (i < 0 || json_get_string(call->text, call->toks, i, s, sizeof s, NULL, 0) != 0) return -1;
+  return app_parse(s);
+}
+
+/* The live devices of account into the frame (a vector). */
+static int write_devices(buf_t *b, const uint8_t acc[ACCOUNTS_ID_BYTES]) {
+  store_conn *c;
+  store_stmt *s;
+  int rc = store_reader_get(dsc.w->store, &c);
+  if (!rc)
+    rc = store_conn_prepare(
+        c, "SELECT id FROM devices WHERE account_id = ? AND revoked = 0 LIMIT 16", &s);
+  if (rc) return TSR_EIO;
+  store_bind_blob(s, 1, BYTES(acc, ACCOUNTS_ID_BYTES));
+  size_t mark = wr_vec_begin(b);
+  while ((rc = store_step(s)) == STORE_ROW) wr_raw(b, store_col_blob(s, 0));
+  store_stmt_reset(s);
+  wr_vec_end(b, mark);
+  return rc < 0 ? TSR_EIO : 0;
+}
+
+/* ---- ops ------------------------------------------------------------------------- */
+
+static int op_create(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  int app = get_app(call, 0, "app");
+  int ki = json_object_get(call->text, call->toks, 0, "kind");
+  bool direct = ki >= 0 && json_string_eq(call->text, call->toks, ki, "direct", 6);
+  bool group = ki >= 0 && json_string_eq(call->text, call->toks, ki, "group", 5);
+  int mi = json_object_get(call->text, call->toks, 0, "members");
+  if (app < 0 || (!direct && !group) || mi < 0 || call->toks[mi].type != JSON_ARRAY)
+    return wsd_call_error(call, "bad_request",
+                          "app, kind (direct or group) and members are required");
+  int rc = profiles_exists(NULL, (app_id)app, me);
+  if (rc < 0) return wsd_call_error(call, "internal", "internal error");
+  if (rc == 0) return wsd_call_error(call, "forbidden", "you have no profile in this app");
+  /* The members: each reachable from the caller's app, no block either way. */
+  uint8_t acc[MAX_MEMBERS][DSP_ID];
+  size_t n = 0;
+  bool request = false;
+  for (int e = json_first_child(call->toks, mi); e >= 0;
+       e = json_next_sibling(call->toks, mi, e)) {
+    if (n == MAX_MEMBERS)
+      return wsd_call_error(call, "too_large", "at most %d members at creation", MAX_MEMBERS);
+    int to_app = get_app(call, e, "app");
+    if (call->toks[e].type != JSON_OBJECT || to_app < 0 ||
+        !get_id(call, json_object_get(call->text, call->toks, e, "account"), acc[n]))
+      return wsd_call_error(call, "bad_request",
+                            "each member is {\"account\": id, \"app\": app}");
+    if (memcmp(acc[n], me, DSP_ID) == 0)
+      return wsd_call_error(call, "bad_request", "you are a member already");
+    for (size_t k = 0; k < n; k++)
+      if (memcmp(acc[k], acc[n], DSP_ID) == 0)
+        return wsd_call_error(call, "bad_request", "a member is listed twice");
+    rc = profiles_exists(NULL, (app_id)to_app, acc[n]);
+    if (rc < 0) return wsd_call_error(call, "internal", "internal error");
+    if (rc == 0 || blocks_between(NULL, me, acc[n]))
+      return wsd_call_error(call, "not_found", "no such profile");
+    if (!reach_allowed(NULL, (app_id)app, (app_id)to_app, me, acc[n])) {
+      if (group)
+        return wsd_call_error(call, "forbidden",
+                              "not reachable: a group can only take people who let you in");
+      request = true; /* a direct conversation outside their rules is a request */
+    }
+    n++;
+  }
+  if (n == 0 || (direct && n != 1))
+    return wsd_call_error(call, "bad_request",
+                          direct ? "a direct conversation has exactly one other member"
+                                 : "a group needs members");
+  buf_t gi, commit, welcome;
+  buf_init(&gi);
+  buf_init(&commit);
+  buf_init(&welcome);
+  size_t max = dsc.w->cfg->max_ws_message;
+  if (!get_b64(call, "group_info", &gi, max) || !get_b64(call, "commit", &commit, max) ||
+      !get_b64(call, "welcome", &welcome, max)) {
+    buf_free(&gi);
+    buf_free(&commit);
+    buf_free(&welcome);
+    return wsd_call_error(call, "bad_request",
+                          "group_info, commit and welcome must be base64url MLS messages");
+  }
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_CREATE, &p);
+  if (b) {
+    wr_raw(b, BYTES(me, DSP_ID));
+    wr_raw(b, BYTES(dev, DSP_ID));
+    wr_u8(b, (uint8_t)app);
+    wr_u8(b, direct ? DSP_KIND_DIRECT : DSP_KIND_GROUP);
+    wr_u8(b, request ? 1 : 0);
+    wr_opaque(b, buf_view(&gi));
+    wr_opaque(b, buf_view(&commit));
+    wr_opaque(b, buf_view(&welcome));
+    size_t mark = wr_vec_begin(b);
+    wr_raw(b, BYTES(me, DSP_ID));
+    rc = write_devices(b, me);
+    for (size_t k = 0; !rc && k < n; k++) {
+      wr_raw(b, BYTES(acc[k], DSP_ID));
+      rc = write_devices(b, acc[k]);
+    }
+    wr_vec_end(b, mark);
+  }
+  buf_free(&gi);
+  buf_free(&commit);
+  buf_free(&welcome);
+  if (!b) return -1;
+  if (rc) {
+    /* The frame is half written: finish it as garbage would be worse.
+     * The delivery service refuses the truncated list. */
+    ipc_end(&dsc.ipc);
+    free(p);
+    return wsd_call_error(call, "internal", "internal error");
+  }
+  return request_end(call, p);
+}
+
+static int op_send(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid))
+    return wsd_call_error(call, "bad_request", "conversation must be a 16-byte id");
+  char cid[DSP_CLIENT_ID_MAX + 1] = "";
+  size_t cid_len = 0;
+  int ci = json_object_get(call->text, call->toks, 0, "client_id");
+  if (ci >= 0 &&
+      json_get_string(call->text, call->toks, ci, cid, sizeof cid, &cid_len, 0) != 0)
+    return wsd_call_error(call, "bad_request", "client_id is a string of at most %d bytes",
+                          DSP_CLIENT_ID_MAX);
+  buf_t msg;
+  buf_init(&msg);
+  if (!get_b64(call, "message", &msg, dsc.w->cfg->max_ws_message) || msg.len == 0) {
+    buf_free(&msg);
+    return wsd_call_error(call, "bad_request", "message must be a base64url MLS message");
+  }
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_SEND, &p);
+  if (b) {
+    wr_raw(b, BYTES(me, DSP_ID));
+    wr_raw(b, BYTES(dev, DSP_ID));
+    wr_raw(b, BYTES(gid, DSP_ID));
+    wr_opaque(b, BYTES(cid, cid_len));
+    wr_opaque(b, buf_view(&msg));
+  }
+  buf_free(&msg);
+  return b ? request_end(call, p) : -1;
+}
+
+static int op_sync(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  uint64_t after = 0, limit = 100;
+  if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid) ||
+      !get_u64(call, "after", &after, false) || !get_u64(call, "limit", &limit, false) ||
+      limit == 0 || limit > DSP_SYNC_MAX)
+    return wsd_call_error(call, "bad_request",
+                          "conversation, after (a seq) and limit (1..%d) are expected",
+                          DSP_SYNC_MAX);
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_SYNC, &p);
+  if (!b) return -1;
+  wr_raw(b, BYTES(dev, DSP_ID));
+  wr_raw(b, BYTES(gid, DSP_ID));
+  wr_u64(b, after);
+  wr_u32(b, (uint32_t)limit);
+  return request_end(call, p);
+}
+
+static int op_ack(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  uint64_t seq = 0;
+  if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid) ||
+      !get_u64(call, "seq", &seq, true))
+    return wsd_call_error(call, "bad_request", "conversation and seq are required");
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_ACK, &p);
+  if (!b) return -1;
+  wr_raw(b, BYTES(dev, DSP_ID));
+  wr_raw(b, BYTES(gid, DSP_ID));
+  wr_u64(b, seq);
+  return request_end(call, p);
+}
+
+static int op_list(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_LIST, &p);
+  if (!b) return -1;
+  wr_raw(b, BYTES(dev, DSP_ID));
+  return request_end(call, p);
+}
+
+int conv_ops(void) {
+  int rc = wsd_op_add("conversation.create", op_create);
+  if (!rc) rc = wsd_op_add("send", op_send);
+  if (!rc) rc = wsd_op_add("sync", op_sync);
+  if (!rc) rc = wsd_op_add("ack", op_ack);
+  if (!rc) rc = wsd_op_add("conversations", op_list);
+  return rc;
+}

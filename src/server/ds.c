@@ -1,0 +1,1513 @@
+/* The delivery service process (ds.h). */
+#include "server/ds.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mls/codec.h"
+#include "mls/messages.h"
+#include "mls/observer.h"
+#include "server/dsproto.h"
+#include "server/ipc.h"
+#include "server/log.h"
+#include "server/loop.h"
+#include "store/store.h"
+#include "tessera/error.h"
+
+#define MAX_WORKERS 256
+#define KIND_LISTEN 1
+#define KIND_WORKER 2
+#define KIND_SIGNAL 3
+#define KIND_STORE 4
+#define TIMER_FLUSH 1
+#define FLUSH_MS 1000 /* cursors reach the store this often */
+
+/* ---- schema ------------------------------------------------------------
+ *
+ * conversations: one per MLS group; gid is the MLS group_id (16 bytes);
+ * observer is the saved observer (mls/observer.h) after the last commit.
+ * members: accounts in it (role 1 = admin). devices: member devices with
+ * the seq they joined at and their acknowledged cursor. log: every
+ * message, append-only, pos in arrival order, no other index (the
+ * per-conversation index is in memory). welcomes / mailbox: a Welcome
+ * stored once and the devices it is for, until each acknowledges. */
+static const char ds_v1[] =
+    "CREATE TABLE conversations ("
+    " id INTEGER PRIMARY KEY,"
+    " gid BLOB NOT NULL UNIQUE,"
+    " app INTEGER NOT NULL,"
+    " kind INTEGER NOT NULL,"
+    " state INTEGER NOT NULL,"
+    " request_account BLOB,"
+    " created_by BLOB NOT NULL,"
+    " created_at INTEGER NOT NULL,"
+    " observer BLOB NOT NULL);"
+    "CREATE TABLE members ("
+    " conv INTEGER NOT NULL,"
+    " account BLOB NOT NULL,"
+    " role INTEGER NOT NULL,"
+    " PRIMARY KEY (conv, account)) WITHOUT ROWID;"
+    "CREATE TABLE devices ("
+    " conv INTEGER NOT NULL,"
+    " device BLOB NOT NULL,"
+    " account BLOB NOT NULL,"
+    " joined_seq INTEGER NOT NULL,"
+    " cursor INTEGER NOT NULL,"
+    " PRIMARY KEY (conv, device)) WITHOUT ROWID;"
+    "CREATE TABLE log ("
+    " pos INTEGER PRIMARY KEY,"
+    " conv INTEGER NOT NULL,"
+    " seq INTEGER NOT NULL,"
+    " sender BLOB NOT NULL,"
+    " client_id BLOB NOT NULL,"
+    " at INTEGER NOT NULL,"
+    " body BLOB NOT NULL);"
+    "CREATE TABLE welcomes ("
+    " id INTEGER PRIMARY KEY,"
+    " body BLOB NOT NULL);"
+    "CREATE TABLE mailbox ("
+    " device BLOB NOT NULL,"
+    " conv INTEGER NOT NULL,"
+    " welcome INTEGER NOT NULL,"
+    " PRIMARY KEY (device, conv)) WITHOUT ROWID;";
+
+static const store_migration ds_schema[] = {{"ds-v1", ds_v1}};
+
+/* ---- in memory ---------------------------------------------------------- */
+
+typedef struct {
+  uint8_t account[DSP_ID];
+  uint8_t role; /* 1 admin */
+} member;
+
+typedef struct {
+  uint8_t device[DSP_ID];
+  uint8_t account[DSP_ID];
+  uint64_t joined_seq;
+  uint64_t cursor;
+  bool dirty; /* cursor not yet in the store */
+  bool welcome; /* a Welcome waits in its mailbox */
+} cdev;
+
+typedef struct conv {
+  int64_t row;
+  uint8_t gid[DSP_ID];
+  uint8_t app, kind, state;
+  uint8_t request_account[DSP_ID];
+  uint64_t next_seq;  /* seq of the next message */
+  uint64_t first_seq; /* seq of pos[0] */
+  int64_t *pos;       /* log rows of first_seq .. next_seq - 1 */
+  size_t npos, cappos;
+  mls_group *obs;
+  member *m;
+  size_t nm;
+  cdev *d;
+  size_t nd;
+} conv;
+
+/* A hash map from 16-byte random ids to pointers (chained). */
+typedef struct idnode {
+  struct idnode *next;
+  uint8_t key[DSP_ID];
+  void *val;
+} idnode;
+
+typedef struct {
+  idnode **b;
+  size_t nb, n;
+} idmap;
+
+static size_t id_hash(const uint8_t *k, size_t nb) {
+  uint64_t h;
+  memcpy(&h, k, sizeof h);
+  h ^= h >> 29;
+  h *= 0xbf58476d1ce4e5b9ull;
+  return (size_t)(h ^ (h >> 32)) & (nb - 1);
+}
+
+static void *idmap_get(const idmap *m, const uint8_t *k) {
+  if (!m->nb) return NULL;
+  for (idnode *x = m->b[id_hash(k, m->nb)]; x; x = x->next)
+    if (memcmp(x->key, k, DSP_ID) == 0) return x->val;
+  return NULL;
+}
+
+static int idmap_put(idmap *m, const uint8_t *k, void *val) {
+  if (m->n >= m->nb) {
+    size_t nb = m->nb ? 2 * m->nb : 1024;
+    idnode **b = calloc(nb, sizeof *b);
+    if (!b) return TSR_ENOMEM;
+    for (size_t i = 0; i < m->nb; i++)
+      for (idnode *x = m->b[i], *nx; x; x = nx) {
+        nx = x->next;
+        size_t h = id_hash(x->key, nb);
+        x->next = b[h];
+        b[h] = x;
+      }
+    free(m->b);
+    m->b = b;
+    m->nb = nb;
+  }
+  idnode **p = &m->b[id_hash(k, m->nb)];
+  for (idnode *x = *p; x; x = x->next)
+    if (memcmp(x->key, k, DSP_ID) == 0) {
+      x->val = val;
+      return 0;
+    }
+  idnode *x = malloc(sizeof *x);
+  if (!x) return TSR_ENOMEM;
+  memcpy(x->key, k, DSP_ID);
+  x->val = val;
+  x->next = *p;
+  *p = x;
+  m->n++;
+  return 0;
+}
+
+static void *idmap_del(idmap *m, const uint8_t *k) {
+  if (!m->nb) return NULL;
+  for (idnode **p = &m->b[id_hash(k, m->nb)]; *p; p = &(*p)->next)
+    if (memcmp((*p)->key, k, DSP_ID) == 0) {
+      idnode *x = *p;
+      void *v = x->val;
+      *p = x->next;
+      free(x);
+      m->n--;
+      return v;
+    }
+  return NULL;
+}
+
+static void idmap_free(idmap *m, void (*free_val)(void *)) {
+  for (size_t i = 0; i < m->nb; i++)
+    for (idnode *x = m->b[i], *nx; x; x = nx) {
+      nx = x->next;
+      if (free_val) free_val(x->val);
+      free(x);
+    }
+  free(m->b);
+  memset(m, 0, sizeof *m);
+}
+
+/* The conversations of a device. */
+typedef struct {
+  conv **v;
+  size_t n, cap;
+} convlist;
+
+/* Where a device is online: a bit per worker. */
+typedef struct {
+  uint64_t bits[MAX_WORKERS / 64];
+} presence;
+
+/* Sends remembered for de-duplication: (device, client id) -> seq. */
+typedef struct dedup {
+  struct dedup *next;
+  uint8_t device[DSP_ID];
+  uint8_t len;
+  uint8_t client_id[DSP_CLIENT_ID_MAX];
+  uint64_t seq;
+} dedup;
+
+typedef struct {
+  ipc_conn ipc;
+  int index; /* -1 until HELLO */
+} wconn;
+
+static struct {
+  const cfg *cfg;
+  loop_t loop;
+  loop_handle listener, sig, store_h;
+  loop_timer flush_timer;
+  store *st;
+  store_client *sc;
+  wconn *workers[MAX_WORKERS]; /* by index, after HELLO */
+  idmap convs;                 /* gid -> conv */
+  idmap by_device;             /* device -> convlist */
+  idmap online;                /* device -> presence */
+  dedup **dd;
+  size_t ddn, ddnb;
+  bool stopping;
+  char sock_path[CFG_PATH_MAX + 16];
+  size_t inflight;
+} ds;
+
+static uint64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* ---- small helpers -------------------------------------------------------- */
+
+static cdev *conv_device(conv *cv, const uint8_t *dev) {
+  for (size_t i = 0; i < cv->nd; i++)
+    if (memcmp(cv->d[i].device, dev, DSP_ID) == 0) return &cv->d[i];
+  return NULL;
+}
+
+static int convlist_add(const uint8_t *dev, conv *cv) {
+  convlist *l = idmap_get(&ds.by_device, dev);
+  if (!l) {
+    l = calloc(1, sizeof *l);
+    if (!l || idmap_put(&ds.by_device, dev, l)) {
+      free(l);
+      return TSR_ENOMEM;
+    }
+  }
+  if (l->n == l->cap) {
+    size_t cap = l->cap ? 2 * l->cap : 4;
+    conv **v = realloc(l->v, cap * sizeof *v);
+    if (!v) return TSR_ENOMEM;
+    l->v = v;
+    l->cap = cap;
+  }
+  l->v[l->n++] = cv;
+  return 0;
+}
+
+static void convlist_free(void *p) {
+  convlist *l = p;
+  if (l) free(l->v);
+  free(l);
+}
+
+static void conv_free(void *p) {
+  conv *cv = p;
+  if (!cv) return;
+  group_free(cv->obs);
+  free(cv->pos);
+  free(cv->m);
+  free(cv->d);
+  free(cv);
+}
+
+static int conv_push_pos(conv *cv, int64_t pos) {
+  if (cv->npos == cv->cappos) {
+    size_t cap = cv->cappos ? 2 * cv->cappos : 16;
+    int64_t *p = realloc(cv->pos, cap * sizeof *p);
+    if (!p) return TSR_ENOMEM;
+    cv->pos = p;
+    cv->cappos = cap;
+  }
+  cv->pos[cv->npos++] = pos;
+  return 0;
+}
+
+static size_t dd_bucket(const uint8_t *dev, bytes_t cid, size_t nb) {
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < DSP_ID; i++) h = (h ^ dev[i]) * 1099511628211ull;
+  for (size_t i = 0; i < cid.len; i++) h = (h ^ cid.ptr[i]) * 1099511628211ull;
+  return (size_t)h & (nb - 1);
+}
+
+static dedup *dd_find(const uint8_t *dev, bytes_t cid) {
+  if (!ds.ddnb || !cid.len) return NULL;
+  for (dedup *x = ds.dd[dd_bucket(dev, cid, ds.ddnb)]; x; x = x->next)
+    if (x->len == cid.len && memcmp(x->device, dev, DSP_ID) == 0 &&
+        memcmp(x->client_id, cid.ptr, cid.len) == 0)
+      return x;
+  return NULL;
+}
+
+static int dd_add(const uint8_t *dev, bytes_t cid, uint64_t seq) {
+  if (!cid.len || cid.len > DSP_CLIENT_ID_MAX) return 0;
+  if (ds.ddn >= ds.ddnb) {
+    size_t nb = ds.ddnb ? 2 * ds.ddnb : 4096;
+    dedup **b = calloc(nb, sizeof *b);
+    if (!b) return TSR_ENOMEM;
+    for (size_t i = 0; i < ds.ddnb; i++)
+      for (dedup *x = ds.dd[i], *nx; x; x = nx) {
+        nx = x->next;
+        size_t h = dd_bucket(x->device, BYTES(x->client_id, x->len), nb);
+        x->next = b[h];
+        b[h] = x;
+      }
+    free(ds.dd);
+    ds.dd = b;
+    ds.ddnb = nb;
+  }
+  dedup *x = malloc(sizeof *x);
+  if (!x) return TSR_ENOMEM;
+  memcpy(x->device, dev, DSP_ID);
+  x->len = (uint8_t)cid.len;
+  memcpy(x->client_id, cid.ptr, cid.len);
+  x->seq = seq;
+  size_t h = dd_bucket(dev, cid, ds.ddnb);
+  x->next = ds.dd[h];
+  ds.dd[h] = x;
+  ds.ddn++;
+  return 0;
+}
+
+/* The observer of cv, loaded from the store on first use. */
+static int conv_observer(conv *cv, mls_group **out) {
+  if (cv->obs) {
+    *out = cv->obs;
+    return 0;
+  }
+  store_conn *c;
+  store_stmt *s;
+  int rc = store_reader_get(ds.st, &c);
+  if (!rc) rc = store_conn_prepare(c, "SELECT observer FROM conversations WHERE id = ?", &s);
+  if (rc) return TSR_EIO;
+  store_bind_int64(s, 1, cv->row);
+  rc = store_step(s);
+  if (rc == STORE_ROW)
+    rc = observer_load(store_col_blob(s, 0), &cv->obs);
+  else
+    rc = TSR_EIO;
+  store_stmt_reset(s);
+  if (rc) {
+    log_error("conversation %lld: observer state unreadable (%s)", (long long)cv->row,
+              tsr_errname(rc));
+    return TSR_EIO;
+  }
+  *out = cv->obs;
+  return 0;
+}
+
+/* ---- answers --------------------------------------------------------------- */
+
+static buf_t *result_begin(wconn *w, uint32_t id, int status, const char *code,
+                           const char *msg) {
+  buf_t *b = ipc_begin(&w->ipc, DSP_RESULT, id);
+  wr_u32(b, (uint32_t)status);
+  wr_opaque(b, BYTES(code, strlen(code)));
+  wr_opaque(b, BYTES(msg, strlen(msg)));
+  return b;
+}
+
+static void refuse(wconn *w, uint32_t id, int status, const char *code, const char *msg) {
+  if (!w || w->ipc.closed) return;
+  result_begin(w, id, status, code, msg);
+  ipc_end(&w->ipc);
+}
+
+static wconn *worker_by_index(int index) {
+  return index >= 0 && index < MAX_WORKERS ? ds.workers[index] : NULL;
+}
+
+/* Pushes one message to the online devices of cv but `skip`, one frame per
+ * worker holding any of them. */
+static void push(conv *cv, uint8_t kind, uint64_t seq, uint64_t at, bytes_t body,
+                 const uint8_t *skip, const cdev *only, size_t n_only) {
+  const cdev *list = only ? only : cv->d;
+  size_t n = only ? n_only : cv->nd;
+  for (int wi = 0; wi < MAX_WORKERS; wi++) {
+    wconn *w = ds.workers[wi];
+    if (!w || w->ipc.closed) continue;
+    buf_t *b = NULL;
+    size_t mark = 0;
+    for (size_t i = 0; i < n; i++) {
+      if (skip && memcmp(list[i].device, skip, DSP_ID) == 0) continue;
+      const presence *p = idmap_get(&ds.online, list[i].device);
+      if (!p || !(p->bits[wi / 64] >> (wi % 64) & 1)) continue;
+      if (!b) {
+        b = ipc_begin(&w->ipc, DSP_PUSH, 0);
+        wr_u8(b, kind);
+        wr_raw(b, BYTES(cv->gid, DSP_ID));
+        wr_u64(b, seq);
+        wr_u64(b, at);
+        wr_opaque(b, body);
+        mark = wr_vec_begin(b);
+      }
+      wr_raw(b, BYTES(list[i].device, DSP_ID));
+    }
+    if (b) {
+      wr_vec_end(b, mark);
+      ipc_end(&w->ipc);
+    }
+  }
+}
+
+/* ---- jobs -------------------------------------------------------------------- */
+
+typedef struct dsjob {
+  store_job job;
+  int worker; /* index of the asking worker */
+  uint32_t id;
+  conv *cv;
+  uint8_t device[DSP_ID];
+  uint8_t account[DSP_ID];
+  uint64_t seq, at;
+  int64_t pos;
+  buf_t body;      /* the message (SEND) or the observer (CREATE) */
+  buf_t client_id; /* SEND */
+  buf_t welcome;   /* CREATE */
+  buf_t observer;  /* SEND of a commit: the observer after it */
+  bool is_commit;
+} dsjob;
+
+static dsjob *job_new(wconn *w, uint32_t id) {
+  dsjob *j = calloc(1, sizeof *j);
+  if (!j) return NULL;
+  j->worker = w ? w->index : -1;
+  j->id = id;
+  buf_init(&j->body);
+  buf_init(&j->client_id);
+  buf_init(&j->welcome);
+  buf_init(&j->observer);
+  j->job.arg = j;
+  return j;
+}
+
+static void job_free(dsjob *j) {
+  buf_free(&j->body);
+  buf_free(&j->client_id);
+  buf_free(&j->welcome);
+  buf_free(&j->observer);
+  free(j);
+}
+
+/* A store failure after the seq or epoch moved on in memory: memory and
+ * store disagree, so the process stops and its restart reloads from the
+ * store (nothing unacknowledged was promised). */
+static void fatal_store(int status) {
+  log_error("delivery service store failed (%s): restarting", tsr_errname(status));
+  _exit(1);
+}
+
+static int submit(dsjob *j) {
+  int rc = store_submit(ds.sc, &j->job);
+  if (!rc) ds.inflight++;
+  return rc;
+}
+
+/* ---- SEND ------------------------------------------------------------------------ */
+
+static int run_send(store_conn *c, void *arg) {
+  dsjob *j = arg;
+  store_stmt *s;
+  int rc = store_conn_prepare(c,
+                              "INSERT INTO log(conv, seq, sender, client_id, at, body)"
+                              " VALUES (?, ?, ?, ?, ?, ?)",
+                              &s);
+  if (rc) return rc;
+  store_bind_int64(s, 1, j->cv->row);
+  store_bind_int64(s, 2, (int64_t)j->seq);
+  store_bind_blob(s, 3, BYTES(j->device, DSP_ID));
+  store_bind_blob(s, 4, buf_view(&j->client_id));
+  store_bind_int64(s, 5, (int64_t)j->at);
+  store_bind_blob(s, 6, buf_view(&j->body));
+  if ((rc = store_stmt_run(s)) != 0) return rc;
+  j->pos = store_conn_last_rowid(c);
+  if (!j->is_commit) return 0;
+  rc = store_conn_prepare(c, "UPDATE conversations SET observer = ? WHERE id = ?", &s);
+  if (rc) return rc;
+  store_bind_blob(s, 1, buf_view(&j->observer));
+  store_bind_int64(s, 2, j->cv->row);
+  return store_stmt_run(s);
+}
+
+static void done_send(store_job *job, int status) {
+  dsjob *j = job->arg;
+  ds.inflight--;
+  if (status) fatal_store(status);
+  conv *cv = j->cv;
+  /* Positions are recorded in seq order: jobs complete in submission order. */
+  if (conv_push_pos(cv, j->pos) != 0) fatal_store(TSR_ENOMEM);
+  wconn *w = worker_by_index(j->worker);
+  if (w && !w->ipc.closed) {
+    buf_t *b = result_begin(w, j->id, 0, "", "");
+    wr_u64(b, j->seq);
+    wr_u8(b, 0);
+    ipc_end(&w->ipc);
+  }
+  push(cv, DSP_PUSH_MESSAGE, j->seq, j->at, buf_view(&j->body), j->device, NULL, 0);
+  job_free(j);
+}
+
+/* The member leaf of a PublicMessage's sender must be this device: the
+ * server binds what a message claims to who sent it. */
+static int check_public_sender(mls_group *obs, bytes_t msg, const uint8_t *acc,
+                               const uint8_t *dev) {
+  arena_t a;
+  arena_init(&a);
+  mls_message m;
+  int rc = msg_decode_message(msg, &a, &m);
+  if (!rc && m.wire_format == MLS_WIRE_PUBLIC_MESSAGE) {
+    const mls_sender *snd = &m.public_message.content.sender;
+    if (snd->sender_type != MLS_SENDER_MEMBER) {
+      rc = TSR_ESENDER;
+    } else {
+      bytes_t who;
+      uint8_t want[2 * DSP_ID];
+      memcpy(want, acc, DSP_ID);
+      memcpy(want + DSP_ID, dev, DSP_ID);
+      if (group_member(obs, snd->index, &who) != 0 || !bytes_eq(who, BYTES(want, 2 * DSP_ID)))
+        rc = TSR_ESENDER;
+    }
+  }
+  arena_free(&a);
+  return rc;
+}
+
+/* The observer's members are exactly cv's devices. */
+static bool same_roster(const conv *cv, const mls_group *obs) {
+  if (!group_is_active(obs)) return false; /* a ReInit ends the conversation */
+  size_t members = 0;
+  uint32_t n = group_leaf_count(obs);
+  for (uint32_t i = 0; i < n; i++) {
+    bytes_t who;
+    if (group_member(obs, i, &who) != 0) continue;
+    members++;
+    size_t k = 0;
+    while (k < cv->nd && !(who.len == 2 * DSP_ID &&
+                           memcmp(who.ptr, cv->d[k].account, DSP_ID) == 0 &&
+                           memcmp(who.ptr + DSP_ID, cv->d[k].device, DSP_ID) == 0))
+      k++;
+    if (k == cv->nd) return false;
+  }
+  return members == cv->nd;
+}
+
+static const char *mls_code(int rc) {
+  switch (rc) {
+  case TSR_EEPOCH: return "stale_epoch";
+  case TSR_EGROUP: return "wrong_group";
+  case TSR_ESENDER: return "forbidden";
+  case TSR_EVERIFY: return "bad_signature";
+  default: return "bad_message";
+  }
+}
+
+static void op_send(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t acc, dev, gid, cid, msg;
+  rd_raw(r, DSP_ID, &acc);
+  rd_raw(r, DSP_ID, &dev);
+  rd_raw(r, DSP_ID, &gid);
+  rd_opaque(r, &cid);
+  rd_opaque(r, &msg);
+  if (rd_done(r) || cid.len > DSP_CLIENT_ID_MAX) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed SEND");
+    return;
+  }
+  conv *cv = idmap_get(&ds.convs, gid.ptr);
+  cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
+  if (!me) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
+    return;
+  }
+  if (cv->state == DSP_STATE_REQUEST && memcmp(me->account, cv->request_account, DSP_ID) == 0) {
+    refuse(w, id, TSR_ESTATE, "request_pending", "accept the message request first");
+    return;
+  }
+  dedup *dd = dd_find(dev.ptr, cid);
+  if (dd) {
+    buf_t *b = result_begin(w, id, 0, "", "");
+    wr_u64(b, dd->seq);
+    wr_u8(b, 1);
+    ipc_end(&w->ipc);
+    return;
+  }
+  mls_group *obs;
+  if (conv_observer(cv, &obs)) {
+    refuse(w, id, TSR_EIO, "internal", "conversation state unavailable");
+    return;
+  }
+  int rc = check_public_sender(obs, msg, acc.ptr, dev.ptr);
+  if (rc) {
+    refuse(w, id, rc, mls_code(rc), rc == TSR_ESENDER ? "the message claims another sender"
+                                                      : "not an MLS message");
+    return;
+  }
+  /* Membership changes have their own calls: a commit sent here must leave
+   * the roster (the set of member devices) as it was, and the only
+   * proposal accepted is an Update of one's own leaf. The observer is
+   * saved first so a refused message leaves it untouched. */
+  buf_t before;
+  buf_init(&before);
+  observer_event ev;
+  rc = observer_save(obs, &before);
+  if (!rc) rc = observer_process(obs, msg, &ev);
+  if (!rc && ev.content_type == MLS_CONTENT_PROPOSAL && ev.proposal_type != MLS_PROPOSAL_UPDATE)
+    rc = TSR_EUNSUPPORTED;
+  if (!rc && ev.content_type == MLS_CONTENT_COMMIT && !same_roster(cv, obs))
+    rc = TSR_EUNSUPPORTED;
+  dsjob *j = rc ? NULL : job_new(w, id);
+  if (!rc && !j) rc = TSR_ENOMEM;
+  if (!rc && ev.content_type == MLS_CONTENT_COMMIT) {
+    j->is_commit = true;
+    rc = observer_save(obs, &j->observer);
+  }
+  if (rc) {
+    /* Put the observer back as it was. */
+    if (before.len) {
+      mls_group *back;
+      if (observer_load(buf_view(&before), &back) == 0) {
+        group_free(cv->obs);
+        cv->obs = back;
+      }
+    }
+    buf_free(&before);
+    if (j) job_free(j);
+    refuse(w, id, rc,
+           rc == TSR_EUNSUPPORTED ? "unsupported" : rc == TSR_ENOMEM ? "busy" : mls_code(rc),
+           rc == TSR_EUNSUPPORTED ? "membership changes are not accepted in send"
+           : rc == TSR_EEPOCH     ? "not for the conversation's current epoch"
+                                  : "the message was refused");
+    return;
+  }
+  buf_free(&before);
+  j->cv = cv;
+  memcpy(j->device, dev.ptr, DSP_ID);
+  memcpy(j->account, acc.ptr, DSP_ID);
+  j->at = wall_ms();
+  j->seq = cv->next_seq++;
+  j->job.run = run_send;
+  j->job.done = done_send;
+  if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) || dd_add(dev.ptr, cid, j->seq) ||
+      submit(j) != 0)
+    fatal_store(TSR_ENOMEM); /* the seq is taken: memory and store must not part */
+}
+
+/* ---- CREATE ------------------------------------------------------------------ */
+
+typedef struct {
+  uint8_t account[DSP_ID];
+  uint8_t device[DSP_ID];
+} devref;
+
+static int run_create(store_conn *c, void *arg) {
+  dsjob *j = arg;
+  conv *cv = j->cv;
+  store_stmt *s;
+  int rc = store_conn_prepare(c,
+                              "INSERT INTO conversations(gid, app, kind, state,"
+                              " request_account, created_by, created_at, observer)"
+                              " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                              &s);
+  if (rc) return rc;
+  store_bind_blob(s, 1, BYTES(cv->gid, DSP_ID));
+  store_bind_int64(s, 2, cv->app);
+  store_bind_int64(s, 3, cv->kind);
+  store_bind_int64(s, 4, cv->state);
+  if (cv->state == DSP_STATE_REQUEST)
+    store_bind_blob(s, 5, BYTES(cv->request_account, DSP_ID));
+  else
+    store_bind_null(s, 5);
+  store_bind_blob(s, 6, BYTES(j->account, DSP_ID));
+  store_bind_int64(s, 7, (int64_t)j->at);
+  store_bind_blob(s, 8, buf_view(&j->observer));
+  rc = store_stmt_run(s);
+  if (rc == TSR_ECONFLICT) return rc;
+  if (rc) return rc;
+  cv->row = store_conn_last_rowid(c);
+  for (size_t i = 0; i < cv->nm; i++) {
+    rc = store_conn_prepare(c, "INSERT INTO members(conv, account, role) VALUES (?, ?, ?)",
+                            &s);
+    if (rc) return rc;
+    store_bind_int64(s, 1, cv->row);
+    store_bind_blob(s, 2, BYTES(cv->m[i].account, DSP_ID));
+    store_bind_int64(s, 3, cv->m[i].role);
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+  }
+  int64_t welcome = 0;
+  if (j->welcome.len) {
+    rc = store_conn_prepare(c, "INSERT INTO welcomes(body) VALUES (?)", &s);
+    if (rc) return rc;
+    store_bind_blob(s, 1, buf_view(&j->welcome));
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+    welcome = store_conn_last_rowid(c);
+  }
+  for (size_t i = 0; i < cv->nd; i++) {
+    rc = store_conn_prepare(c,
+                            "INSERT INTO devices(conv, device, account, joined_seq, cursor)"
+                            " VALUES (?, ?, ?, ?, ?)",
+                            &s);
+    if (rc) return rc;
+    store_bind_int64(s, 1, cv->row);
+    store_bind_blob(s, 2, BYTES(cv->d[i].device, DSP_ID));
+    store_bind_blob(s, 3, BYTES(cv->d[i].account, DSP_ID));
+    store_bind_int64(s, 4, (int64_t)cv->d[i].joined_seq);
+    store_bind_int64(s, 5, (int64_t)cv->d[i].cursor);
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+    if (!cv->d[i].welcome) continue;
+    rc = store_conn_prepare(c, "INSERT INTO mailbox(device, conv, welcome) VALUES (?, ?, ?)",
+                            &s);
+    if (rc) return rc;
+    store_bind_blob(s, 1, BYTES(cv->d[i].device, DSP_ID));
+    store_bind_int64(s, 2, cv->row);
+    store_bind_int64(s, 3, welcome);
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+  }
+  return 0;
+}
+
+static void done_create(store_job *job, int status) {
+  dsjob *j = job->arg;
+  ds.inflight--;
+  conv *cv = j->cv;
+  wconn *w = worker_by_index(j->worker);
+  if (status) {
+    /* Nothing of it is stored: forget it in memory too. */
+    idmap_del(&ds.convs, cv->gid);
+    if (status != TSR_ECONFLICT) log_error("create: %s", tsr_errname(status));
+    refuse(w, j->id, status, status == TSR_ECONFLICT ? "conflict" : "internal",
+           status == TSR_ECONFLICT ? "a conversation with this group id exists"
+                                   : "the conversation could not be stored");
+    conv_free(cv);
+    job_free(j);
+    return;
+  }
+  for (size_t i = 0; i < cv->nd; i++)
+    if (convlist_add(cv->d[i].device, cv)) fatal_store(TSR_ENOMEM);
+  if (w && !w->ipc.closed) {
+    buf_t *b = result_begin(w, j->id, 0, "", "");
+    wr_u64(b, cv->next_seq);
+    ipc_end(&w->ipc);
+  }
+  push(cv, DSP_PUSH_WELCOME, cv->next_seq, j->at, buf_view(&j->welcome), j->device, NULL, 0);
+  job_free(j);
+}
+
+static bool identity_is(bytes_t id, const uint8_t *acc, const uint8_t *dev) {
+  return id.len == 2 * DSP_ID && memcmp(id.ptr, acc, DSP_ID) == 0 &&
+         memcmp(id.ptr + DSP_ID, dev, DSP_ID) == 0;
+}
+
+static void op_create(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t acc, dev, gi, commit, welcome;
+  uint8_t app = 0, kind = 0, request = 0;
+  rd_raw(r, DSP_ID, &acc);
+  rd_raw(r, DSP_ID, &dev);
+  rd_u8(r, &app);
+  rd_u8(r, &kind);
+  rd_u8(r, &request);
+  rd_opaque(r, &gi);
+  rd_opaque(r, &commit);
+  rd_opaque(r, &welcome);
+  reader_t mv;
+  rd_vec(r, &mv);
+  if (r->err) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed CREATE");
+    return;
+  }
+  /* The authorised members and their live devices. */
+  size_t na = 0, nd = 0;
+  member ms[64];
+  devref ds_[1024];
+  while (rd_more(&mv) && !mv.err) {
+    bytes_t a;
+    reader_t dv;
+    rd_raw(&mv, DSP_ID, &a);
+    rd_vec(&mv, &dv);
+    if (mv.err || na == 64) break;
+    memcpy(ms[na].account, a.ptr, DSP_ID);
+    ms[na].role = na == 0; /* the creator administers the group */
+    while (rd_more(&dv) && !dv.err && nd < 1024) {
+      bytes_t d;
+      if (rd_raw(&dv, DSP_ID, &d)) break;
+      memcpy(ds_[nd].account, a.ptr, DSP_ID);
+      memcpy(ds_[nd].device, d.ptr, DSP_ID);
+      nd++;
+    }
+    if (dv.err || rd_more(&dv)) mv.err = TSR_EDECODE;
+    na++;
+  }
+  if (mv.err || rd_more(&mv) || rd_done(r) || na < 2 || memcmp(ms[0].account, acc.ptr, DSP_ID)) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed member list");
+    return;
+  }
+  mls_group *obs = NULL;
+  int rc = observer_new(gi, BYTES_NONE, NULL, &obs);
+  const char *why = "the GroupInfo does not verify";
+  bytes_t who;
+  if (!rc && (group_epoch(obs) != 0 || group_leaf_count(obs) != 1 ||
+              group_member(obs, 0, &who) != 0 || !identity_is(who, acc.ptr, dev.ptr))) {
+    rc = TSR_EPROTOCOL;
+    why = "a new conversation starts at epoch 0 with only its creator's device";
+  }
+  if (!rc && group_id(obs).len != DSP_ID) {
+    rc = TSR_EPROTOCOL;
+    why = "the MLS group id must be 16 bytes";
+  }
+  if (!rc && idmap_get(&ds.convs, group_id(obs).ptr)) {
+    group_free(obs);
+    refuse(w, id, TSR_ECONFLICT, "conflict", "a conversation with this group id exists");
+    return;
+  }
+  observer_event ev;
+  if (!rc) {
+    rc = check_public_sender(obs, commit, acc.ptr, dev.ptr);
+    if (!rc) rc = observer_process(obs, commit, &ev);
+    if (!rc && ev.content_type != MLS_CONTENT_COMMIT) rc = TSR_EPROTOCOL;
+    if (rc) why = "the first commit was refused";
+  }
+  /* Every leaf after the commit is an authorised device, and every
+   * authorised member account has at least one. */
+  conv *cv = rc ? NULL : calloc(1, sizeof *cv);
+  if (!rc && !cv) rc = TSR_ENOMEM;
+  uint32_t n = rc ? 0 : group_leaf_count(obs);
+  if (!rc) {
+    cv->d = calloc(n ? n : 1, sizeof *cv->d);
+    cv->m = calloc(na, sizeof *cv->m);
+    if (!cv->d || !cv->m) rc = TSR_ENOMEM;
+  }
+  bool covered[64] = {0};
+  for (uint32_t i = 0; !rc && i < n; i++) {
+    if (group_member(obs, i, &who) != 0) continue; /* blank */
+    size_t k = 0;
+    while (k < nd && !identity_is(who, ds_[k].account, ds_[k].device)) k++;
+    if (k == nd) {
+      rc = TSR_EPROTOCOL;
+      why = "the commit adds a device that is not an authorised member's";
+      break;
+    }
+    for (size_t x = 0; x < cv->nd; x++)
+      if (memcmp(cv->d[x].device, ds_[k].device, DSP_ID) == 0) rc = TSR_EPROTOCOL;
+    cdev *d = &cv->d[cv->nd++];
+    memcpy(d->device, ds_[k].device, DSP_ID);
+    memcpy(d->account, ds_[k].account, DSP_ID);
+    d->joined_seq = 1;
+    d->cursor = 0;
+    d->welcome = memcmp(d->device, dev.ptr, DSP_ID) != 0;
+    for (size_t x = 0; x < na; x++)
+      if (memcmp(ms[x].account, ds_[k].account, DSP_ID) == 0) covered[x] = true;
+  }
+  for (size_t x = 0; !rc && x < na; x++)
+    if (!covered[x]) {
+      rc = TSR_EPROTOCOL;
+      why = "every member needs at least one device in the group";
+    }
+  if (!rc && (kind != DSP_KIND_DIRECT && kind != DSP_KIND_GROUP)) rc = TSR_EINVAL;
+  if (!rc && kind == DSP_KIND_DIRECT && na != 2) {
+    rc = TSR_EPROTOCOL;
+    why = "a direct conversation has exactly two people";
+  }
+  if (!rc && !welcome.len) {
+    rc = TSR_EPROTOCOL;
+    why = "the Welcome for the added devices is missing";
+  }
+  dsjob *j = rc ? NULL : job_new(w, id);
+  if (!rc && !j) rc = TSR_ENOMEM;
+  if (!rc) rc = observer_save(obs, &j->observer);
+  if (!rc && buf_set(&j->welcome, welcome)) rc = TSR_ENOMEM;
+  if (rc) {
+    group_free(obs);
+    conv_free(cv);
+    if (j) job_free(j);
+    refuse(w, id, rc, rc == TSR_ENOMEM ? "busy" : "bad_request", why);
+    return;
+  }
+  memcpy(cv->gid, group_id(obs).ptr, DSP_ID);
+  cv->obs = obs;
+  cv->app = app;
+  cv->kind = kind;
+  cv->state = request ? DSP_STATE_REQUEST : DSP_STATE_ACTIVE;
+  if (request) memcpy(cv->request_account, ms[1].account, DSP_ID);
+  cv->next_seq = 1;
+  cv->first_seq = 1;
+  memcpy(cv->m, ms, na * sizeof *ms);
+  cv->nm = na;
+  j->cv = cv;
+  memcpy(j->account, acc.ptr, DSP_ID);
+  memcpy(j->device, dev.ptr, DSP_ID);
+  j->at = wall_ms();
+  j->job.run = run_create;
+  j->job.done = done_create;
+  /* Claimed at once so a second CREATE of the same id is a conflict. */
+  if (idmap_put(&ds.convs, cv->gid, cv) || submit(j)) {
+    idmap_del(&ds.convs, cv->gid);
+    conv_free(cv);
+    job_free(j);
+    refuse(w, id, TSR_ENOMEM, "busy", "server busy; retry later");
+  }
+}
+
+/* ---- SYNC, ACK, LIST ------------------------------------------------------------- */
+
+static void op_sync(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t dev, gid;
+  uint64_t after = 0;
+  uint32_t limit = 0;
+  rd_raw(r, DSP_ID, &dev);
+  rd_raw(r, DSP_ID, &gid);
+  rd_u64(r, &after);
+  rd_u32(r, &limit);
+  if (rd_done(r)) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed SYNC");
+    return;
+  }
+  conv *cv = idmap_get(&ds.convs, gid.ptr);
+  cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
+  if (!me) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
+    return;
+  }
+  if (limit == 0 || limit > DSP_SYNC_MAX) limit = DSP_SYNC_MAX;
+  /* A device sees messages from the moment it joined. */
+  uint64_t from = after + 1;
+  if (from < me->joined_seq) from = me->joined_seq;
+  if (from < cv->first_seq) from = cv->first_seq;
+  /* Only what is committed: positions are recorded at completion. */
+  uint64_t end = cv->first_seq + cv->npos;
+  store_conn *c;
+  store_stmt *s;
+  if (store_reader_get(ds.st, &c) ||
+      store_conn_prepare(c, "SELECT at, body FROM log WHERE pos = ?", &s)) {
+    refuse(w, id, TSR_EIO, "internal", "store unavailable");
+    return;
+  }
+  buf_t *b = result_begin(w, id, 0, "", "");
+  size_t mark = wr_vec_begin(b);
+  uint32_t got = 0;
+  uint64_t seq = from;
+  for (; seq < end && got < limit; seq++) {
+    store_bind_int64(s, 1, cv->pos[seq - cv->first_seq]);
+    if (store_step(s) == STORE_ROW) {
+      wr_u64(b, seq);
+      wr_u64(b, (uint64_t)store_col_int64(s, 0));
+      wr_opaque(b, store_col_blob(s, 1));
+      got++;
+    }
+    store_stmt_reset(s);
+  }
+  wr_vec_end(b, mark);
+  wr_u8(b, seq < end);
+  ipc_end(&w->ipc);
+}
+
+static void op_ack(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t dev, gid;
+  uint64_t seq = 0;
+  rd_raw(r, DSP_ID, &dev);
+  rd_raw(r, DSP_ID, &gid);
+  rd_u64(r, &seq);
+  if (rd_done(r)) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed ACK");
+    return;
+  }
+  conv *cv = idmap_get(&ds.convs, gid.ptr);
+  cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
+  if (!me) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
+    return;
+  }
+  uint64_t last = cv->first_seq + cv->npos - 1;
+  if (seq > last) seq = last;
+  if (seq > me->cursor) {
+    me->cursor = seq;
+    me->dirty = true;
+  }
+  /* Acknowledging anything (seq 0 included) means the Welcome arrived. */
+  if (me->welcome) {
+    me->welcome = false;
+    me->dirty = true;
+  }
+  buf_t *b = result_begin(w, id, 0, "", "");
+  wr_u64(b, me->cursor);
+  ipc_end(&w->ipc);
+}
+
+static void op_list(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t dev;
+  rd_raw(r, DSP_ID, &dev);
+  if (rd_done(r)) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed LIST");
+    return;
+  }
+  convlist *l = idmap_get(&ds.by_device, dev.ptr);
+  store_conn *c = NULL;
+  store_stmt *s = NULL;
+  buf_t *b = result_begin(w, id, 0, "", "");
+  size_t mark = wr_vec_begin(b);
+  for (size_t i = 0; l && i < l->n; i++) {
+    conv *cv = l->v[i];
+    cdev *me = conv_device(cv, dev.ptr);
+    if (!me) continue;
+    wr_raw(b, BYTES(cv->gid, DSP_ID));
+    wr_u8(b, cv->app);
+    wr_u8(b, cv->kind);
+    wr_u8(b, cv->state);
+    wr_u64(b, me->joined_seq);
+    wr_u64(b, cv->first_seq + cv->npos - 1);
+    wr_u64(b, me->cursor);
+    bytes_t welcome = BYTES_NONE;
+    if (me->welcome && (c || store_reader_get(ds.st, &c) == 0) &&
+        store_conn_prepare(c,
+                           "SELECT w.body FROM mailbox m JOIN welcomes w ON w.id = m.welcome"
+                           " WHERE m.device = ? AND m.conv = ?",
+                           &s) == 0) {
+      store_bind_blob(s, 1, BYTES(me->device, DSP_ID));
+      store_bind_int64(s, 2, cv->row);
+      if (store_step(s) == STORE_ROW) welcome = store_col_blob(s, 0);
+    }
+    wr_opaque(b, welcome);
+    if (s) store_stmt_reset(s);
+    s = NULL;
+  }
+  wr_vec_end(b, mark);
+  ipc_end(&w->ipc);
+}
+
+/* ---- presence ------------------------------------------------------------------ */
+
+static void set_online(int wi, const uint8_t *dev, bool on) {
+  if (wi < 0 || wi >= MAX_WORKERS) return;
+  presence *p = idmap_get(&ds.online, dev);
+  if (!p && on) {
+    p = calloc(1, sizeof *p);
+    if (!p || idmap_put(&ds.online, dev, p)) {
+      free(p);
+      return;
+    }
+  }
+  if (!p) return;
+  if (on)
+    p->bits[wi / 64] |= 1ull << (wi % 64);
+  else
+    p->bits[wi / 64] &= ~(1ull << (wi % 64));
+  bool any = false;
+  for (size_t i = 0; i < MAX_WORKERS / 64; i++) any |= p->bits[i] != 0;
+  if (!any) free(idmap_del(&ds.online, dev));
+}
+
+/* A worker went away: none of its devices is online through it. */
+static void drop_worker_presence(int wi) {
+  for (size_t i = 0; i < ds.online.nb; i++)
+    for (idnode *x = ds.online.b[i], *nx; x; x = nx) {
+      nx = x->next;
+      set_online(wi, x->key, false);
+    }
+}
+
+/* ---- worker connections -------------------------------------------------------- */
+
+static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields) {
+  wconn *w = c->owner;
+  reader_t r;
+  rd_init(&r, fields);
+  if (type == DSP_HELLO) {
+    uint32_t idx = 0;
+    if (rd_u32(&r, &idx) || rd_done(&r) || idx >= MAX_WORKERS || w->index >= 0) {
+      ipc_close(c);
+      return;
+    }
+    if (ds.workers[idx] && ds.workers[idx] != w) ipc_close(&ds.workers[idx]->ipc);
+    w->index = (int)idx;
+    ds.workers[idx] = w;
+    return;
+  }
+  if (w->index < 0) { /* nothing before HELLO */
+    ipc_close(c);
+    return;
+  }
+  bytes_t dev, acc;
+  switch (type) {
+  case DSP_ONLINE:
+    if (rd_raw(&r, DSP_ID, &dev) || rd_raw(&r, DSP_ID, &acc) || rd_done(&r)) break;
+    set_online(w->index, dev.ptr, true);
+    return;
+  case DSP_OFFLINE:
+    if (rd_raw(&r, DSP_ID, &dev) || rd_done(&r)) break;
+    set_online(w->index, dev.ptr, false);
+    return;
+  case DSP_CREATE: op_create(w, id, &r); return;
+  case DSP_SEND: op_send(w, id, &r); return;
+  case DSP_SYNC: op_sync(w, id, &r); return;
+  case DSP_ACK: op_ack(w, id, &r); return;
+  case DSP_LIST: op_list(w, id, &r); return;
+  default: break;
+  }
+  log_error("worker %d: malformed frame (type %u): disconnecting it", w->index, type);
+  ipc_close(c);
+}
+
+static void on_worker_close(ipc_conn *c) {
+  wconn *w = c->owner;
+  if (w->index >= 0 && ds.workers[w->index] == w) {
+    ds.workers[w->index] = NULL;
+    drop_worker_presence(w->index);
+  }
+  free(w);
+}
+
+static void on_worker_io(loop_t *l, loop_handle *h, unsigned events) {
+  (void)l;
+  ipc_on_io((ipc_conn *)h, events);
+}
+
+static void on_accept(loop_t *l, loop_handle *h, unsigned events) {
+  (void)events;
+  for (;;) {
+    int fd = accept(h->fd, NULL, NULL);
+    if (fd < 0) return;
+    if (fcntl(fd, F_SETFL, O_NONBLOCK) != 0 || fcntl(fd, F_SETFD, FD_CLOEXEC) != 0) {
+      close(fd);
+      continue;
+    }
+    wconn *w = calloc(1, sizeof *w);
+    if (!w) {
+      close(fd);
+      continue;
+    }
+    w->index = -1;
+    w->ipc.on_frame = on_frame;
+    w->ipc.on_close = on_worker_close;
+    if (ipc_open(&w->ipc, l, fd, KIND_WORKER, w) != 0) {
+      close(fd);
+      free(w);
+    }
+  }
+}
+
+/* ---- cursors --------------------------------------------------------------------- */
+
+typedef struct {
+  store_job job;
+  size_t n;
+  struct {
+    int64_t row;
+    uint8_t device[DSP_ID];
+    uint64_t cursor;
+    bool drop_welcome;
+  } * v;
+} flushjob;
+
+static int run_flush(store_conn *c, void *arg) {
+  flushjob *f = arg;
+  for (size_t i = 0; i < f->n; i++) {
+    store_stmt *s;
+    int rc = store_conn_prepare(
+        c, "UPDATE devices SET cursor = max(cursor, ?) WHERE conv = ? AND device = ?", &s);
+    if (rc) return rc;
+    store_bind_int64(s, 1, (int64_t)f->v[i].cursor);
+    store_bind_int64(s, 2, f->v[i].row);
+    store_bind_blob(s, 3, BYTES(f->v[i].device, DSP_ID));
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+    if (!f->v[i].drop_welcome) continue;
+    rc = store_conn_prepare(c, "DELETE FROM mailbox WHERE device = ? AND conv = ?", &s);
+    if (rc) return rc;
+    store_bind_blob(s, 1, BYTES(f->v[i].device, DSP_ID));
+    store_bind_int64(s, 2, f->v[i].row);
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+  }
+  return 0;
+}
+
+static void done_flush(store_job *job, int status) {
+  flushjob *f = job->arg;
+  ds.inflight--;
+  if (status) log_error("cursors not saved: %s (kept in memory)", tsr_errname(status));
+  free(f->v);
+  free(f);
+}
+
+/* Writes the cursors that moved since the last flush (one job). A crash
+ * loses at most FLUSH_MS of them: those messages are delivered again and
+ * the client drops what it already has. */
+static void flush_cursors(void) {
+  flushjob *f = calloc(1, sizeof *f);
+  size_t cap = 0;
+  for (size_t i = 0; f && i < ds.convs.nb; i++)
+    for (idnode *x = ds.convs.b[i]; x; x = x->next) {
+      conv *cv = x->val;
+      for (size_t k = 0; k < cv->nd; k++) {
+        cdev *d = &cv->d[k];
+        if (!d->dirty) continue;
+        if (f->n == cap) {
+          cap = cap ? 2 * cap : 64;
+          void *v = realloc(f->v, cap * sizeof *f->v);
+          if (!v) goto out;
+          f->v = v;
+        }
+        f->v[f->n].row = cv->row;
+        memcpy(f->v[f->n].device, d->device, DSP_ID);
+        f->v[f->n].cursor = d->cursor;
+        f->v[f->n].drop_welcome = !d->welcome;
+        f->n++;
+        d->dirty = false;
+      }
+    }
+out:
+  if (!f) return;
+  if (!f->n) {
+    free(f->v);
+    free(f);
+    return;
+  }
+  f->job.run = run_flush;
+  f->job.done = done_flush;
+  f->job.arg = f;
+  if (store_submit(ds.sc, &f->job) != 0) {
+    free(f->v);
+    free(f);
+    return;
+  }
+  ds.inflight++;
+}
+
+static void on_flush_timer(loop_t *l, loop_timer *t) {
+  flush_cursors();
+  loop_timer_start(l, t, FLUSH_MS);
+}
+
+/* ---- start, stop ------------------------------------------------------------------ */
+
+static int store_dir(const cfg *c, char *out, size_t cap) {
+  int n = snprintf(out, cap, "%s/%s", c->data_dir, DSP_DIR);
+  if (n < 0 || (size_t)n >= cap) return TSR_EINVAL;
+  if (mkdir(out, 0700) != 0 && errno != EEXIST) return TSR_EIO;
+  return 0;
+}
+
+static int open_store(const cfg *c, store **out) {
+  char dir[CFG_PATH_MAX + 8], err[256] = "";
+  int rc = store_dir(c, dir, sizeof dir);
+  if (rc) return rc;
+  store_opts o = {.migrations = ds_schema,
+                  .n_migrations = sizeof ds_schema / sizeof ds_schema[0],
+                  .queue_max = 1 << 16,
+                  .errbuf = err,
+                  .errbuf_len = sizeof err};
+  rc = store_open(dir, &o, out);
+  if (rc) log_error("delivery service store %s: %s %s", dir, tsr_errname(rc), err);
+  return rc;
+}
+
+int ds_prepare_store(const cfg *c) {
+  store *st = NULL;
+  int rc = open_store(c, &st);
+  store_close(st);
+  return rc;
+}
+
+/* The conversation with store row r in by_row (sorted by row), or NULL. */
+static conv *find_row(conv *const *by_row, size_t n, int64_t r) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = (lo + hi) / 2;
+    if (by_row[mid]->row < r)
+      lo = mid + 1;
+    else
+      hi = mid;
+  }
+  return lo < n && by_row[lo]->row == r ? by_row[lo] : NULL;
+}
+
+static int cmp_row(const void *a, const void *b) {
+  const conv *x = *(conv *const *)a, *y = *(conv *const *)b;
+  return x->row < y->row ? -1 : x->row > y->row;
+}
+
+/* Rebuilds memory from the store: conversations, members, devices, then
+ * one scan of the log for positions, next seqs and de-duplication keys. */
+static int load(void) {
+  store_conn *c;
+  store_stmt *s;
+  int rc = store_reader_get(ds.st, &c);
+  if (rc) return rc;
+  rc = store_conn_prepare(
+      c, "SELECT id, gid, app, kind, state, request_account FROM conversations", &s);
+  while (!rc && (rc = store_step(s)) == STORE_ROW) {
+    conv *cv = calloc(1, sizeof *cv);
+    bytes_t gid = store_col_blob(s, 1);
+    if (!cv || gid.len != DSP_ID) {
+      free(cv);
+      rc = cv ? TSR_EDECODE : TSR_ENOMEM;
+      break;
+    }
+    cv->row = store_col_int64(s, 0);
+    memcpy(cv->gid, gid.ptr, DSP_ID);
+    cv->app = (uint8_t)store_col_int64(s, 2);
+    cv->kind = (uint8_t)store_col_int64(s, 3);
+    cv->state = (uint8_t)store_col_int64(s, 4);
+    bytes_t ra = store_col_blob(s, 5);
+    if (ra.len == DSP_ID) memcpy(cv->request_account, ra.ptr, DSP_ID);
+    cv->next_seq = cv->first_seq = 1;
+    rc = idmap_put(&ds.convs, cv->gid, cv);
+  }
+  if (s) store_stmt_reset(s);
+  if (rc < 0) return rc;
+  /* Rows by conversation id: a small map from row to conv. */
+  size_t n = ds.convs.n;
+  conv **by_row = calloc(n + 1, sizeof *by_row);
+  if (!by_row) return TSR_ENOMEM;
+  size_t k = 0;
+  for (size_t i = 0; i < ds.convs.nb; i++)
+    for (idnode *x = ds.convs.b[i]; x; x = x->next) by_row[k++] = x->val;
+  qsort(by_row, n, sizeof *by_row, cmp_row);
+  rc = store_conn_prepare(c, "SELECT conv, account, role FROM members", &s);
+  while (!rc && (rc = store_step(s)) == STORE_ROW) {
+    conv *cv = find_row(by_row, n, store_col_int64(s, 0));
+    bytes_t a = store_col_blob(s, 1);
+    if (!cv || a.len != DSP_ID) continue;
+    member *m = realloc(cv->m, (cv->nm + 1) * sizeof *m);
+    if (!m) {
+      rc = TSR_ENOMEM;
+      break;
+    }
+    cv->m = m;
+    memcpy(m[cv->nm].account, a.ptr, DSP_ID);
+    m[cv->nm++].role = (uint8_t)store_col_int64(s, 2);
+  }
+  store_stmt_reset(s);
+  if (rc >= 0)
+    rc = store_conn_prepare(c,
+                            "SELECT d.conv, d.device, d.account, d.joined_seq, d.cursor,"
+                            " EXISTS (SELECT 1 FROM mailbox m WHERE m.device = d.device"
+                            " AND m.conv = d.conv) FROM devices d",
+                            &s);
+  while (rc >= 0 && (rc = store_step(s)) == STORE_ROW) {
+    conv *cv = find_row(by_row, n, store_col_int64(s, 0));
+    bytes_t d = store_col_blob(s, 1), a = store_col_blob(s, 2);
+    if (!cv || d.len != DSP_ID || a.len != DSP_ID) continue;
+    cdev *v = realloc(cv->d, (cv->nd + 1) * sizeof *v);
+    if (!v) {
+      rc = TSR_ENOMEM;
+      break;
+    }
+    cv->d = v;
+    cdev *x = &v[cv->nd++];
+    memset(x, 0, sizeof *x);
+    memcpy(x->device, d.ptr, DSP_ID);
+    memcpy(x->account, a.ptr, DSP_ID);
+    x->joined_seq = (uint64_t)store_col_int64(s, 3);
+    x->cursor = (uint64_t)store_col_int64(s, 4);
+    x->welcome = store_col_int64(s, 5) != 0;
+    if (convlist_add(x->device, cv)) rc = TSR_ENOMEM;
+  }
+  store_stmt_reset(s);
+  if (rc >= 0) rc = store_conn_prepare(c, "SELECT pos, conv, seq, sender, client_id FROM log"
+                                          " ORDER BY pos", &s);
+  while (rc >= 0 && (rc = store_step(s)) == STORE_ROW) {
+    conv *cv = find_row(by_row, n, store_col_int64(s, 1));
+    if (!cv) continue;
+    uint64_t seq = (uint64_t)store_col_int64(s, 2);
+    if (cv->npos == 0) cv->first_seq = seq;
+    if (seq != cv->first_seq + cv->npos) {
+      log_error("conversation %lld: log has a gap at seq %llu", (long long)cv->row,
+                (unsigned long long)seq);
+      rc = TSR_EIO;
+      break;
+    }
+    if (conv_push_pos(cv, store_col_int64(s, 0)) ||
+        dd_add(store_col_blob(s, 3).ptr, store_col_blob(s, 4), seq))
+      rc = TSR_ENOMEM;
+    cv->next_seq = seq + 1;
+  }
+  store_stmt_reset(s);
+  free(by_row);
+  return rc < 0 ? rc : 0;
+}
+
+static int open_listener(const cfg *c) {
+  int n = snprintf(ds.sock_path, sizeof ds.sock_path, "%s/%s", c->data_dir, DSP_SOCKET);
+  struct sockaddr_un a = {.sun_family = AF_UNIX};
+  if (n < 0 || (size_t)n >= sizeof a.sun_path) {
+    log_error("delivery service socket path too long: %s", ds.sock_path);
+    return -1;
+  }
+  memcpy(a.sun_path, ds.sock_path, (size_t)n + 1);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
+  unlink(ds.sock_path); /* a previous run's */
+  mode_t old = umask(077);
+  int rc = bind(fd, (struct sockaddr *)&a, sizeof a);
+  umask(old);
+  if (rc != 0 || listen(fd, 256) != 0) {
+    log_error("delivery service socket %s: %s", ds.sock_path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+static void on_store(loop_t *l, loop_handle *h, unsigned events) {
+  (void)l;
+  (void)h;
+  (void)events;
+  store_client_drain(ds.sc);
+}
+
+static void on_signal(loop_t *l, loop_handle *h, unsigned events) {
+  (void)events;
+  struct signalfd_siginfo si;
+  while (read(h->fd, &si, sizeof si) == (ssize_t)sizeof si) {
+    if (si.ssi_signo == SIGHUP) {
+      log_reopen();
+    } else if (si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) {
+      ds.stopping = true;
+      loop_stop(l);
+    }
+  }
+}
+
+int ds_main(const cfg *c) {
+  memset(&ds, 0, sizeof ds);
+  ds.cfg = c;
+  ds.listener.fd = ds.sig.fd = ds.store_h.fd = -1;
+  int rc = loop_init(&ds.loop);
+  if (rc) {
+    log_error("delivery service loop: %s", strerror(-rc));
+    return 2;
+  }
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  sigaddset(&set, SIGHUP);
+  sigprocmask(SIG_BLOCK, &set, NULL);
+  ds.sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+  ds.sig.kind = KIND_SIGNAL;
+  int status = 2;
+  if (ds.sig.fd < 0 || open_store(c, &ds.st) != 0 || store_client_new(ds.st, &ds.sc) != 0)
+    goto out;
+  if ((rc = load()) != 0) {
+    log_error("delivery service: loading the store failed (%s)", tsr_errname(rc));
+    goto out;
+  }
+  ds.listener.fd = open_listener(c);
+  if (ds.listener.fd < 0) goto out;
+  ds.listener.kind = KIND_LISTEN;
+  ds.store_h.fd = store_client_fd(ds.sc);
+  ds.store_h.kind = KIND_STORE;
+  loop_set_io_cb(&ds.loop, KIND_LISTEN, on_accept);
+  loop_set_io_cb(&ds.loop, KIND_WORKER, on_worker_io);
+  loop_set_io_cb(&ds.loop, KIND_SIGNAL, on_signal);
+  loop_set_io_cb(&ds.loop, KIND_STORE, on_store);
+  loop_set_timer_cb(&ds.loop, TIMER_FLUSH, on_flush_timer);
+  ds.flush_timer.kind = TIMER_FLUSH;
+  if (loop_add(&ds.loop, &ds.listener, LOOP_IN) || loop_add(&ds.loop, &ds.sig, LOOP_IN) ||
+      loop_add(&ds.loop, &ds.store_h, LOOP_IN))
+    goto out;
+  loop_timer_start(&ds.loop, &ds.flush_timer, FLUSH_MS);
+  log_info("delivery service ready: %zu conversations", ds.convs.n);
+  rc = loop_run(&ds.loop);
+  status = rc ? 1 : 0;
+  flush_cursors();
+out:
+  for (int i = 0; i < MAX_WORKERS; i++)
+    if (ds.workers[i]) ipc_close(&ds.workers[i]->ipc);
+  if (ds.sc) store_client_free(ds.sc); /* completes what is in flight */
+  store_close(ds.st);
+  if (ds.listener.fd >= 0) {
+    close(ds.listener.fd);
+    unlink(ds.sock_path);
+  }
+  if (ds.sig.fd >= 0) close(ds.sig.fd);
+  idmap_free(&ds.convs, conv_free);
+  idmap_free(&ds.by_device, convlist_free);
+  idmap_free(&ds.online, free);
+  for (size_t i = 0; i < ds.ddnb; i++)
+    for (dedup *x = ds.dd[i], *nx; x; x = nx) {
+      nx = x->next;
+      free(x);
+    }
+  free(ds.dd);
+  loop_deinit(&ds.loop);
+  if (status == 0) log_info("delivery service stopped");
+  return status;
+}

@@ -1,0 +1,533 @@
+/* End-to-end encrypted conversations through a real tesserad and its
+ * delivery service: MLS groups made with the library on "devices" whose
+ * signature keys are the registered device keys, driven over WebSocket
+ * sessions. Covers creation (with the Welcome pushed to online devices and
+ * kept for offline ones), sending with acknowledgement after commit,
+ * pushes in order, sync from a cursor, de-duplication by client_id,
+ * refusals (stale epoch, forged signature, roster change in send, not a
+ * member, unreachable group member) and a kill -9 of the delivery service
+ * that loses no acknowledged message. */
+#include <cjson/cJSON.h>
+#include <signal.h>
+#include <sodium.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mls/crypto.h"
+#include "mls/group.h"
+#include "proto/base64.h"
+#include "proto/ws.h"
+#include "server_harness.h"
+#include "test.h"
+
+static server srv;
+static user ann, ben, cat, dan;
+
+typedef struct {
+  group_identity *id;
+  mls_group *g;
+  reader *ws;
+  cJSON *pushes[64]; /* pushes read while waiting for a reply */
+  size_t npushes;
+} device;
+
+static device A, B, C, D;
+
+static bool ids(const session *s, uint8_t out[32]) {
+  size_t g1 = 0, g2 = 0;
+  return b64_decode(out, 16, s->account_id, strlen(s->account_id), B64_MODE_URL_NOPAD, &g1) ==
+             0 &&
+         b64_decode(out + 16, 16, s->device_id, strlen(s->device_id), B64_MODE_URL_NOPAD,
+                    &g2) == 0 &&
+         g1 == 16 && g2 == 16;
+}
+
+/* The MLS identity of a user's device: its device key, credential
+ * account_id || device_id. */
+static bool device_new(const user *u, device *d) {
+  uint8_t ident[32];
+  if (!ids(&u->s, ident)) return false;
+  mls_credential cred = {.credential_type = MLS_CREDENTIAL_BASIC, .identity = BYTES(ident, 32)};
+  buf_t cb;
+  buf_init(&cb);
+  msg_encode_credential(&cb, &cred);
+  int rc = cb.err ? cb.err
+                  : group_identity_from_seed(1, BYTES(u->s.device_seed, 32), buf_view(&cb),
+                                             &d->id);
+  buf_free(&cb);
+  d->ws = calloc(1, sizeof *d->ws);
+  return rc == 0 && d->ws && ws_open(srv.port, d->ws, u->s.token, NULL, NULL) == 101;
+}
+
+static char *b64dup(bytes_t v) {
+  size_t cap = b64_encoded_len(v.len, B64_MODE_URL_NOPAD) + 1, n = 0;
+  char *s = malloc(cap);
+  if (s && b64_encode(s, cap, v.ptr, v.len, B64_MODE_URL_NOPAD, &n) == 0) {
+    s[n] = '\0';
+    return s;
+  }
+  free(s);
+  return NULL;
+}
+
+static bool unb64(const char *s, buf_t *out) {
+  size_t len = strlen(s), got = 0;
+  buf_reset(out);
+  uint8_t *p = buf_extend(out, b64_decoded_max(len) + 1);
+  if (!p || b64_decode(p, b64_decoded_max(len) + 1, s, len, B64_MODE_URL_NOPAD, &got)) return false;
+  out->len = got;
+  return true;
+}
+
+/* ---- WebSocket: requests and pushes ---- */
+
+static ws_msg msg;
+
+/* Sends an op and returns its reply (caller frees), stashing pushes that
+ * arrive first. */
+static cJSON *op(device *d, const char *json) {
+  if (!ws_text(d->ws->fd, json)) return NULL;
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (ws_recv_until(d->ws, &msg, deadline)) {
+    if (msg.opcode != WS_OP_TEXT) continue;
+    cJSON *j = cJSON_Parse(msg.data);
+    if (!j) return NULL;
+    if (cJSON_GetObjectItemCaseSensitive(j, "push")) {
+      if (d->npushes < 64)
+        d->pushes[d->npushes++] = j;
+      else
+        cJSON_Delete(j);
+      continue;
+    }
+    return j;
+  }
+  return NULL;
+}
+
+/* The error code of a reply, "" when ok. */
+static const char *code_of(const cJSON *j) {
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(j, "error");
+  return e ? json_str(e, "code") : j ? "" : "none";
+}
+
+static const cJSON *ok_of(const cJSON *j) { return cJSON_GetObjectItemCaseSensitive(j, "ok"); }
+
+static double num(const cJSON *o, const char *k) {
+  const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+  return cJSON_IsNumber(v) ? v->valuedouble : -1;
+}
+
+/* The next push of kind for d (from the stash or the socket), or NULL. */
+static cJSON *next_push(device *d, const char *kind) {
+  for (size_t i = 0; i < d->npushes; i++)
+    if (strcmp(json_str(d->pushes[i], "push"), kind) == 0) {
+      cJSON *j = d->pushes[i];
+      memmove(d->pushes + i, d->pushes + i + 1, (d->npushes - i - 1) * sizeof *d->pushes);
+      d->npushes--;
+      return j;
+    }
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (ws_recv_until(d->ws, &msg, deadline)) {
+    if (msg.opcode != WS_OP_TEXT) continue;
+    cJSON *j = cJSON_Parse(msg.data);
+    if (j && strcmp(json_str(j, "push"), kind) == 0) return j;
+    cJSON_Delete(j);
+  }
+  return NULL;
+}
+
+static void drop_pushes(device *d) {
+  for (size_t i = 0; i < d->npushes; i++) cJSON_Delete(d->pushes[i]);
+  d->npushes = 0;
+}
+
+/* ---- setup ---- */
+
+static char conv_id[32];
+static uint8_t gid[16];
+
+static bool social_profile(user *u, const char *handle) {
+  char body[128];
+  snprintf(body, sizeof body, "{\"handle\":\"%s\"}", handle);
+  if (call(srv.port, "PUT", "/v1/apps/social/profile", u->s.token, body) != 201) return false;
+  return call(srv.port, "PUT", "/v1/apps/social/reachability", u->s.token,
+              "{\"from\":{\"social\":\"everyone\"}}") == 200;
+}
+
+static void test_setup(void) {
+  CHECK(make_user(&srv, &ann, "ann"));
+  CHECK(make_user(&srv, &ben, "ben"));
+  CHECK(make_user(&srv, &cat, "cat"));
+  CHECK(make_user(&srv, &dan, "dan"));
+  CHECK(social_profile(&ann, "ann"));
+  CHECK(social_profile(&ben, "ben"));
+  CHECK(social_profile(&cat, "cat"));
+  CHECK(call(srv.port, "PUT", "/v1/apps/social/profile", dan.s.token, "{\"handle\":\"dan\"}") ==
+        201);
+  CHECK(device_new(&ann, &A));
+  CHECK(device_new(&ben, &B));
+  CHECK(device_new(&dan, &D));
+}
+
+/* Ann makes the group with Ben (online) and Cat (offline). */
+static void test_create(void) {
+  randombytes_buf(gid, sizeof gid);
+  b64(gid, 16, conv_id);
+  CHECK_OK(group_create(A.id, NULL, BYTES(gid, 16), NULL, &A.g));
+  buf_t gi, kpb, kpc, commit, welcome;
+  buf_init(&gi);
+  buf_init(&kpb);
+  buf_init(&kpc);
+  buf_init(&commit);
+  buf_init(&welcome);
+  CHECK(device_new(&cat, &C)); /* identity only: its session closes below */
+  kp_secret *sb = NULL, *sc = NULL;
+  CHECK_OK(group_info(A.g, true, &gi));
+  CHECK_OK(kp_create(B.id, 0, 0, &kpb, &sb));
+  CHECK_OK(kp_create(C.id, 0, 0, &kpc, &sc));
+  bytes_t kps[2] = {buf_view(&kpb), buf_view(&kpc)};
+  group_commit_params p = {.add_key_packages = kps, .n_adds = 2};
+  CHECK_OK(group_commit(A.g, &p, &commit, &welcome));
+  close(C.ws->fd); /* Cat is offline now */
+  if (test_failing()) goto out;
+  char *g = b64dup(buf_view(&gi)), *c = b64dup(buf_view(&commit)),
+       *w = b64dup(buf_view(&welcome));
+  size_t cap = strlen(g) + strlen(c) + strlen(w) + 512;
+  char *req = malloc(cap);
+  /* Dan is not reachable for a group (default rules): refused. */
+  snprintf(req, cap,
+           "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\",\"kind\":\"group\","
+           "\"members\":[{\"account\":\"%s\",\"app\":\"social\"},{\"account\":\"%s\","
+           "\"app\":\"social\"}],\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
+           ben.s.account_id, dan.s.account_id, g, c, w);
+  cJSON *r = op(&A, req);
+  CHECK(strcmp(code_of(r), "forbidden") == 0);
+  cJSON_Delete(r);
+  /* A commit adding a device of someone not listed: refused. */
+  snprintf(req, cap,
+           "{\"op\":\"conversation.create\",\"id\":2,\"app\":\"social\",\"kind\":\"group\","
+           "\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],\"group_info\":\"%s\","
+           "\"commit\":\"%s\",\"welcome\":\"%s\"}",
+           ben.s.account_id, g, c, w);
+  r = op(&A, req);
+  CHECK(strcmp(code_of(r), "bad_request") == 0);
+  cJSON_Delete(r);
+  /* Right. */
+  snprintf(req, cap,
+           "{\"op\":\"conversation.create\",\"id\":3,\"app\":\"social\",\"kind\":\"group\","
+           "\"members\":[{\"account\":\"%s\",\"app\":\"social\"},{\"account\":\"%s\","
+           "\"app\":\"social\"}],\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
+           ben.s.account_id, cat.s.account_id, g, c, w);
+  r = op(&A, req);
+  CHECK(strcmp(code_of(r), "") == 0);
+  CHECK(num(ok_of(r), "next_seq") == 1);
+  cJSON_Delete(r);
+  /* Again: the group id is taken. */
+  r = op(&A, req);
+  CHECK(strcmp(code_of(r), "conflict") == 0);
+  cJSON_Delete(r);
+  CHECK_OK(group_merge_pending(A.g));
+  /* Ben is online: the Welcome is pushed; he joins. */
+  cJSON *pw = next_push(&B, "welcome");
+  CHECK(pw != NULL && strcmp(json_str(pw, "conversation"), conv_id) == 0);
+  buf_t wb;
+  buf_init(&wb);
+  if (pw && unb64(json_str(pw, "welcome"), &wb))
+    CHECK_OK(group_join(B.id, NULL, &sb, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL, NULL,
+                        &B.g));
+  cJSON_Delete(pw);
+  /* Cat comes online later: the Welcome waits in the conversation list. */
+  CHECK_INT(ws_open(srv.port, C.ws, cat.s.token, NULL, NULL), 101);
+  r = op(&C, "{\"op\":\"conversations\",\"id\":1}");
+  const cJSON *list = cJSON_GetObjectItemCaseSensitive(ok_of(r), "conversations");
+  const cJSON *e0 = cJSON_GetArrayItem(list, 0);
+  CHECK(cJSON_GetArraySize(list) == 1 && strcmp(json_str(e0, "conversation"), conv_id) == 0);
+  CHECK(strcmp(json_str(e0, "app"), "social") == 0 && strcmp(json_str(e0, "kind"), "group") == 0);
+  if (e0 && unb64(json_str(e0, "welcome"), &wb))
+    CHECK_OK(group_join(C.id, NULL, &sc, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL, NULL,
+                        &C.g));
+  cJSON_Delete(r);
+  buf_free(&wb);
+  free(g);
+  free(c);
+  free(w);
+  free(req);
+out:
+  kp_secret_free(sb);
+  kp_secret_free(sc);
+  buf_free(&gi);
+  buf_free(&kpb);
+  buf_free(&kpc);
+  buf_free(&commit);
+  buf_free(&welcome);
+}
+
+/* d sends an MLS message; returns the reply. */
+static cJSON *send_msg(device *d, bytes_t m, const char *client_id) {
+  char *e = b64dup(m);
+  size_t cap = strlen(e) + 256;
+  char *req = malloc(cap);
+  snprintf(req, cap,
+           "{\"op\":\"send\",\"id\":7,\"conversation\":\"%s\",\"client_id\":\"%s\","
+           "\"message\":\"%s\"}",
+           conv_id, client_id, e);
+  cJSON *r = op(d, req);
+  free(e);
+  free(req);
+  return r;
+}
+
+static cJSON *send_text(device *d, const char *text, const char *client_id) {
+  buf_t m;
+  buf_init(&m);
+  cJSON *r = NULL;
+  if (group_protect(d->g, BYTES(text, strlen(text)), BYTES_NONE, &m) == 0)
+    r = send_msg(d, buf_view(&m), client_id);
+  buf_free(&m);
+  return r;
+}
+
+/* The plaintext of a pushed or synced message for d ("" if it fails). */
+static const char *open_msg(device *d, const char *b64msg) {
+  static char out[256];
+  buf_t m;
+  buf_init(&m);
+  group_event ev;
+  group_event_init(&ev);
+  out[0] = '\0';
+  if (unb64(b64msg, &m) && group_process(d->g, buf_view(&m), &ev) == 0 &&
+      ev.type == GROUP_EVENT_APPLICATION)
+    snprintf(out, sizeof out, "%.*s", (int)ev.data.len, (const char *)ev.data.ptr);
+  else if (ev.type == GROUP_EVENT_COMMIT)
+    snprintf(out, sizeof out, "(commit)");
+  group_event_clear(&ev);
+  buf_free(&m);
+  return out;
+}
+
+static void test_send_push_sync(void) {
+  if (!A.g || !B.g || !C.g) {
+    CHECK(!"the group was not made");
+    return;
+  }
+  cJSON *r = send_text(&A, "hello ben and cat", "m1");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 1);
+  cJSON_Delete(r);
+  r = send_text(&B, "hi ann", "b1");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 2);
+  cJSON_Delete(r);
+  /* Pushed in order, never to the sender. */
+  cJSON *p = next_push(&B, "message");
+  CHECK(p && num(p, "seq") == 1);
+  CHECK(p && strcmp(open_msg(&B, json_str(p, "message")), "hello ben and cat") == 0);
+  cJSON_Delete(p);
+  p = next_push(&A, "message");
+  CHECK(p && num(p, "seq") == 2 && strcmp(open_msg(&A, json_str(p, "message")), "hi ann") == 0);
+  cJSON_Delete(p);
+  /* The same client_id again is the same message, not a new one. */
+  r = send_text(&A, "hello ben and cat", "m1");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 1);
+  CHECK(cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ok_of(r), "duplicate")));
+  cJSON_Delete(r);
+  /* Cat syncs what she missed, in order, and acknowledges. */
+  drop_pushes(&C);
+  r = op(&C, "{\"op\":\"sync\",\"id\":2,\"conversation\":\"\"}");
+  CHECK(strcmp(code_of(r), "bad_request") == 0);
+  cJSON_Delete(r);
+  char req[256];
+  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":3,\"conversation\":\"%s\",\"after\":0}",
+           conv_id);
+  r = op(&C, req);
+  const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ok_of(r), "messages");
+  CHECK_INT(cJSON_GetArraySize(ms), 2);
+  const cJSON *m0 = cJSON_GetArrayItem(ms, 0), *m1 = cJSON_GetArrayItem(ms, 1);
+  CHECK(num(m0, "seq") == 1 && num(m1, "seq") == 2);
+  CHECK(m0 && strcmp(open_msg(&C, json_str(m0, "message")), "hello ben and cat") == 0);
+  CHECK(m1 && strcmp(open_msg(&C, json_str(m1, "message")), "hi ann") == 0);
+  cJSON_Delete(r);
+  snprintf(req, sizeof req, "{\"op\":\"ack\",\"id\":4,\"conversation\":\"%s\",\"seq\":2}",
+           conv_id);
+  r = op(&C, req);
+  CHECK(num(ok_of(r), "cursor") == 2);
+  cJSON_Delete(r);
+  /* Dan is no member: the conversation does not exist for him. */
+  r = send_text(&A, "x", "m-x"); /* seq 3 */
+  cJSON_Delete(r);
+  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":5,\"conversation\":\"%s\"}", conv_id);
+  r = op(&D, req);
+  CHECK(strcmp(code_of(r), "not_found") == 0);
+  cJSON_Delete(r);
+}
+
+static void test_commits_and_refusals(void) {
+  if (!A.g || !B.g || !C.g) return;
+  /* Ben and Cat have "x" (seq 3) pushed; Ben reads it, Cat syncs below. */
+  cJSON *px = next_push(&B, "message");
+  CHECK(px && num(px, "seq") == 3 && strcmp(open_msg(&B, json_str(px, "message")), "x") == 0);
+  cJSON_Delete(px);
+  drop_pushes(&C);
+  /* Ben updates his keys: a commit, ordered like any message. */
+  buf_t commit;
+  buf_init(&commit);
+  CHECK_OK(group_commit(B.g, NULL, &commit, NULL));
+  cJSON *r = send_msg(&B, buf_view(&commit), "b-commit");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 4);
+  cJSON_Delete(r);
+  CHECK_OK(group_merge_pending(B.g));
+  /* Cat, still in the old epoch, sends: stale, nothing stored. */
+  char req[256];
+  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":6,\"conversation\":\"%s\",\"after\":2}",
+           conv_id);
+  r = send_text(&C, "late", "c1");
+  CHECK(strcmp(code_of(r), "stale_epoch") == 0);
+  cJSON_Delete(r);
+  /* She syncs (message 3 and the commit), then sends fine. */
+  r = op(&C, req);
+  const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ok_of(r), "messages");
+  CHECK_INT(cJSON_GetArraySize(ms), 2);
+  CHECK(strcmp(open_msg(&C, json_str(cJSON_GetArrayItem(ms, 0), "message")), "x") == 0);
+  CHECK(strcmp(open_msg(&C, json_str(cJSON_GetArrayItem(ms, 1), "message")), "(commit)") == 0);
+  cJSON_Delete(r);
+  r = send_text(&C, "now", "c2");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 5);
+  cJSON_Delete(r);
+  /* Ann follows the pushes (message 3 was her own: not pushed to her). */
+  cJSON *p = next_push(&A, "message");
+  CHECK(p && num(p, "seq") == 4 && strcmp(open_msg(&A, json_str(p, "message")), "(commit)") == 0);
+  cJSON_Delete(p);
+  p = next_push(&A, "message");
+  CHECK(p && num(p, "seq") == 5 && strcmp(open_msg(&A, json_str(p, "message")), "now") == 0);
+  cJSON_Delete(p);
+  /* A forged commit (signature byte flipped): refused, nothing stored. */
+  buf_reset(&commit);
+  CHECK_OK(group_commit(A.g, NULL, &commit, NULL));
+  size_t at = commit.len - 2 * 33 - 20;
+  commit.ptr[at] ^= 1;
+  r = send_msg(&A, buf_view(&commit), "a-forged");
+  CHECK(strcmp(code_of(r), "bad_signature") == 0);
+  cJSON_Delete(r);
+  commit.ptr[at] ^= 1;
+  /* Ben sending Ann's (valid) commit: it claims another sender. */
+  r = send_msg(&B, buf_view(&commit), "b-steal");
+  CHECK(strcmp(code_of(r), "forbidden") == 0);
+  cJSON_Delete(r);
+  group_discard_pending(A.g);
+  /* A commit adding someone goes through the membership calls, not send. */
+  group_identity *eve = NULL;
+  buf_t kp;
+  buf_init(&kp);
+  kp_secret *ks = NULL;
+  CHECK_OK(group_identity_new(1, BYTES("eve", 3), &eve));
+  CHECK_OK(kp_create(eve, 0, 0, &kp, &ks));
+  bytes_t kv = buf_view(&kp);
+  group_commit_params ap = {.add_key_packages = &kv, .n_adds = 1};
+  buf_reset(&commit);
+  buf_t wl;
+  buf_init(&wl);
+  CHECK_OK(group_commit(A.g, &ap, &commit, &wl));
+  r = send_msg(&A, buf_view(&commit), "a-add");
+  CHECK(strcmp(code_of(r), "unsupported") == 0);
+  cJSON_Delete(r);
+  group_discard_pending(A.g);
+  /* Garbage is refused, and the log went on with no gap. */
+  r = send_msg(&A, BYTES("nonsense", 8), "a-junk");
+  CHECK(strcmp(code_of(r), "bad_message") == 0);
+  cJSON_Delete(r);
+  r = send_text(&A, "still here", "a-last");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 6);
+  cJSON_Delete(r);
+  kp_secret_free(ks);
+  group_identity_free(eve);
+  buf_free(&kp);
+  buf_free(&wl);
+  buf_free(&commit);
+}
+
+/* The delivery service's pid, from its "ready" log line (the last one). */
+static pid_t ds_pid(int *count) {
+  char *log = read_file(srv.log);
+  pid_t pid = 0;
+  *count = 0;
+  for (char *p = log; p && (p = strstr(p, " ds: delivery service ready")); p++) {
+    char *q = p;
+    while (q > log && q[-1] != ' ') q--;
+    (*count)++;
+    pid = (pid_t)atoi(q);
+  }
+  free(log);
+  return pid;
+}
+
+/* kill -9 of the delivery service: the master restarts it, workers
+ * reconnect, and every acknowledged message is still there, in order. */
+static void test_ds_kill(void) {
+  if (!A.g || !B.g) return;
+  int n0 = 0, n1 = 0;
+  pid_t pid = ds_pid(&n0);
+  CHECK(pid > 0);
+  if (pid <= 0) return;
+  CHECK_INT(kill(pid, SIGKILL), 0);
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (ds_pid(&n1) == pid && now_ms() < deadline) tick();
+  CHECK(n1 == n0 + 1);
+  /* Workers reconnect within a retry period; ops answer unavailable until. */
+  cJSON *r = NULL;
+  char req[256];
+  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":9,\"conversation\":\"%s\",\"after\":0}",
+           conv_id);
+  for (deadline = now_ms() + DEADLINE_MS; now_ms() < deadline; tick()) {
+    cJSON_Delete(r);
+    r = op(&B, req);
+    if (strcmp(code_of(r), "unavailable") != 0) break;
+  }
+  const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ok_of(r), "messages");
+  CHECK_INT(cJSON_GetArraySize(ms), 6);
+  for (int i = 0; i < cJSON_GetArraySize(ms); i++)
+    CHECK(num(cJSON_GetArrayItem(ms, i), "seq") == i + 1);
+  cJSON_Delete(r);
+  /* Sending goes on at the next seq. */
+  r = send_text(&B, "after the restart", "b-after");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 7);
+  cJSON_Delete(r);
+}
+
+static void device_free(device *d) {
+  group_free(d->g);
+  group_identity_free(d->id);
+  if (d->ws) close(d->ws->fd);
+  free(d->ws);
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  if (sodium_init() < 0 || crypto_init() != 0 || !find_binary()) {
+    fprintf(stderr, "tesserad not found (set TSR_BUILD)\n");
+    printf("conversations: 0 passed, 1 failed, 0 skipped\n");
+    return 1;
+  }
+  const char *extra[] = {"--rate-per-address", "0", "--rate-per-account", "0", NULL};
+  if (!server_start(&srv, "conv", true, "2", extra)) {
+    fprintf(stderr, "tesserad did not start; log %s\n", srv.log);
+    printf("conversations: 0 passed, 1 failed, 0 skipped\n");
+    return 1;
+  }
+  RUN(test_setup);
+  RUN(test_create);
+  RUN(test_send_push_sync);
+  RUN(test_commits_and_refusals);
+  RUN(test_ds_kill);
+  drop_pushes(&A);
+  drop_pushes(&B);
+  drop_pushes(&C);
+  drop_pushes(&D);
+  device_free(&A);
+  device_free(&B);
+  device_free(&C);
+  device_free(&D);
+  cJSON_Delete(resp.json);
+  resp.json = NULL;
+  server_stop(&srv, true);
+  return test_report("conversations");
+}
