@@ -24,8 +24,8 @@
 #include "tessera/error.h"
 
 #define RETRY_MS 100
-#define MAX_MEMBERS 63      /* besides the creator, in conversation.create */
-#define MAX_DEVICES 16      /* live devices of one account taken into a group */
+#define MAX_MEMBERS 63 /* besides the creator, in conversation.create */
+#define MAX_DEVICES 16 /* live devices of one account taken into a group */
 #define PEND_BUCKETS 4096
 
 /* A request waiting for the delivery service's answer. */
@@ -47,8 +47,8 @@ static struct {
 
 /* ---- the connection ------------------------------------------------------ */
 
-static void say_online(const uint8_t acc[ACCOUNTS_ID_BYTES], const uint8_t dev[ACCOUNTS_ID_BYTES],
-                       void *arg) {
+static void say_online(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                       const uint8_t dev[ACCOUNTS_ID_BYTES], void *arg) {
   (void)arg;
   buf_t *b = ipc_begin(&dsc.ipc, DSP_ONLINE, 0);
   wr_raw(b, BYTES(dev, DSP_ID));
@@ -56,8 +56,8 @@ static void say_online(const uint8_t acc[ACCOUNTS_ID_BYTES], const uint8_t dev[A
   ipc_end(&dsc.ipc);
 }
 
-static void presence(const uint8_t acc[ACCOUNTS_ID_BYTES], const uint8_t dev[ACCOUNTS_ID_BYTES],
-                     bool online) {
+static void presence(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                     const uint8_t dev[ACCOUNTS_ID_BYTES], bool online) {
   if (!dsc.up) return; /* announced at the next connect */
   if (online) {
     say_online(acc, dev, NULL);
@@ -73,9 +73,10 @@ static void fail_pending(void) {
     while (dsc.tab[i]) {
       pend *p = dsc.tab[i];
       dsc.tab[i] = p->next;
-      wsd_complete(&p->t, NULL, 0, "unavailable",
-                   "the delivery service restarted; retry (a send with the same client_id "
-                   "is not stored twice)");
+      wsd_complete(
+          &p->t, NULL, 0, "unavailable",
+          "the delivery service restarted; retry (a send with the same client_id "
+          "is not stored twice)");
       free(p);
     }
 }
@@ -91,7 +92,8 @@ static void on_ds_close(ipc_conn *c) {
 
 static void connect_ds(void) {
   struct sockaddr_un a = {.sun_family = AF_UNIX};
-  int n = snprintf(a.sun_path, sizeof a.sun_path, "%s/%s", dsc.w->cfg->data_dir, DSP_SOCKET);
+  int n =
+      snprintf(a.sun_path, sizeof a.sun_path, "%s/%s", dsc.w->cfg->data_dir, DSP_SOCKET);
   int fd = n > 0 && (size_t)n < sizeof a.sun_path
                ? socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)
                : -1;
@@ -169,7 +171,8 @@ static buf_t *request_begin(wsd_call *call, uint8_t type, pend **out) {
 static int request_end(wsd_call *call, pend *p) {
   if (ipc_end(&dsc.ipc) != 0) {
     free(p);
-    return wsd_call_error(call, "unavailable", "the delivery service is not reachable; retry");
+    return wsd_call_error(call, "unavailable",
+                          "the delivery service is not reachable; retry");
   }
   wsd_defer(call, &p->t);
   size_t h = p->id % PEND_BUCKETS;
@@ -190,7 +193,9 @@ static pend *pend_take(uint32_t id) {
 
 /* ---- answers and pushes ------------------------------------------------------- */
 
-static const char *kind_name(uint8_t k) { return k == DSP_KIND_DIRECT ? "direct" : "group"; }
+static const char *kind_name(uint8_t k) {
+  return k == DSP_KIND_DIRECT ? "direct" : "group";
+}
 
 static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
   json_write_object_begin(jw);
@@ -203,6 +208,7 @@ static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
     json_write_u64(jw, seq);
     break;
   case DSP_SEND:
+  case DSP_MEMBERS:
     rd_u64(r, &seq);
     rd_u8(r, &dup);
     json_write_key(jw, "seq");
@@ -302,7 +308,8 @@ static void on_result(uint32_t id, reader_t *r) {
   rd_opaque(r, &msg);
   char c[48], m[160];
   if (r->err) {
-    wsd_complete(&p->t, NULL, 0, "internal", "malformed answer from the delivery service");
+    wsd_complete(&p->t, NULL, 0, "internal",
+                 "malformed answer from the delivery service");
   } else if (status) {
     snprintf(c, sizeof c, "%.*s", (int)code.len, (const char *)code.ptr);
     snprintf(m, sizeof m, "%.*s", (int)msg.len, (const char *)msg.ptr);
@@ -315,7 +322,8 @@ static void on_result(uint32_t id, reader_t *r) {
     if (write_result(p->op, r, &jw))
       wsd_complete(&p->t, (const char *)out.ptr, out.len, NULL, NULL);
     else
-      wsd_complete(&p->t, NULL, 0, "internal", "malformed answer from the delivery service");
+      wsd_complete(&p->t, NULL, 0, "internal",
+                   "malformed answer from the delivery service");
     buf_free(&out);
   }
   free(p);
@@ -419,7 +427,8 @@ static bool get_u64(wsd_call *call, const char *key, uint64_t *out, bool require
 static int get_app(wsd_call *call, int obj, const char *key) {
   int i = json_object_get(call->text, call->toks, obj, key);
   char s[16];
-  if (i < 0 || json_get_string(call->text, call->toks, i, s, sizeof s, NULL, 0) != 0) return -1;
+  if (i < 0 || json_get_string(call->text, call->toks, i, s, sizeof s, NULL, 0) != 0)
+    return -1;
   return app_parse(s);
 }
 
@@ -455,7 +464,8 @@ static int op_create(wsd_call *call) {
                           "app, kind (direct or group) and members are required");
   int rc = profiles_exists(NULL, (app_id)app, me);
   if (rc < 0) return wsd_call_error(call, "internal", "internal error");
-  if (rc == 0) return wsd_call_error(call, "forbidden", "you have no profile in this app");
+  if (rc == 0)
+    return wsd_call_error(call, "forbidden", "you have no profile in this app");
   /* The members: each reachable from the caller's app, no block either way. */
   uint8_t acc[MAX_MEMBERS][DSP_ID];
   size_t n = 0;
@@ -463,7 +473,8 @@ static int op_create(wsd_call *call) {
   for (int e = json_first_child(call->toks, mi); e >= 0;
        e = json_next_sibling(call->toks, mi, e)) {
     if (n == MAX_MEMBERS)
-      return wsd_call_error(call, "too_large", "at most %d members at creation", MAX_MEMBERS);
+      return wsd_call_error(call, "too_large", "at most %d members at creation",
+                            MAX_MEMBERS);
     int to_app = get_app(call, e, "app");
     if (call->toks[e].type != JSON_OBJECT || to_app < 0 ||
         !get_id(call, json_object_get(call->text, call->toks, e, "account"), acc[n]))
@@ -480,8 +491,9 @@ static int op_create(wsd_call *call) {
       return wsd_call_error(call, "not_found", "no such profile");
     if (!reach_allowed(NULL, (app_id)app, (app_id)to_app, me, acc[n])) {
       if (group)
-        return wsd_call_error(call, "forbidden",
-                              "not reachable: a group can only take people who let you in");
+        return wsd_call_error(
+            call, "forbidden",
+            "not reachable: a group can only take people who let you in");
       request = true; /* a direct conversation outside their rules is a request */
     }
     n++;
@@ -500,8 +512,9 @@ static int op_create(wsd_call *call) {
     buf_free(&gi);
     buf_free(&commit);
     buf_free(&welcome);
-    return wsd_call_error(call, "bad_request",
-                          "group_info, commit and welcome must be base64url MLS messages");
+    return wsd_call_error(
+        call, "bad_request",
+        "group_info, commit and welcome must be base64url MLS messages");
   }
   pend *p = NULL;
   buf_t *b = request_begin(call, DSP_CREATE, &p);
@@ -528,9 +541,7 @@ static int op_create(wsd_call *call) {
   buf_free(&welcome);
   if (!b) return -1;
   if (rc) {
-    /* The frame is half written: finish it as garbage would be worse.
-     * The delivery service refuses the truncated list. */
-    ipc_end(&dsc.ipc);
+    ipc_abort(&dsc.ipc);
     free(p);
     return wsd_call_error(call, "internal", "internal error");
   }
@@ -547,8 +558,8 @@ static int op_send(wsd_call *call) {
   int ci = json_object_get(call->text, call->toks, 0, "client_id");
   if (ci >= 0 &&
       json_get_string(call->text, call->toks, ci, cid, sizeof cid, &cid_len, 0) != 0)
-    return wsd_call_error(call, "bad_request", "client_id is a string of at most %d bytes",
-                          DSP_CLIENT_ID_MAX);
+    return wsd_call_error(call, "bad_request",
+                          "client_id is a string of at most %d bytes", DSP_CLIENT_ID_MAX);
   buf_t msg;
   buf_init(&msg);
   if (!get_b64(call, "message", &msg, dsc.w->cfg->max_ws_message) || msg.len == 0) {
@@ -604,6 +615,100 @@ static int op_ack(wsd_call *call) {
   return request_end(call, p);
 }
 
+static int op_members(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  int ai = json_object_get(call->text, call->toks, 0, "add");
+  int ri = json_object_get(call->text, call->toks, 0, "remove");
+  if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid) ||
+      (ai >= 0 && call->toks[ai].type != JSON_ARRAY) ||
+      (ri >= 0 && call->toks[ri].type != JSON_ARRAY))
+    return wsd_call_error(call, "bad_request",
+                          "conversation, and add / remove as arrays, are expected");
+  uint8_t add[MAX_MEMBERS][DSP_ID], del[MAX_MEMBERS][DSP_ID], reach[MAX_MEMBERS];
+  size_t na = 0, nr = 0;
+  for (int e = ai >= 0 ? json_first_child(call->toks, ai) : -1; e >= 0;
+       e = json_next_sibling(call->toks, ai, e)) {
+    if (na == MAX_MEMBERS)
+      return wsd_call_error(call, "too_large", "at most %d members at once", MAX_MEMBERS);
+    int to_app = get_app(call, e, "app");
+    if (call->toks[e].type != JSON_OBJECT || to_app < 0 ||
+        !get_id(call, json_object_get(call->text, call->toks, e, "account"), add[na]))
+      return wsd_call_error(call, "bad_request",
+                            "each added member is {\"account\": id, \"app\": app}");
+    int rc = profiles_exists(NULL, (app_id)to_app, add[na]);
+    if (rc < 0) return wsd_call_error(call, "internal", "internal error");
+    if (rc == 0 || blocks_between(NULL, me, add[na]))
+      return wsd_call_error(call, "not_found", "no such profile");
+    /* Which source app may reach them: the delivery service knows the
+     * conversation's. */
+    reach[na] = 0;
+    for (int from = 0; from < APP_COUNT; from++)
+      if (reach_allowed(NULL, (app_id)from, (app_id)to_app, me, add[na]))
+        reach[na] |= (uint8_t)(1u << from);
+    na++;
+  }
+  for (int e = ri >= 0 ? json_first_child(call->toks, ri) : -1; e >= 0;
+       e = json_next_sibling(call->toks, ri, e)) {
+    if (nr == MAX_MEMBERS)
+      return wsd_call_error(call, "too_large", "at most %d members at once", MAX_MEMBERS);
+    if (!get_id(call, e, del[nr++]))
+      return wsd_call_error(call, "bad_request", "remove lists account ids");
+  }
+  char cid[DSP_CLIENT_ID_MAX + 1] = "";
+  size_t cid_len = 0;
+  int ci = json_object_get(call->text, call->toks, 0, "client_id");
+  if (ci >= 0 &&
+      json_get_string(call->text, call->toks, ci, cid, sizeof cid, &cid_len, 0) != 0)
+    return wsd_call_error(call, "bad_request",
+                          "client_id is a string of at most %d bytes", DSP_CLIENT_ID_MAX);
+  buf_t commit, welcome;
+  buf_init(&commit);
+  buf_init(&welcome);
+  size_t max = dsc.w->cfg->max_ws_message;
+  bool has_welcome = json_object_get(call->text, call->toks, 0, "welcome") >= 0;
+  if (!get_b64(call, "commit", &commit, max) ||
+      (has_welcome && !get_b64(call, "welcome", &welcome, max))) {
+    buf_free(&commit);
+    buf_free(&welcome);
+    return wsd_call_error(call, "bad_request",
+                          "commit (and welcome) must be base64url MLS");
+  }
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_MEMBERS, &p);
+  int rc = 0;
+  if (b) {
+    wr_raw(b, BYTES(me, DSP_ID));
+    wr_raw(b, BYTES(dev, DSP_ID));
+    wr_raw(b, BYTES(gid, DSP_ID));
+    wr_opaque(b, BYTES(cid, cid_len));
+    wr_opaque(b, buf_view(&commit));
+    wr_opaque(b, buf_view(&welcome));
+    size_t mark = wr_vec_begin(b);
+    wr_raw(b, BYTES(me, DSP_ID)); /* one's own new devices may always join */
+    wr_u8(b, (1u << APP_COUNT) - 1);
+    rc = write_devices(b, me);
+    for (size_t k = 0; !rc && k < na; k++) {
+      wr_raw(b, BYTES(add[k], DSP_ID));
+      wr_u8(b, reach[k]);
+      rc = write_devices(b, add[k]);
+    }
+    wr_vec_end(b, mark);
+    mark = wr_vec_begin(b);
+    for (size_t k = 0; k < nr; k++) wr_raw(b, BYTES(del[k], DSP_ID));
+    wr_vec_end(b, mark);
+  }
+  buf_free(&commit);
+  buf_free(&welcome);
+  if (!b) return -1;
+  if (rc) {
+    ipc_abort(&dsc.ipc);
+    free(p);
+    return wsd_call_error(call, "internal", "internal error");
+  }
+  return request_end(call, p);
+}
+
 static int op_list(wsd_call *call) {
   uint8_t me[DSP_ID], dev[DSP_ID];
   accounts_session_ids(call->conn, me, dev);
@@ -620,5 +725,6 @@ int conv_ops(void) {
   if (!rc) rc = wsd_op_add("sync", op_sync);
   if (!rc) rc = wsd_op_add("ack", op_ack);
   if (!rc) rc = wsd_op_add("conversations", op_list);
+  if (!rc) rc = wsd_op_add("conversation.members", op_members);
   return rc;
 }

@@ -41,45 +41,44 @@
  * message, append-only, pos in arrival order, no other index (the
  * per-conversation index is in memory). welcomes / mailbox: a Welcome
  * stored once and the devices it is for, until each acknowledges. */
-static const char ds_v1[] =
-    "CREATE TABLE conversations ("
-    " id INTEGER PRIMARY KEY,"
-    " gid BLOB NOT NULL UNIQUE,"
-    " app INTEGER NOT NULL,"
-    " kind INTEGER NOT NULL,"
-    " state INTEGER NOT NULL,"
-    " request_account BLOB,"
-    " created_by BLOB NOT NULL,"
-    " created_at INTEGER NOT NULL,"
-    " observer BLOB NOT NULL);"
-    "CREATE TABLE members ("
-    " conv INTEGER NOT NULL,"
-    " account BLOB NOT NULL,"
-    " role INTEGER NOT NULL,"
-    " PRIMARY KEY (conv, account)) WITHOUT ROWID;"
-    "CREATE TABLE devices ("
-    " conv INTEGER NOT NULL,"
-    " device BLOB NOT NULL,"
-    " account BLOB NOT NULL,"
-    " joined_seq INTEGER NOT NULL,"
-    " cursor INTEGER NOT NULL,"
-    " PRIMARY KEY (conv, device)) WITHOUT ROWID;"
-    "CREATE TABLE log ("
-    " pos INTEGER PRIMARY KEY,"
-    " conv INTEGER NOT NULL,"
-    " seq INTEGER NOT NULL,"
-    " sender BLOB NOT NULL,"
-    " client_id BLOB NOT NULL,"
-    " at INTEGER NOT NULL,"
-    " body BLOB NOT NULL);"
-    "CREATE TABLE welcomes ("
-    " id INTEGER PRIMARY KEY,"
-    " body BLOB NOT NULL);"
-    "CREATE TABLE mailbox ("
-    " device BLOB NOT NULL,"
-    " conv INTEGER NOT NULL,"
-    " welcome INTEGER NOT NULL,"
-    " PRIMARY KEY (device, conv)) WITHOUT ROWID;";
+static const char ds_v1[] = "CREATE TABLE conversations ("
+                            " id INTEGER PRIMARY KEY,"
+                            " gid BLOB NOT NULL UNIQUE,"
+                            " app INTEGER NOT NULL,"
+                            " kind INTEGER NOT NULL,"
+                            " state INTEGER NOT NULL,"
+                            " request_account BLOB,"
+                            " created_by BLOB NOT NULL,"
+                            " created_at INTEGER NOT NULL,"
+                            " observer BLOB NOT NULL);"
+                            "CREATE TABLE members ("
+                            " conv INTEGER NOT NULL,"
+                            " account BLOB NOT NULL,"
+                            " role INTEGER NOT NULL,"
+                            " PRIMARY KEY (conv, account)) WITHOUT ROWID;"
+                            "CREATE TABLE devices ("
+                            " conv INTEGER NOT NULL,"
+                            " device BLOB NOT NULL,"
+                            " account BLOB NOT NULL,"
+                            " joined_seq INTEGER NOT NULL,"
+                            " cursor INTEGER NOT NULL,"
+                            " PRIMARY KEY (conv, device)) WITHOUT ROWID;"
+                            "CREATE TABLE log ("
+                            " pos INTEGER PRIMARY KEY,"
+                            " conv INTEGER NOT NULL,"
+                            " seq INTEGER NOT NULL,"
+                            " sender BLOB NOT NULL,"
+                            " client_id BLOB NOT NULL,"
+                            " at INTEGER NOT NULL,"
+                            " body BLOB NOT NULL);"
+                            "CREATE TABLE welcomes ("
+                            " id INTEGER PRIMARY KEY,"
+                            " body BLOB NOT NULL);"
+                            "CREATE TABLE mailbox ("
+                            " device BLOB NOT NULL,"
+                            " conv INTEGER NOT NULL,"
+                            " welcome INTEGER NOT NULL,"
+                            " PRIMARY KEY (device, conv)) WITHOUT ROWID;";
 
 static const store_migration ds_schema[] = {{"ds-v1", ds_v1}};
 
@@ -95,7 +94,7 @@ typedef struct {
   uint8_t account[DSP_ID];
   uint64_t joined_seq;
   uint64_t cursor;
-  bool dirty; /* cursor not yet in the store */
+  bool dirty;   /* cursor not yet in the store */
   bool welcome; /* a Welcome waits in its mailbox */
 } cdev;
 
@@ -276,6 +275,15 @@ static int convlist_add(const uint8_t *dev, conv *cv) {
   return 0;
 }
 
+static void convlist_remove(const uint8_t *dev, const conv *cv) {
+  convlist *l = idmap_get(&ds.by_device, dev);
+  for (size_t i = 0; l && i < l->n; i++)
+    if (l->v[i] == cv) {
+      l->v[i] = l->v[--l->n];
+      return;
+    }
+}
+
 static void convlist_free(void *p) {
   convlist *l = p;
   if (l) free(l->v);
@@ -359,7 +367,8 @@ static int conv_observer(conv *cv, mls_group **out) {
   store_conn *c;
   store_stmt *s;
   int rc = store_reader_get(ds.st, &c);
-  if (!rc) rc = store_conn_prepare(c, "SELECT observer FROM conversations WHERE id = ?", &s);
+  if (!rc)
+    rc = store_conn_prepare(c, "SELECT observer FROM conversations WHERE id = ?", &s);
   if (rc) return TSR_EIO;
   store_bind_int64(s, 1, cv->row);
   rc = store_step(s);
@@ -447,6 +456,18 @@ typedef struct dsjob {
   buf_t welcome;   /* CREATE */
   buf_t observer;  /* SEND of a commit: the observer after it */
   bool is_commit;
+  /* A membership change (MEMBERS): rows to add and remove, and who got the
+   * conversation before it (the commit is pushed to them). */
+  member *add_m;
+  size_t n_add_m;
+  uint8_t (*del_m)[DSP_ID];
+  size_t n_del_m;
+  cdev *add_d;
+  size_t n_add_d;
+  uint8_t (*del_d)[DSP_ID];
+  size_t n_del_d;
+  cdev *old_d;
+  size_t n_old_d;
 } dsjob;
 
 static dsjob *job_new(wconn *w, uint32_t id) {
@@ -463,6 +484,11 @@ static dsjob *job_new(wconn *w, uint32_t id) {
 }
 
 static void job_free(dsjob *j) {
+  free(j->add_m);
+  free(j->del_m);
+  free(j->add_d);
+  free(j->del_d);
+  free(j->old_d);
   buf_free(&j->body);
   buf_free(&j->client_id);
   buf_free(&j->welcome);
@@ -486,6 +512,72 @@ static int submit(dsjob *j) {
 
 /* ---- SEND ------------------------------------------------------------------------ */
 
+/* The roster rows of a membership change, in its commit's transaction. */
+static int run_roster(store_conn *c, dsjob *j) {
+  int64_t row = j->cv->row;
+  store_stmt *s;
+  int rc = 0;
+  for (size_t i = 0; !rc && i < j->n_del_m; i++) {
+    rc = store_conn_prepare(c, "DELETE FROM members WHERE conv = ? AND account = ?", &s);
+    if (rc) break;
+    store_bind_int64(s, 1, row);
+    store_bind_blob(s, 2, BYTES(j->del_m[i], DSP_ID));
+    rc = store_stmt_run(s);
+  }
+  for (size_t i = 0; !rc && i < j->n_add_m; i++) {
+    rc = store_conn_prepare(
+        c, "INSERT INTO members(conv, account, role) VALUES (?, ?, ?)", &s);
+    if (rc) break;
+    store_bind_int64(s, 1, row);
+    store_bind_blob(s, 2, BYTES(j->add_m[i].account, DSP_ID));
+    store_bind_int64(s, 3, j->add_m[i].role);
+    rc = store_stmt_run(s);
+  }
+  for (size_t i = 0; !rc && i < j->n_del_d; i++) {
+    static const char *const del[] = {
+        "DELETE FROM devices WHERE conv = ? AND device = ?",
+        "DELETE FROM mailbox WHERE conv = ? AND device = ?"};
+    for (size_t k = 0; !rc && k < 2; k++) {
+      rc = store_conn_prepare(c, del[k], &s);
+      if (rc) break;
+      store_bind_int64(s, 1, row);
+      store_bind_blob(s, 2, BYTES(j->del_d[i], DSP_ID));
+      rc = store_stmt_run(s);
+    }
+  }
+  int64_t welcome = 0;
+  if (!rc && j->n_add_d) {
+    rc = store_conn_prepare(c, "INSERT INTO welcomes(body) VALUES (?)", &s);
+    if (!rc) {
+      store_bind_blob(s, 1, buf_view(&j->welcome));
+      rc = store_stmt_run(s);
+      welcome = store_conn_last_rowid(c);
+    }
+  }
+  for (size_t i = 0; !rc && i < j->n_add_d; i++) {
+    rc = store_conn_prepare(
+        c,
+        "INSERT INTO devices(conv, device, account, joined_seq, cursor)"
+        " VALUES (?, ?, ?, ?, ?)",
+        &s);
+    if (rc) break;
+    store_bind_int64(s, 1, row);
+    store_bind_blob(s, 2, BYTES(j->add_d[i].device, DSP_ID));
+    store_bind_blob(s, 3, BYTES(j->add_d[i].account, DSP_ID));
+    store_bind_int64(s, 4, (int64_t)j->add_d[i].joined_seq);
+    store_bind_int64(s, 5, (int64_t)j->add_d[i].cursor);
+    if ((rc = store_stmt_run(s)) != 0) break;
+    rc = store_conn_prepare(
+        c, "INSERT INTO mailbox(device, conv, welcome) VALUES (?, ?, ?)", &s);
+    if (rc) break;
+    store_bind_blob(s, 1, BYTES(j->add_d[i].device, DSP_ID));
+    store_bind_int64(s, 2, row);
+    store_bind_int64(s, 3, welcome);
+    rc = store_stmt_run(s);
+  }
+  return rc;
+}
+
 static int run_send(store_conn *c, void *arg) {
   dsjob *j = arg;
   store_stmt *s;
@@ -507,7 +599,8 @@ static int run_send(store_conn *c, void *arg) {
   if (rc) return rc;
   store_bind_blob(s, 1, buf_view(&j->observer));
   store_bind_int64(s, 2, j->cv->row);
-  return store_stmt_run(s);
+  if ((rc = store_stmt_run(s)) != 0) return rc;
+  return run_roster(c, j);
 }
 
 static void done_send(store_job *job, int status) {
@@ -524,7 +617,17 @@ static void done_send(store_job *job, int status) {
     wr_u8(b, 0);
     ipc_end(&w->ipc);
   }
-  push(cv, DSP_PUSH_MESSAGE, j->seq, j->at, buf_view(&j->body), j->device, NULL, 0);
+  if (j->old_d) {
+    /* A membership change: the commit goes to everyone who was in the
+     * conversation (the removed learn it so), the Welcome to who joined. */
+    push(cv, DSP_PUSH_MESSAGE, j->seq, j->at, buf_view(&j->body), j->device, j->old_d,
+         j->n_old_d);
+    if (j->n_add_d)
+      push(cv, DSP_PUSH_WELCOME, j->seq + 1, j->at, buf_view(&j->welcome), NULL, j->add_d,
+           j->n_add_d);
+  } else {
+    push(cv, DSP_PUSH_MESSAGE, j->seq, j->at, buf_view(&j->body), j->device, NULL, 0);
+  }
   job_free(j);
 }
 
@@ -545,7 +648,8 @@ static int check_public_sender(mls_group *obs, bytes_t msg, const uint8_t *acc,
       uint8_t want[2 * DSP_ID];
       memcpy(want, acc, DSP_ID);
       memcpy(want + DSP_ID, dev, DSP_ID);
-      if (group_member(obs, snd->index, &who) != 0 || !bytes_eq(who, BYTES(want, 2 * DSP_ID)))
+      if (group_member(obs, snd->index, &who) != 0 ||
+          !bytes_eq(who, BYTES(want, 2 * DSP_ID)))
         rc = TSR_ESENDER;
     }
   }
@@ -563,9 +667,9 @@ static bool same_roster(const conv *cv, const mls_group *obs) {
     if (group_member(obs, i, &who) != 0) continue;
     members++;
     size_t k = 0;
-    while (k < cv->nd && !(who.len == 2 * DSP_ID &&
-                           memcmp(who.ptr, cv->d[k].account, DSP_ID) == 0 &&
-                           memcmp(who.ptr + DSP_ID, cv->d[k].device, DSP_ID) == 0))
+    while (k < cv->nd &&
+           !(who.len == 2 * DSP_ID && memcmp(who.ptr, cv->d[k].account, DSP_ID) == 0 &&
+             memcmp(who.ptr + DSP_ID, cv->d[k].device, DSP_ID) == 0))
       k++;
     if (k == cv->nd) return false;
   }
@@ -599,7 +703,8 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
     refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
     return;
   }
-  if (cv->state == DSP_STATE_REQUEST && memcmp(me->account, cv->request_account, DSP_ID) == 0) {
+  if (cv->state == DSP_STATE_REQUEST &&
+      memcmp(me->account, cv->request_account, DSP_ID) == 0) {
     refuse(w, id, TSR_ESTATE, "request_pending", "accept the message request first");
     return;
   }
@@ -618,8 +723,9 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
   }
   int rc = check_public_sender(obs, msg, acc.ptr, dev.ptr);
   if (rc) {
-    refuse(w, id, rc, mls_code(rc), rc == TSR_ESENDER ? "the message claims another sender"
-                                                      : "not an MLS message");
+    refuse(w, id, rc, mls_code(rc),
+           rc == TSR_ESENDER ? "the message claims another sender"
+                             : "not an MLS message");
     return;
   }
   /* Membership changes have their own calls: a commit sent here must leave
@@ -631,7 +737,8 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
   observer_event ev;
   rc = observer_save(obs, &before);
   if (!rc) rc = observer_process(obs, msg, &ev);
-  if (!rc && ev.content_type == MLS_CONTENT_PROPOSAL && ev.proposal_type != MLS_PROPOSAL_UPDATE)
+  if (!rc && ev.content_type == MLS_CONTENT_PROPOSAL &&
+      ev.proposal_type != MLS_PROPOSAL_UPDATE)
     rc = TSR_EUNSUPPORTED;
   if (!rc && ev.content_type == MLS_CONTENT_COMMIT && !same_roster(cv, obs))
     rc = TSR_EUNSUPPORTED;
@@ -653,7 +760,9 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
     buf_free(&before);
     if (j) job_free(j);
     refuse(w, id, rc,
-           rc == TSR_EUNSUPPORTED ? "unsupported" : rc == TSR_ENOMEM ? "busy" : mls_code(rc),
+           rc == TSR_EUNSUPPORTED ? "unsupported"
+           : rc == TSR_ENOMEM     ? "busy"
+                                  : mls_code(rc),
            rc == TSR_EUNSUPPORTED ? "membership changes are not accepted in send"
            : rc == TSR_EEPOCH     ? "not for the conversation's current epoch"
                                   : "the message was refused");
@@ -667,9 +776,291 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
   j->seq = cv->next_seq++;
   j->job.run = run_send;
   j->job.done = done_send;
-  if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) || dd_add(dev.ptr, cid, j->seq) ||
-      submit(j) != 0)
+  if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) ||
+      dd_add(dev.ptr, cid, j->seq) || submit(j) != 0)
     fatal_store(TSR_ENOMEM); /* the seq is taken: memory and store must not part */
+}
+
+/* ---- MEMBERS ----------------------------------------------------------------- */
+
+#define MEMBERS_MAX 64 /* accounts added or removed in one change */
+#define ADD_DEVICES_MAX 1024
+
+static member *conv_member(conv *cv, const uint8_t *acc) {
+  for (size_t i = 0; i < cv->nm; i++)
+    if (memcmp(cv->m[i].account, acc, DSP_ID) == 0) return &cv->m[i];
+  return NULL;
+}
+
+static bool in_ids(const uint8_t (*v)[DSP_ID], size_t n, const uint8_t *id) {
+  for (size_t i = 0; i < n; i++)
+    if (memcmp(v[i], id, DSP_ID) == 0) return true;
+  return false;
+}
+
+typedef struct {
+  uint8_t account[DSP_ID];
+  uint8_t device[DSP_ID];
+  uint8_t reach; /* the account's: bit (1 << app) when reachable from that app */
+} authdev;
+
+/* A commit adding and removing members or devices (docs/protocol.md,
+ * "conversation.members"). The worker authorised the accounts to add
+ * (profiles, blocks, reachability per source app, live devices, plus the
+ * caller's own devices); here: roles, the conversation's app, and that the
+ * commit does exactly what is authorised. */
+static void op_members(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t acc, dev, gid, cid, msg, welcome;
+  rd_raw(r, DSP_ID, &acc);
+  rd_raw(r, DSP_ID, &dev);
+  rd_raw(r, DSP_ID, &gid);
+  rd_opaque(r, &cid);
+  rd_opaque(r, &msg);
+  rd_opaque(r, &welcome);
+  reader_t av, rv;
+  rd_vec(r, &av);
+  rd_vec(r, &rv);
+  static authdev ad[ADD_DEVICES_MAX];
+  static uint8_t add_acc[MEMBERS_MAX][DSP_ID], del_acc[MEMBERS_MAX][DSP_ID];
+  size_t nad = 0, n_add = 0, n_del = 0;
+  while (!r->err && rd_more(&av)) {
+    bytes_t a;
+    uint8_t reach = 0;
+    reader_t dv;
+    rd_raw(&av, DSP_ID, &a);
+    rd_u8(&av, &reach);
+    rd_vec(&av, &dv);
+    if (av.err || n_add == MEMBERS_MAX) {
+      av.err = TSR_EDECODE;
+      break;
+    }
+    memcpy(add_acc[n_add++], a.ptr, DSP_ID);
+    while (rd_more(&dv) && nad < ADD_DEVICES_MAX) {
+      bytes_t d;
+      if (rd_raw(&dv, DSP_ID, &d)) break;
+      memcpy(ad[nad].account, a.ptr, DSP_ID);
+      memcpy(ad[nad].device, d.ptr, DSP_ID);
+      ad[nad++].reach = reach;
+    }
+    if (dv.err || rd_more(&dv)) av.err = TSR_EDECODE;
+  }
+  while (!r->err && !rv.err && rd_more(&rv)) {
+    bytes_t a;
+    if (rd_raw(&rv, DSP_ID, &a) || n_del == MEMBERS_MAX) {
+      rv.err = TSR_EDECODE;
+      break;
+    }
+    memcpy(del_acc[n_del++], a.ptr, DSP_ID);
+  }
+  if (r->err || av.err || rv.err || rd_done(r) || cid.len > DSP_CLIENT_ID_MAX) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed MEMBERS");
+    return;
+  }
+  conv *cv = idmap_get(&ds.convs, gid.ptr);
+  cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
+  if (!me) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
+    return;
+  }
+  if (cv->state == DSP_STATE_REQUEST) {
+    refuse(w, id, TSR_ESTATE, "request_pending", "a message request takes no members");
+    return;
+  }
+  dedup *dd = dd_find(dev.ptr, cid);
+  if (dd) {
+    buf_t *b = result_begin(w, id, 0, "", "");
+    wr_u64(b, dd->seq);
+    wr_u8(b, 1);
+    ipc_end(&w->ipc);
+    return;
+  }
+  const member *caller = conv_member(cv, acc.ptr);
+  bool admin = caller && caller->role == 1;
+  const char *why = NULL;
+  for (size_t i = 0; i < n_add && !why; i++) {
+    bool own = memcmp(add_acc[i], acc.ptr, DSP_ID) == 0;
+    if (!own && conv_member(cv, add_acc[i])) why = "already a member";
+    if (!own && !admin) why = "only admins add people";
+  }
+  for (size_t i = 0; i < nad && !why; i++)
+    if (memcmp(ad[i].account, acc.ptr, DSP_ID) != 0 && !(ad[i].reach >> cv->app & 1))
+      why = "not reachable from this conversation's app";
+  for (size_t i = 0; i < n_del && !why; i++) {
+    if (!conv_member(cv, del_acc[i])) why = "not a member";
+    if (memcmp(del_acc[i], acc.ptr, DSP_ID) == 0)
+      why = "leave with a Remove proposal of your own leaves, not a commit";
+    else if (!admin)
+      why = "only admins remove people";
+  }
+  if (cv->kind == DSP_KIND_DIRECT &&
+      (n_del || (n_add && !(n_add == 1 && memcmp(add_acc[0], acc.ptr, DSP_ID) == 0))))
+    why = "a direct conversation keeps its two people (only their devices change)";
+  if (why) {
+    refuse(w, id, TSR_ESENDER, "forbidden", why);
+    return;
+  }
+  mls_group *obs;
+  if (conv_observer(cv, &obs)) {
+    refuse(w, id, TSR_EIO, "internal", "conversation state unavailable");
+    return;
+  }
+  int rc = check_public_sender(obs, msg, acc.ptr, dev.ptr);
+  buf_t before;
+  buf_init(&before);
+  observer_event ev;
+  if (!rc) rc = observer_save(obs, &before);
+  if (!rc) rc = observer_process(obs, msg, &ev);
+  if (!rc && (ev.content_type != MLS_CONTENT_COMMIT || !group_is_active(obs))) {
+    rc = TSR_EPROTOCOL;
+    why = "a membership change is one commit";
+  }
+  /* The new roster: survivors, and new leaves that are authorised devices. */
+  dsjob *j = rc ? NULL : job_new(w, id);
+  if (!rc && !j) rc = TSR_ENOMEM;
+  uint32_t n = rc ? 0 : group_leaf_count(obs);
+  cdev *nd = rc ? NULL : calloc(n + 1, sizeof *nd);
+  if (!rc && !nd) rc = TSR_ENOMEM;
+  size_t nnd = 0;
+  uint64_t seq = cv->next_seq;
+  for (uint32_t i = 0; !rc && i < n; i++) {
+    bytes_t who;
+    if (group_member(obs, i, &who) != 0) continue;
+    if (who.len != 2 * DSP_ID) {
+      rc = TSR_EPROTOCOL;
+      break;
+    }
+    cdev *old = conv_device(cv, who.ptr + DSP_ID);
+    if (old && memcmp(old->account, who.ptr, DSP_ID) == 0) {
+      nd[nnd++] = *old;
+      continue;
+    }
+    size_t k = 0;
+    while (k < nad && !(memcmp(ad[k].account, who.ptr, DSP_ID) == 0 &&
+                        memcmp(ad[k].device, who.ptr + DSP_ID, DSP_ID) == 0))
+      k++;
+    if (k == nad) {
+      rc = TSR_EPROTOCOL;
+      why = "the commit adds a device that is not authorised";
+      break;
+    }
+    cdev *x = &nd[nnd++];
+    memset(x, 0, sizeof *x);
+    memcpy(x->account, ad[k].account, DSP_ID);
+    memcpy(x->device, ad[k].device, DSP_ID);
+    x->joined_seq = seq + 1; /* members see messages from the moment they joined */
+    x->welcome = true;
+  }
+  /* Removed devices: of removed accounts (all of them), or the caller's own
+   * other devices. */
+  size_t n_gone = 0;
+  for (size_t k = 0; !rc && k < cv->nd; k++) {
+    bool kept = false;
+    for (size_t x = 0; x < nnd && !kept; x++)
+      kept = memcmp(nd[x].device, cv->d[k].device, DSP_ID) == 0;
+    if (kept) continue;
+    n_gone++;
+    if (!in_ids((const uint8_t(*)[DSP_ID])del_acc, n_del, cv->d[k].account) &&
+        memcmp(cv->d[k].account, acc.ptr, DSP_ID) != 0) {
+      rc = TSR_EPROTOCOL;
+      why = "the commit removes a device it was not asked to";
+    }
+  }
+  for (size_t i = 0; !rc && i < n_del; i++)
+    for (size_t x = 0; x < nnd; x++)
+      if (memcmp(nd[x].account, del_acc[i], DSP_ID) == 0) {
+        rc = TSR_EPROTOCOL;
+        why = "a removed member keeps a device";
+      }
+  for (size_t i = 0; !rc && i < n_add; i++) {
+    if (memcmp(add_acc[i], acc.ptr, DSP_ID) == 0) continue;
+    bool has = false;
+    for (size_t x = 0; x < nnd && !has; x++)
+      has = nd[x].welcome && memcmp(nd[x].account, add_acc[i], DSP_ID) == 0;
+    if (!has) {
+      rc = TSR_EPROTOCOL;
+      why = "every added member needs a device in the commit";
+    }
+  }
+  size_t n_new = 0;
+  for (size_t x = 0; x < nnd; x++) n_new += !conv_device(cv, nd[x].device);
+  if (!rc && n_new && !welcome.len) {
+    rc = TSR_EPROTOCOL;
+    why = "the Welcome for the added devices is missing";
+  }
+  if (!rc && n_new + n_gone == 0) {
+    rc = TSR_EPROTOCOL;
+    why = "the commit changes no member (send it with send)";
+  }
+  if (!rc) rc = observer_save(obs, &j->observer);
+  if (rc) {
+    mls_group *back;
+    if (before.len && observer_load(buf_view(&before), &back) == 0) {
+      group_free(cv->obs);
+      cv->obs = back;
+    }
+    buf_free(&before);
+    free(nd);
+    if (j) job_free(j);
+    refuse(w, id, rc,
+           rc == TSR_ENOMEM ? "busy"
+           : why            ? "bad_request"
+                            : mls_code(rc),
+           why                ? why
+           : rc == TSR_EEPOCH ? "not for the conversation's current epoch"
+                              : "the commit was refused");
+    return;
+  }
+  buf_free(&before);
+  /* Rows for the store, then memory moves on (seq, roster). */
+  j->is_commit = true;
+  j->old_d = cv->d;
+  j->n_old_d = cv->nd;
+  j->add_d = calloc(n_new + 1, sizeof *j->add_d);
+  j->del_d = calloc(n_gone + 1, sizeof *j->del_d);
+  j->add_m = calloc(n_add + 1, sizeof *j->add_m);
+  j->del_m = calloc(n_del + 1, sizeof *j->del_m);
+  member *nm = calloc(cv->nm + n_add + 1, sizeof *nm);
+  if (!j->add_d || !j->del_d || !j->add_m || !j->del_m || !nm) fatal_store(TSR_ENOMEM);
+  for (size_t x = 0; x < nnd; x++)
+    if (nd[x].welcome && !conv_device(cv, nd[x].device)) j->add_d[j->n_add_d++] = nd[x];
+  for (size_t k = 0; k < cv->nd; k++) {
+    bool kept = false;
+    for (size_t x = 0; x < nnd && !kept; x++)
+      kept = memcmp(nd[x].device, cv->d[k].device, DSP_ID) == 0;
+    if (!kept) {
+      memcpy(j->del_d[j->n_del_d++], cv->d[k].device, DSP_ID);
+      convlist_remove(cv->d[k].device, cv);
+    }
+  }
+  size_t nmm = 0;
+  for (size_t i = 0; i < cv->nm; i++)
+    if (!in_ids((const uint8_t(*)[DSP_ID])del_acc, n_del, cv->m[i].account))
+      nm[nmm++] = cv->m[i];
+  for (size_t i = 0; i < n_del; i++) memcpy(j->del_m[j->n_del_m++], del_acc[i], DSP_ID);
+  for (size_t i = 0; i < n_add; i++) {
+    if (memcmp(add_acc[i], acc.ptr, DSP_ID) == 0) continue;
+    memcpy(j->add_m[j->n_add_m].account, add_acc[i], DSP_ID);
+    j->add_m[j->n_add_m].role = 0;
+    nm[nmm++] = j->add_m[j->n_add_m++];
+  }
+  free(cv->m);
+  cv->m = nm;
+  cv->nm = nmm;
+  cv->d = nd;
+  cv->nd = nnd;
+  for (size_t i = 0; i < j->n_add_d; i++)
+    if (convlist_add(j->add_d[i].device, cv)) fatal_store(TSR_ENOMEM);
+  j->cv = cv;
+  memcpy(j->device, dev.ptr, DSP_ID);
+  memcpy(j->account, acc.ptr, DSP_ID);
+  j->at = wall_ms();
+  j->seq = cv->next_seq++;
+  j->job.run = run_send;
+  j->job.done = done_send;
+  if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) ||
+      (welcome.len && buf_set(&j->welcome, welcome)) || dd_add(dev.ptr, cid, j->seq) ||
+      submit(j) != 0)
+    fatal_store(TSR_ENOMEM);
 }
 
 /* ---- CREATE ------------------------------------------------------------------ */
@@ -705,8 +1096,8 @@ static int run_create(store_conn *c, void *arg) {
   if (rc) return rc;
   cv->row = store_conn_last_rowid(c);
   for (size_t i = 0; i < cv->nm; i++) {
-    rc = store_conn_prepare(c, "INSERT INTO members(conv, account, role) VALUES (?, ?, ?)",
-                            &s);
+    rc = store_conn_prepare(
+        c, "INSERT INTO members(conv, account, role) VALUES (?, ?, ?)", &s);
     if (rc) return rc;
     store_bind_int64(s, 1, cv->row);
     store_bind_blob(s, 2, BYTES(cv->m[i].account, DSP_ID));
@@ -722,10 +1113,11 @@ static int run_create(store_conn *c, void *arg) {
     welcome = store_conn_last_rowid(c);
   }
   for (size_t i = 0; i < cv->nd; i++) {
-    rc = store_conn_prepare(c,
-                            "INSERT INTO devices(conv, device, account, joined_seq, cursor)"
-                            " VALUES (?, ?, ?, ?, ?)",
-                            &s);
+    rc = store_conn_prepare(
+        c,
+        "INSERT INTO devices(conv, device, account, joined_seq, cursor)"
+        " VALUES (?, ?, ?, ?, ?)",
+        &s);
     if (rc) return rc;
     store_bind_int64(s, 1, cv->row);
     store_bind_blob(s, 2, BYTES(cv->d[i].device, DSP_ID));
@@ -734,8 +1126,8 @@ static int run_create(store_conn *c, void *arg) {
     store_bind_int64(s, 5, (int64_t)cv->d[i].cursor);
     if ((rc = store_stmt_run(s)) != 0) return rc;
     if (!cv->d[i].welcome) continue;
-    rc = store_conn_prepare(c, "INSERT INTO mailbox(device, conv, welcome) VALUES (?, ?, ?)",
-                            &s);
+    rc = store_conn_prepare(
+        c, "INSERT INTO mailbox(device, conv, welcome) VALUES (?, ?, ?)", &s);
     if (rc) return rc;
     store_bind_blob(s, 1, BYTES(cv->d[i].device, DSP_ID));
     store_bind_int64(s, 2, cv->row);
@@ -768,7 +1160,8 @@ static void done_create(store_job *job, int status) {
     wr_u64(b, cv->next_seq);
     ipc_end(&w->ipc);
   }
-  push(cv, DSP_PUSH_WELCOME, cv->next_seq, j->at, buf_view(&j->welcome), j->device, NULL, 0);
+  push(cv, DSP_PUSH_WELCOME, cv->next_seq, j->at, buf_view(&j->welcome), j->device, NULL,
+       0);
   job_free(j);
 }
 
@@ -816,7 +1209,8 @@ static void op_create(wconn *w, uint32_t id, reader_t *r) {
     if (dv.err || rd_more(&dv)) mv.err = TSR_EDECODE;
     na++;
   }
-  if (mv.err || rd_more(&mv) || rd_done(r) || na < 2 || memcmp(ms[0].account, acc.ptr, DSP_ID)) {
+  if (mv.err || rd_more(&mv) || rd_done(r) || na < 2 ||
+      memcmp(ms[0].account, acc.ptr, DSP_ID)) {
     refuse(w, id, TSR_EDECODE, "bad_request", "malformed member list");
     return;
   }
@@ -1036,10 +1430,11 @@ static void op_list(wconn *w, uint32_t id, reader_t *r) {
     wr_u64(b, me->cursor);
     bytes_t welcome = BYTES_NONE;
     if (me->welcome && (c || store_reader_get(ds.st, &c) == 0) &&
-        store_conn_prepare(c,
-                           "SELECT w.body FROM mailbox m JOIN welcomes w ON w.id = m.welcome"
-                           " WHERE m.device = ? AND m.conv = ?",
-                           &s) == 0) {
+        store_conn_prepare(
+            c,
+            "SELECT w.body FROM mailbox m JOIN welcomes w ON w.id = m.welcome"
+            " WHERE m.device = ? AND m.conv = ?",
+            &s) == 0) {
       store_bind_blob(s, 1, BYTES(me->device, DSP_ID));
       store_bind_int64(s, 2, cv->row);
       if (store_step(s) == STORE_ROW) welcome = store_col_blob(s, 0);
@@ -1119,6 +1514,7 @@ static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields) {
   case DSP_SYNC: op_sync(w, id, &r); return;
   case DSP_ACK: op_ack(w, id, &r); return;
   case DSP_LIST: op_list(w, id, &r); return;
+  case DSP_MEMBERS: op_members(w, id, &r); return;
   default: break;
   }
   log_error("worker %d: malformed frame (type %u): disconnecting it", w->index, type);
@@ -1181,7 +1577,8 @@ static int run_flush(store_conn *c, void *arg) {
   for (size_t i = 0; i < f->n; i++) {
     store_stmt *s;
     int rc = store_conn_prepare(
-        c, "UPDATE devices SET cursor = max(cursor, ?) WHERE conv = ? AND device = ?", &s);
+        c, "UPDATE devices SET cursor = max(cursor, ?) WHERE conv = ? AND device = ?",
+        &s);
     if (rc) return rc;
     store_bind_int64(s, 1, (int64_t)f->v[i].cursor);
     store_bind_int64(s, 2, f->v[i].row);
@@ -1311,7 +1708,7 @@ static int load(void) {
   if (rc) return rc;
   rc = store_conn_prepare(
       c, "SELECT id, gid, app, kind, state, request_account FROM conversations", &s);
-  while (!rc && (rc = store_step(s)) == STORE_ROW) {
+  while (rc >= 0 && (rc = store_step(s)) == STORE_ROW) {
     conv *cv = calloc(1, sizeof *cv);
     bytes_t gid = store_col_blob(s, 1);
     if (!cv || gid.len != DSP_ID) {
@@ -1340,7 +1737,7 @@ static int load(void) {
     for (idnode *x = ds.convs.b[i]; x; x = x->next) by_row[k++] = x->val;
   qsort(by_row, n, sizeof *by_row, cmp_row);
   rc = store_conn_prepare(c, "SELECT conv, account, role FROM members", &s);
-  while (!rc && (rc = store_step(s)) == STORE_ROW) {
+  while (rc >= 0 && (rc = store_step(s)) == STORE_ROW) {
     conv *cv = find_row(by_row, n, store_col_int64(s, 0));
     bytes_t a = store_col_blob(s, 1);
     if (!cv || a.len != DSP_ID) continue;
@@ -1380,8 +1777,11 @@ static int load(void) {
     if (convlist_add(x->device, cv)) rc = TSR_ENOMEM;
   }
   store_stmt_reset(s);
-  if (rc >= 0) rc = store_conn_prepare(c, "SELECT pos, conv, seq, sender, client_id FROM log"
-                                          " ORDER BY pos", &s);
+  if (rc >= 0)
+    rc = store_conn_prepare(c,
+                            "SELECT pos, conv, seq, sender, client_id FROM log"
+                            " ORDER BY pos",
+                            &s);
   while (rc >= 0 && (rc = store_step(s)) == STORE_ROW) {
     conv *cv = find_row(by_row, n, store_col_int64(s, 1));
     if (!cv) continue;

@@ -19,12 +19,18 @@
  *   SYNC     id16 device, id16 conversation, u64 after, u32 limit
  *   ACK      id16 device, id16 conversation, u64 seq
  *   LIST     id16 device
+ *   MEMBERS  id16 account, id16 device, id16 conversation, opaque client_id,
+ *            opaque commit, opaque welcome, vector of { id16 account, u8 reach
+ *            (bit 1 << app: reachable from that app), vector of id16 device }
+ *            — accounts the worker authorised to add with their live devices
+ *            (the caller's own account included, for its own devices) —,
+ *            vector of id16 account — accounts to remove
  *
  * DS -> worker:
  *   RESULT   (the request's id) i32 status (0 or a TSR_E* code), opaque
  *            error code, opaque message, then on success the op's fields:
  *              CREATE: u64 next seq
- *              SEND:   u64 seq, u8 duplicate
+ *              SEND, MEMBERS: u64 seq, u8 duplicate
  *              SYNC:   vector of { u64 seq, u64 at_ms, opaque message }, u8 more
  *              ACK:    u64 cursor
  *              LIST:   vector of { id16 conversation, u8 app, u8 kind, u8 state,
@@ -44,6 +50,7 @@ enum {
   DSP_SYNC = 6,
   DSP_ACK = 7,
   DSP_LIST = 8,
+  DSP_MEMBERS = 9,
   DSP_RESULT = 64,
   DSP_PUSH = 65,
 };
@@ -57,9 +64,9 @@ enum { DSP_KIND_DIRECT = 1, DSP_KIND_GROUP = 2 };
 enum { DSP_STATE_ACTIVE = 0, DSP_STATE_REQUEST = 1 };
 
 #define DSP_ID 16
-#define DSP_SYNC_MAX 500      /* messages per SYNC answer */
-#define DSP_CLIENT_ID_MAX 64  /* bytes of a client message id */
-#define DSP_SOCKET "ds.sock"  /* in the data directory */
-#define DSP_DIR "ds"          /* the delivery service's store, under the data directory */
+#define DSP_SYNC_MAX 500     /* messages per SYNC answer */
+#define DSP_CLIENT_ID_MAX 64 /* bytes of a client message id */
+#define DSP_SOCKET "ds.sock" /* in the data directory */
+#define DSP_DIR "ds"         /* the delivery service's store, under the data directory */
 
 #endif

@@ -80,6 +80,12 @@ static bool flush(ipc_conn *c) {
   return true;
 }
 
+void ipc_abort(ipc_conn *c) {
+  if (c->closed) return;
+  c->out.len = c->frame_start;
+  c->out.err = 0;
+}
+
 int ipc_end(ipc_conn *c) {
   if (c->closed) return TSR_ESTATE;
   if (c->out.err) {

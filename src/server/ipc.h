@@ -26,7 +26,8 @@
 #include "server/loop.h"
 
 #define IPC_MAX_FRAME (4u << 20)     /* a message plus its envelope */
-#define IPC_MAX_PENDING (256u << 20) /* unsent output before the peer counts as broken */
+#define IPC_MAX_PENDING (256u << 20) /* unsent output before the peer counts as broken   \
+                                      */
 
 typedef struct ipc_conn ipc_conn;
 
@@ -56,6 +57,9 @@ buf_t *ipc_begin(ipc_conn *c, uint8_t type, uint32_t id);
 /* Finishes the frame begun last and tries to write. Returns 0, or
  * TSR_ELIMIT / TSR_ENOMEM (the connection is then closed). */
 int ipc_end(ipc_conn *c);
+
+/* Drops the frame begun last (nothing of it is sent). */
+void ipc_abort(ipc_conn *c);
 
 /* The io callback's body for c. */
 void ipc_on_io(ipc_conn *c, unsigned events);

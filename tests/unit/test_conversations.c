@@ -37,8 +37,8 @@ static device A, B, C, D;
 
 static bool ids(const session *s, uint8_t out[32]) {
   size_t g1 = 0, g2 = 0;
-  return b64_decode(out, 16, s->account_id, strlen(s->account_id), B64_MODE_URL_NOPAD, &g1) ==
-             0 &&
+  return b64_decode(out, 16, s->account_id, strlen(s->account_id), B64_MODE_URL_NOPAD,
+                    &g1) == 0 &&
          b64_decode(out + 16, 16, s->device_id, strlen(s->device_id), B64_MODE_URL_NOPAD,
                     &g2) == 0 &&
          g1 == 16 && g2 == 16;
@@ -49,13 +49,14 @@ static bool ids(const session *s, uint8_t out[32]) {
 static bool device_new(const user *u, device *d) {
   uint8_t ident[32];
   if (!ids(&u->s, ident)) return false;
-  mls_credential cred = {.credential_type = MLS_CREDENTIAL_BASIC, .identity = BYTES(ident, 32)};
+  mls_credential cred = {.credential_type = MLS_CREDENTIAL_BASIC,
+                         .identity = BYTES(ident, 32)};
   buf_t cb;
   buf_init(&cb);
   msg_encode_credential(&cb, &cred);
   int rc = cb.err ? cb.err
-                  : group_identity_from_seed(1, BYTES(u->s.device_seed, 32), buf_view(&cb),
-                                             &d->id);
+                  : group_identity_from_seed(1, BYTES(u->s.device_seed, 32),
+                                             buf_view(&cb), &d->id);
   buf_free(&cb);
   d->ws = calloc(1, sizeof *d->ws);
   return rc == 0 && d->ws && ws_open(srv.port, d->ws, u->s.token, NULL, NULL) == 101;
@@ -76,7 +77,8 @@ static bool unb64(const char *s, buf_t *out) {
   size_t len = strlen(s), got = 0;
   buf_reset(out);
   uint8_t *p = buf_extend(out, b64_decoded_max(len) + 1);
-  if (!p || b64_decode(p, b64_decoded_max(len) + 1, s, len, B64_MODE_URL_NOPAD, &got)) return false;
+  if (!p || b64_decode(p, b64_decoded_max(len) + 1, s, len, B64_MODE_URL_NOPAD, &got))
+    return false;
   out->len = got;
   return true;
 }
@@ -112,7 +114,9 @@ static const char *code_of(const cJSON *j) {
   return e ? json_str(e, "code") : j ? "" : "none";
 }
 
-static const cJSON *ok_of(const cJSON *j) { return cJSON_GetObjectItemCaseSensitive(j, "ok"); }
+static const cJSON *ok_of(const cJSON *j) {
+  return cJSON_GetObjectItemCaseSensitive(j, "ok");
+}
 
 static double num(const cJSON *o, const char *k) {
   const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
@@ -151,7 +155,8 @@ static uint8_t gid[16];
 static bool social_profile(user *u, const char *handle) {
   char body[128];
   snprintf(body, sizeof body, "{\"handle\":\"%s\"}", handle);
-  if (call(srv.port, "PUT", "/v1/apps/social/profile", u->s.token, body) != 201) return false;
+  if (call(srv.port, "PUT", "/v1/apps/social/profile", u->s.token, body) != 201)
+    return false;
   return call(srv.port, "PUT", "/v1/apps/social/reachability", u->s.token,
               "{\"from\":{\"social\":\"everyone\"}}") == 200;
 }
@@ -164,8 +169,8 @@ static void test_setup(void) {
   CHECK(social_profile(&ann, "ann"));
   CHECK(social_profile(&ben, "ben"));
   CHECK(social_profile(&cat, "cat"));
-  CHECK(call(srv.port, "PUT", "/v1/apps/social/profile", dan.s.token, "{\"handle\":\"dan\"}") ==
-        201);
+  CHECK(call(srv.port, "PUT", "/v1/apps/social/profile", dan.s.token,
+             "{\"handle\":\"dan\"}") == 201);
   CHECK(device_new(&ann, &A));
   CHECK(device_new(&ben, &B));
   CHECK(device_new(&dan, &D));
@@ -197,29 +202,32 @@ static void test_create(void) {
   size_t cap = strlen(g) + strlen(c) + strlen(w) + 512;
   char *req = malloc(cap);
   /* Dan is not reachable for a group (default rules): refused. */
-  snprintf(req, cap,
-           "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\",\"kind\":\"group\","
-           "\"members\":[{\"account\":\"%s\",\"app\":\"social\"},{\"account\":\"%s\","
-           "\"app\":\"social\"}],\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
-           ben.s.account_id, dan.s.account_id, g, c, w);
+  snprintf(
+      req, cap,
+      "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\",\"kind\":\"group\","
+      "\"members\":[{\"account\":\"%s\",\"app\":\"social\"},{\"account\":\"%s\","
+      "\"app\":\"social\"}],\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
+      ben.s.account_id, dan.s.account_id, g, c, w);
   cJSON *r = op(&A, req);
   CHECK(strcmp(code_of(r), "forbidden") == 0);
   cJSON_Delete(r);
   /* A commit adding a device of someone not listed: refused. */
-  snprintf(req, cap,
-           "{\"op\":\"conversation.create\",\"id\":2,\"app\":\"social\",\"kind\":\"group\","
-           "\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],\"group_info\":\"%s\","
-           "\"commit\":\"%s\",\"welcome\":\"%s\"}",
-           ben.s.account_id, g, c, w);
+  snprintf(
+      req, cap,
+      "{\"op\":\"conversation.create\",\"id\":2,\"app\":\"social\",\"kind\":\"group\","
+      "\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],\"group_info\":\"%s\","
+      "\"commit\":\"%s\",\"welcome\":\"%s\"}",
+      ben.s.account_id, g, c, w);
   r = op(&A, req);
   CHECK(strcmp(code_of(r), "bad_request") == 0);
   cJSON_Delete(r);
   /* Right. */
-  snprintf(req, cap,
-           "{\"op\":\"conversation.create\",\"id\":3,\"app\":\"social\",\"kind\":\"group\","
-           "\"members\":[{\"account\":\"%s\",\"app\":\"social\"},{\"account\":\"%s\","
-           "\"app\":\"social\"}],\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
-           ben.s.account_id, cat.s.account_id, g, c, w);
+  snprintf(
+      req, cap,
+      "{\"op\":\"conversation.create\",\"id\":3,\"app\":\"social\",\"kind\":\"group\","
+      "\"members\":[{\"account\":\"%s\",\"app\":\"social\"},{\"account\":\"%s\","
+      "\"app\":\"social\"}],\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
+      ben.s.account_id, cat.s.account_id, g, c, w);
   r = op(&A, req);
   CHECK(strcmp(code_of(r), "") == 0);
   CHECK(num(ok_of(r), "next_seq") == 1);
@@ -235,19 +243,21 @@ static void test_create(void) {
   buf_t wb;
   buf_init(&wb);
   if (pw && unb64(json_str(pw, "welcome"), &wb))
-    CHECK_OK(group_join(B.id, NULL, &sb, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL, NULL,
-                        &B.g));
+    CHECK_OK(group_join(B.id, NULL, &sb, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL,
+                        NULL, &B.g));
   cJSON_Delete(pw);
   /* Cat comes online later: the Welcome waits in the conversation list. */
   CHECK_INT(ws_open(srv.port, C.ws, cat.s.token, NULL, NULL), 101);
   r = op(&C, "{\"op\":\"conversations\",\"id\":1}");
   const cJSON *list = cJSON_GetObjectItemCaseSensitive(ok_of(r), "conversations");
   const cJSON *e0 = cJSON_GetArrayItem(list, 0);
-  CHECK(cJSON_GetArraySize(list) == 1 && strcmp(json_str(e0, "conversation"), conv_id) == 0);
-  CHECK(strcmp(json_str(e0, "app"), "social") == 0 && strcmp(json_str(e0, "kind"), "group") == 0);
+  CHECK(cJSON_GetArraySize(list) == 1 &&
+        strcmp(json_str(e0, "conversation"), conv_id) == 0);
+  CHECK(strcmp(json_str(e0, "app"), "social") == 0 &&
+        strcmp(json_str(e0, "kind"), "group") == 0);
   if (e0 && unb64(json_str(e0, "welcome"), &wb))
-    CHECK_OK(group_join(C.id, NULL, &sc, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL, NULL,
-                        &C.g));
+    CHECK_OK(group_join(C.id, NULL, &sc, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL,
+                        NULL, &C.g));
   cJSON_Delete(r);
   buf_free(&wb);
   free(g);
@@ -324,7 +334,8 @@ static void test_send_push_sync(void) {
   CHECK(p && strcmp(open_msg(&B, json_str(p, "message")), "hello ben and cat") == 0);
   cJSON_Delete(p);
   p = next_push(&A, "message");
-  CHECK(p && num(p, "seq") == 2 && strcmp(open_msg(&A, json_str(p, "message")), "hi ann") == 0);
+  CHECK(p && num(p, "seq") == 2 &&
+        strcmp(open_msg(&A, json_str(p, "message")), "hi ann") == 0);
   cJSON_Delete(p);
   /* The same client_id again is the same message, not a new one. */
   r = send_text(&A, "hello ben and cat", "m1");
@@ -337,8 +348,8 @@ static void test_send_push_sync(void) {
   CHECK(strcmp(code_of(r), "bad_request") == 0);
   cJSON_Delete(r);
   char req[256];
-  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":3,\"conversation\":\"%s\",\"after\":0}",
-           conv_id);
+  snprintf(req, sizeof req,
+           "{\"op\":\"sync\",\"id\":3,\"conversation\":\"%s\",\"after\":0}", conv_id);
   r = op(&C, req);
   const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ok_of(r), "messages");
   CHECK_INT(cJSON_GetArraySize(ms), 2);
@@ -355,7 +366,8 @@ static void test_send_push_sync(void) {
   /* Dan is no member: the conversation does not exist for him. */
   r = send_text(&A, "x", "m-x"); /* seq 3 */
   cJSON_Delete(r);
-  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":5,\"conversation\":\"%s\"}", conv_id);
+  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":5,\"conversation\":\"%s\"}",
+           conv_id);
   r = op(&D, req);
   CHECK(strcmp(code_of(r), "not_found") == 0);
   cJSON_Delete(r);
@@ -365,7 +377,8 @@ static void test_commits_and_refusals(void) {
   if (!A.g || !B.g || !C.g) return;
   /* Ben and Cat have "x" (seq 3) pushed; Ben reads it, Cat syncs below. */
   cJSON *px = next_push(&B, "message");
-  CHECK(px && num(px, "seq") == 3 && strcmp(open_msg(&B, json_str(px, "message")), "x") == 0);
+  CHECK(px && num(px, "seq") == 3 &&
+        strcmp(open_msg(&B, json_str(px, "message")), "x") == 0);
   cJSON_Delete(px);
   drop_pushes(&C);
   /* Ben updates his keys: a commit, ordered like any message. */
@@ -378,8 +391,8 @@ static void test_commits_and_refusals(void) {
   CHECK_OK(group_merge_pending(B.g));
   /* Cat, still in the old epoch, sends: stale, nothing stored. */
   char req[256];
-  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":6,\"conversation\":\"%s\",\"after\":2}",
-           conv_id);
+  snprintf(req, sizeof req,
+           "{\"op\":\"sync\",\"id\":6,\"conversation\":\"%s\",\"after\":2}", conv_id);
   r = send_text(&C, "late", "c1");
   CHECK(strcmp(code_of(r), "stale_epoch") == 0);
   cJSON_Delete(r);
@@ -388,17 +401,20 @@ static void test_commits_and_refusals(void) {
   const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ok_of(r), "messages");
   CHECK_INT(cJSON_GetArraySize(ms), 2);
   CHECK(strcmp(open_msg(&C, json_str(cJSON_GetArrayItem(ms, 0), "message")), "x") == 0);
-  CHECK(strcmp(open_msg(&C, json_str(cJSON_GetArrayItem(ms, 1), "message")), "(commit)") == 0);
+  CHECK(strcmp(open_msg(&C, json_str(cJSON_GetArrayItem(ms, 1), "message")),
+               "(commit)") == 0);
   cJSON_Delete(r);
   r = send_text(&C, "now", "c2");
   CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 5);
   cJSON_Delete(r);
   /* Ann follows the pushes (message 3 was her own: not pushed to her). */
   cJSON *p = next_push(&A, "message");
-  CHECK(p && num(p, "seq") == 4 && strcmp(open_msg(&A, json_str(p, "message")), "(commit)") == 0);
+  CHECK(p && num(p, "seq") == 4 &&
+        strcmp(open_msg(&A, json_str(p, "message")), "(commit)") == 0);
   cJSON_Delete(p);
   p = next_push(&A, "message");
-  CHECK(p && num(p, "seq") == 5 && strcmp(open_msg(&A, json_str(p, "message")), "now") == 0);
+  CHECK(p && num(p, "seq") == 5 &&
+        strcmp(open_msg(&A, json_str(p, "message")), "now") == 0);
   cJSON_Delete(p);
   /* A forged commit (signature byte flipped): refused, nothing stored. */
   buf_reset(&commit);
@@ -475,8 +491,8 @@ static void test_ds_kill(void) {
   /* Workers reconnect within a retry period; ops answer unavailable until. */
   cJSON *r = NULL;
   char req[256];
-  snprintf(req, sizeof req, "{\"op\":\"sync\",\"id\":9,\"conversation\":\"%s\",\"after\":0}",
-           conv_id);
+  snprintf(req, sizeof req,
+           "{\"op\":\"sync\",\"id\":9,\"conversation\":\"%s\",\"after\":0}", conv_id);
   for (deadline = now_ms() + DEADLINE_MS; now_ms() < deadline; tick()) {
     cJSON_Delete(r);
     r = op(&B, req);
@@ -491,6 +507,204 @@ static void test_ds_kill(void) {
   r = send_text(&B, "after the restart", "b-after");
   CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 7);
   cJSON_Delete(r);
+}
+
+/* Sends a membership change; returns the reply. */
+static cJSON *members_op(device *d, const char *add_json, const char *remove_json,
+                         bytes_t commit, bytes_t welcome, const char *client_id) {
+  char *c = b64dup(commit), *w = welcome.len ? b64dup(welcome) : NULL;
+  size_t cap = strlen(c) + (w ? strlen(w) : 0) + 1024;
+  char *req = malloc(cap);
+  snprintf(req, cap,
+           "{\"op\":\"conversation.members\",\"id\":11,\"conversation\":\"%s\","
+           "\"client_id\":\"%s\",\"add\":%s,\"remove\":%s,\"commit\":\"%s\"%s%s%s}",
+           conv_id, client_id, add_json, remove_json, c, w ? ",\"welcome\":\"" : "",
+           w ? w : "", w ? "\"" : "");
+  cJSON *r = op(d, req);
+  const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+  if (e)
+    fprintf(stderr, "  members %s: %s: %s\n", client_id, json_str(e, "code"),
+            json_str(e, "message"));
+  free(c);
+  free(w);
+  free(req);
+  return r;
+}
+
+/* The push of message seq for d, skipping older ones (already synced). */
+static cJSON *push_seq(device *d, uint64_t seq) {
+  for (;;) {
+    cJSON *p = next_push(d, "message");
+    if (!p || num(p, "seq") >= (double)seq) return p;
+    cJSON_Delete(p);
+  }
+}
+
+static void follow_commit(device *d, uint64_t seq) {
+  cJSON *p = push_seq(d, seq);
+  CHECK(p && num(p, "seq") == (double)seq);
+  CHECK(p && strcmp(open_msg(d, json_str(p, "message")), "(commit)") == 0);
+  cJSON_Delete(p);
+}
+
+static device B2;
+
+/* Adding people (admins, reachable ones), adding one's own new device,
+ * removing people (admins); everything else refused. */
+static void test_members(void) {
+  if (!A.g || !B.g || !C.g) return;
+  drop_pushes(&A);
+  drop_pushes(&B);
+  drop_pushes(&C);
+  /* Everyone reads "after the restart" (seq 7, Ben's). */
+  cJSON *p7 = next_push(&A, "message");
+  CHECK(p7 && num(p7, "seq") == 7 &&
+        strcmp(open_msg(&A, json_str(p7, "message")), "after the restart") == 0);
+  cJSON_Delete(p7);
+  char add[256], rm[128];
+  snprintf(add, sizeof add, "[{\"account\":\"%s\",\"app\":\"social\"}]",
+           dan.s.account_id);
+  buf_t kp, commit, welcome;
+  buf_init(&kp);
+  buf_init(&commit);
+  buf_init(&welcome);
+  kp_secret *ks = NULL;
+  CHECK_OK(kp_create(D.id, 0, 0, &kp, &ks));
+  bytes_t kv = buf_view(&kp);
+  group_commit_params ap = {.add_key_packages = &kv, .n_adds = 1};
+  CHECK_OK(group_commit(A.g, &ap, &commit, &welcome));
+  /* Dan lets only people he follows reach him (the default): refused. */
+  cJSON *r =
+      members_op(&A, add, "[]", buf_view(&commit), buf_view(&welcome), "a-add-dan");
+  CHECK(strcmp(code_of(r), "forbidden") == 0);
+  cJSON_Delete(r);
+  CHECK(call(srv.port, "PUT", "/v1/apps/social/reachability", dan.s.token,
+             "{\"from\":{\"social\":\"everyone\"}}") == 200);
+  /* Ben is no admin. */
+  r = members_op(&B, add, "[]", buf_view(&commit), buf_view(&welcome), "b-add-dan");
+  CHECK(strcmp(code_of(r), "forbidden") == 0);
+  cJSON_Delete(r);
+  /* Listing nobody while the commit adds Dan: refused. */
+  r = members_op(&A, "[]", "[]", buf_view(&commit), buf_view(&welcome), "a-add-x");
+  CHECK(strcmp(code_of(r), "bad_request") == 0);
+  cJSON_Delete(r);
+  r = members_op(&A, add, "[]", buf_view(&commit), buf_view(&welcome), "a-add-dan");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 8);
+  cJSON_Delete(r);
+  CHECK_OK(group_merge_pending(A.g));
+  follow_commit(&B, 8);
+  /* Dan is online: Welcome pushed; he joins and sees nothing from before. */
+  cJSON *pw = next_push(&D, "welcome");
+  buf_t wb;
+  buf_init(&wb);
+  CHECK(pw && num(pw, "seq") == 9);
+  if (pw && unb64(json_str(pw, "welcome"), &wb))
+    CHECK_OK(group_join(D.id, NULL, &ks, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL,
+                        NULL, &D.g));
+  cJSON_Delete(pw);
+  char req[256];
+  snprintf(req, sizeof req,
+           "{\"op\":\"sync\",\"id\":12,\"conversation\":\"%s\",\"after\":0}", conv_id);
+  r = op(&D, req);
+  CHECK_INT(cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(ok_of(r), "messages")),
+            0);
+  cJSON_Delete(r);
+  if (!D.g) goto out;
+  r = send_text(&D, "hi all, dan here", "d1");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 9);
+  cJSON_Delete(r);
+  cJSON *p = next_push(&B, "message");
+  CHECK(p && strcmp(open_msg(&B, json_str(p, "message")), "hi all, dan here") == 0);
+  cJSON_Delete(p);
+  /* Cat syncs up to here (seq 7 to 9). */
+  snprintf(req, sizeof req,
+           "{\"op\":\"sync\",\"id\":13,\"conversation\":\"%s\",\"after\":6}", conv_id);
+  drop_pushes(&C);
+  r = op(&C, req);
+  const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ok_of(r), "messages");
+  CHECK_INT(cJSON_GetArraySize(ms), 3);
+  for (int i = 0; i < cJSON_GetArraySize(ms); i++)
+    open_msg(&C, json_str(cJSON_GetArrayItem(ms, i), "message"));
+  CHECK(group_epoch(C.g) == group_epoch(A.g));
+  cJSON_Delete(r);
+
+  /* Ben may not remove Cat; Ann may. */
+  snprintf(rm, sizeof rm, "[\"%s\"]", cat.s.account_id);
+  uint32_t leaf;
+  buf_reset(&commit);
+  uint8_t cat_ident[32];
+  CHECK(ids(&cat.s, cat_ident));
+  CHECK_OK(group_find_member(B.g, BYTES(cat_ident, 32), &leaf));
+  group_commit_params rp = {.remove_leaves = &leaf, .n_removes = 1};
+  CHECK_OK(group_commit(B.g, &rp, &commit, NULL));
+  r = members_op(&B, "[]", rm, buf_view(&commit), BYTES_NONE, "b-rm-cat");
+  CHECK(strcmp(code_of(r), "forbidden") == 0);
+  cJSON_Delete(r);
+  group_discard_pending(B.g);
+  buf_reset(&commit);
+  CHECK_OK(group_find_member(A.g, BYTES(cat_ident, 32), &leaf));
+  CHECK_OK(group_commit(A.g, &rp, &commit, NULL));
+  r = members_op(&A, "[]", rm, buf_view(&commit), BYTES_NONE, "a-rm-cat");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 10);
+  cJSON_Delete(r);
+  CHECK_OK(group_merge_pending(A.g));
+  /* Cat learns it from the commit; then the conversation is gone for her. */
+  p = push_seq(&C, 10);
+  buf_t m;
+  buf_init(&m);
+  group_event ev;
+  group_event_init(&ev);
+  CHECK(p && unb64(json_str(p, "message"), &m));
+  CHECK_OK(group_process(C.g, buf_view(&m), &ev));
+  CHECK_INT(ev.type, GROUP_EVENT_REMOVED);
+  group_event_clear(&ev);
+  buf_free(&m);
+  cJSON_Delete(p);
+  r = send_text(&C, "am I still here?", "c-after");
+  CHECK(r == NULL || strcmp(code_of(r), "not_found") == 0);
+  cJSON_Delete(r);
+  follow_commit(&B, 10);
+  follow_commit(&D, 10);
+
+  /* Ben's second device: he adds it himself (his own account). */
+  session s2;
+  identity bi = ben.id;
+  CHECK_INT(do_login(srv.port, "ben", PW, &bi, &s2), 201);
+  user ben2 = ben;
+  ben2.s = s2;
+  CHECK(device_new(&ben2, &B2));
+  buf_reset(&kp);
+  buf_reset(&commit);
+  buf_reset(&welcome);
+  kp_secret *ks2 = NULL;
+  CHECK_OK(kp_create(B2.id, 0, 0, &kp, &ks2));
+  kv = buf_view(&kp);
+  CHECK_OK(group_commit(B.g, &ap, &commit, &welcome));
+  r = members_op(&B, "[]", "[]", buf_view(&commit), buf_view(&welcome), "b-add-own");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 11);
+  cJSON_Delete(r);
+  CHECK_OK(group_merge_pending(B.g));
+  pw = next_push(&B2, "welcome");
+  if (pw && unb64(json_str(pw, "welcome"), &wb))
+    CHECK_OK(group_join(B2.id, NULL, &ks2, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL,
+                        NULL, &B2.g));
+  cJSON_Delete(pw);
+  follow_commit(&A, 11);
+  if (B2.g) {
+    r = send_text(&B2, "ben's phone", "b2-1");
+    CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 12);
+    cJSON_Delete(r);
+    p = next_push(&B, "message"); /* his other device gets it too */
+    CHECK(p && strcmp(open_msg(&B, json_str(p, "message")), "ben's phone") == 0);
+    cJSON_Delete(p);
+  }
+  kp_secret_free(ks2);
+  buf_free(&wb);
+out:
+  kp_secret_free(ks);
+  buf_free(&kp);
+  buf_free(&commit);
+  buf_free(&welcome);
 }
 
 static void device_free(device *d) {
@@ -518,6 +732,7 @@ int main(void) {
   RUN(test_send_push_sync);
   RUN(test_commits_and_refusals);
   RUN(test_ds_kill);
+  RUN(test_members);
   drop_pushes(&A);
   drop_pushes(&B);
   drop_pushes(&C);
@@ -526,6 +741,8 @@ int main(void) {
   device_free(&B);
   device_free(&C);
   device_free(&D);
+  drop_pushes(&B2);
+  device_free(&B2);
   cJSON_Delete(resp.json);
   resp.json = NULL;
   server_stop(&srv, true);
