@@ -5,14 +5,17 @@
  * connection (HTTP/1.1 with keep-alive, optionally TLS), a queue of
  * requests, retries with exponential backoff and jitter, and the device's
  * local state: a SQLite file holding the account's identity key (on the
- * device that registered), this device's signature key, the session token
- * and the account and device ids.
+ * device that registered), this device's signature key, the session token,
+ * the account and device ids, and the private parts of the MLS
+ * KeyPackages this device published.
  *
  * The state file is created on first use with mode 0600 and carries a
- * schema version (PRAGMA user_version); a file written by a newer
- * libtessera is refused with TSR_EUNSUPPORTED. Secret keys are stored in
- * it unencrypted: at-rest encryption of the state file is a later step,
- * so the file must be protected like an SSH private key.
+ * schema version (PRAGMA user_version); an older file is migrated when
+ * opened (version 2 added the KeyPackage private parts to version 1's
+ * keys and session), a file written by a newer libtessera is refused with
+ * TSR_EUNSUPPORTED. Secret keys are stored in it unencrypted: at-rest
+ * encryption of the state file is a later step, so the file must be
+ * protected like an SSH private key.
  *
  * Event loop. None is imposed. The caller polls tsr_client_fd() for
  * reading, and also for writing while tsr_client_want_write() is true,
@@ -379,6 +382,130 @@ int tsr_search(tsr_client *c, const char *app, const char *prefix, unsigned limi
                tsr_result_cb cb, void *arg);
 int tsr_search_sync(tsr_client *c, const char *app, const char *prefix, unsigned limit,
                     tsr_reply *out);
+
+/* --- MLS identity and KeyPackages --------------------------------------- */
+
+/* Every device is its own MLS (RFC 9420) member (docs/protocol.md,
+ * "KeyPackages"). Its MLS signature key is its device key (tsr_device_key)
+ * and its credential is basic, with the 32-byte identity account_id ||
+ * device_id (raw ids as the server assigned them). Cipher suites: 1
+ * (X25519, AES-128-GCM, SHA-256, Ed25519) and 3 (X25519,
+ * ChaCha20-Poly1305, SHA-256, Ed25519).
+ *
+ * Others add this device to a conversation with one of its published
+ * KeyPackages; the private part of each (its init and leaf HPKE private
+ * keys) stays in the state file until the Welcome made for it is opened:
+ *
+ *   1. tsr_keypackages_replenish() now and whenever status shows the
+ *      server's stock running low;
+ *   2. a Welcome arrives: tsr_keypackage_secret_take_welcome() (or, with
+ *      the KeyPackageRef in hand, tsr_keypackage_secret_take()) hands
+ *      out the private part and deletes it;
+ *   3. the private part opens the Welcome (MLS join with this device's
+ *      identity), then is freed with tsr_secret_free.
+ *
+ * The private parts are stored unencrypted like every key of the state
+ * file. Logging out or a new session deletes them. */
+
+#define TSR_MLS_IDENTITY_SIZE 32   /* account_id || device_id */
+#define TSR_KEYPACKAGE_REF_SIZE 32 /* KeyPackageRef of suites 1 and 3 */
+#define TSR_KEYPACKAGES_MAX 200    /* the server's limit per device */
+
+/* This device's MLS credential identity (account_id || device_id) into
+ * out; no network. TSR_ESTATE when not logged in, TSR_EDECODE when the
+ * stored ids are malformed. */
+int tsr_device_mls_credential(tsr_client *c, uint8_t out[TSR_MLS_IDENTITY_SIZE]);
+
+/* Tops up this device's KeyPackages on the server to `target` available
+ * (0: 100; at most TSR_KEYPACKAGES_MAX) for cipher suite `suite` (1 or 3):
+ * asks the server how many it holds (GET /v1/keypackages), makes the
+ * missing ones and uploads them in calls of at most 100 (POST
+ * /v1/keypackages), with a new last-resort KeyPackage when the server has
+ * none, when this state file holds no private part for it, or when its
+ * last resort was already used to join (tsr_keypackage_secret_take*; the
+ * new one replaces it on the server and its private part is deleted
+ * here). Nothing is uploaded when the stock is already at target.
+ *
+ * The server counts the device's KeyPackages of every suite together and
+ * keeps one last resort of any suite (docs/protocol.md), so `target`
+ * counts all of them.
+ *
+ * Private parts are stored (one transaction per upload) before each
+ * upload is sent, and deleted again when the server refuses it; when no
+ * answer comes (code "network" or "timeout") they stay, since the server
+ * may have stored the KeyPackages. Private parts whose KeyPackage expired
+ * more than 7 days ago are deleted at each call. KeyPackages live 90 days.
+ *
+ * Synchronous errors: TSR_EINVAL (suite, target over the maximum),
+ * TSR_ESTATE (not logged in, or no device key), TSR_EDECODE (malformed
+ * ids or key in the state file), TSR_ENOMEM. Result body on success:
+ * {"available","last_resort","suite","uploaded","last_resort_uploaded",
+ * "local_secrets","local_suite_1","local_suite_3","local_last_resort"}:
+ * the server's count after the last call, the number of KeyPackages
+ * uploaded by this call (last resort not counted), and what the state
+ * file holds (as tsr_keypackages_status). On failure the result is the
+ * failing call's (codes as for every call, plus too_many_key_packages
+ * when another client of this device filled the stock meanwhile) or a
+ * local one: "state" (state file), "bad_response", or "local"
+ * (KeyPackages could not be made). Uploads that succeeded before a
+ * failure stay. */
+int tsr_keypackages_replenish(tsr_client *c, uint16_t suite, unsigned target,
+                              tsr_result_cb cb, void *arg);
+int tsr_keypackages_replenish_sync(tsr_client *c, uint16_t suite, unsigned target,
+                                   tsr_reply *out);
+
+/* The device's KeyPackage stock (GET /v1/keypackages) and what the state
+ * file holds. Result body: {"available": KeyPackages the server holds
+ * besides the last resort, "last_resort": whether it holds one,
+ * "local_secrets": private parts in the state file (last resort
+ * included), "local_suite_1", "local_suite_3": the same per suite,
+ * "local_last_resort": whether the state file holds the private part of a
+ * last resort not yet used}. The local counts include private parts of
+ * KeyPackages already claimed whose Welcome has not been opened yet.
+ * Synchronous errors: TSR_EINVAL, TSR_ESTATE (not logged in),
+ * TSR_ENOMEM; local result codes "state" and "bad_response". */
+int tsr_keypackages_status(tsr_client *c, tsr_result_cb cb, void *arg);
+int tsr_keypackages_status_sync(tsr_client *c, tsr_reply *out);
+
+/* KeyPackageRef (RFC 9420 §5.2) of a KeyPackage: an MLSMessage as the
+ * server hands it out, or a bare KeyPackage. Pure function (after
+ * tsr_client_global_init); any thread. TSR_EDECODE for malformed input,
+ * TSR_EUNSUPPORTED for a suite other than 1 and 3. */
+int tsr_keypackage_ref(const uint8_t *kp, size_t kp_len,
+                       uint8_t out[TSR_KEYPACKAGE_REF_SIZE]);
+
+/* Takes the private part of this device's KeyPackage whose KeyPackageRef
+ * is ref: on success *secret (malloc'ed, *secret_len bytes; release it
+ * with tsr_secret_free) holds it in the versioned form the MLS library
+ * joins with (kp_secret_decode in src/mls/group.h, or the `secrets` of
+ * tsr_mls_group_join in tessera/mls.h), and the state file no longer
+ * holds it, in one durable transaction: a second take of the same ref is
+ * TSR_ENOTFOUND. The private part of the last-resort KeyPackage is the
+ * exception: it stays (others may have claimed it too) and is marked
+ * used, so that the next tsr_keypackages_replenish replaces it.
+ *
+ * Taking is final: if the join then fails, the KeyPackage is spent (it
+ * was single-use anyway). Callers that open a Welcome should take right
+ * before joining and keep the result only in memory. Errors: TSR_EINVAL,
+ * TSR_ENOTFOUND (no such private part: not ours, already taken, or
+ * deleted by logout), TSR_EIO (state file), TSR_ENOMEM; nothing changes
+ * on failure. No network. */
+int tsr_keypackage_secret_take(tsr_client *c, const uint8_t ref[TSR_KEYPACKAGE_REF_SIZE],
+                               uint8_t **secret, size_t *secret_len);
+
+/* The same for a Welcome (an MLSMessage or a bare Welcome): takes the
+ * private part for the first of the Welcome's new members
+ * (EncryptedGroupSecrets.new_member) whose KeyPackageRef this device
+ * holds. Additionally TSR_EDECODE for a Welcome that does not decode;
+ * TSR_ENOTFOUND when it names none of ours. The Welcome is only parsed,
+ * not verified (joining does that). */
+int tsr_keypackage_secret_take_welcome(tsr_client *c, const uint8_t *welcome,
+                                       size_t welcome_len, uint8_t **secret,
+                                       size_t *secret_len);
+
+/* Wipes len bytes at p and frees them (a secret handed out above). NULL
+ * is a no-op. */
+void tsr_secret_free(void *p, size_t len);
 
 /* --- Local session state ------------------------------------------------ */
 

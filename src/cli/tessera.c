@@ -1,5 +1,5 @@
-/* tessera: the command-line client on libtessera (accounts, devices, app
- * profiles, graphs, blocks and reachability).
+/* tessera: the command-line client on libtessera (accounts, devices, MLS
+ * KeyPackages, app profiles, graphs, blocks and reachability).
  *
  *   tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] COMMAND
  *
@@ -38,6 +38,9 @@ static const char usage[] =
     "  device certify KEY              (existing device) certificate for KEY\n"
     "  device link-code --for KEY      (existing device) code + certificate for KEY\n"
     "  device link CODE CERT [--device-name N]   (new device) join the account\n"
+    "  keys status                     KeyPackages on the server and private parts here\n"
+    "  keys upload [--suite 1|3] [--count N]   top the server's KeyPackages up to N\n"
+    "                                  (default 100, at most 200; suite default 1)\n"
     "  phone code PHONE                send a verification code (E.164 number)\n"
     "  phone verify PHONE CODE         verify the number with that code\n"
     "apps (APP is chat, social or messenger; one profile per app):\n"
@@ -406,6 +409,88 @@ static int cmd_device(tsr_client *c, int argc, char **argv) {
   } else {
     die("usage", "unknown device subcommand %s", argv[0]);
   }
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+/* --- KeyPackages ------------------------------------------------------------ */
+
+/* Member key of the object at 0 as text ("" when absent). */
+static void json_text(const tsr_reply *r, const json_token *t, const char *key, char *out,
+                      size_t cap) {
+  out[0] = '\0';
+  int i = json_object_get(r->body, t, 0, key);
+  if (i < 0) return;
+  bool b;
+  if (json_get_bool(t, i, &b) == 0)
+    snprintf(out, cap, "%s", b ? "yes" : "no");
+  else
+    snprintf(out, cap, "%.*s", (int)(t[i].end - t[i].start), r->body + t[i].start);
+}
+
+/* The counts of a keys answer, for people. */
+static void print_keys(const tsr_reply *r, bool upload) {
+  json_token t[32];
+  if (json_parse(r->body, r->body_len, t, 32, NULL) <= 0 || t[0].type != JSON_OBJECT)
+    die("bad_response", "unparsable answer");
+  char avail[24], lr[8], up[24], uplr[8], suite[8], loc[24], l1[24], l3[24], llr[8];
+  json_text(r, t, "available", avail, sizeof avail);
+  json_text(r, t, "last_resort", lr, sizeof lr);
+  json_text(r, t, "uploaded", up, sizeof up);
+  json_text(r, t, "last_resort_uploaded", uplr, sizeof uplr);
+  json_text(r, t, "suite", suite, sizeof suite);
+  json_text(r, t, "local_secrets", loc, sizeof loc);
+  json_text(r, t, "local_suite_1", l1, sizeof l1);
+  json_text(r, t, "local_suite_3", l3, sizeof l3);
+  json_text(r, t, "local_last_resort", llr, sizeof llr);
+  if (upload)
+    printf("uploaded %s KeyPackages of suite %s%s\n", up, suite,
+           !strcmp(uplr, "yes") ? " and a new last resort" : "");
+  printf("server: %s available, last resort %s\n", avail, lr);
+  printf("this device: %s private parts (suite 1: %s, suite 3: %s), last resort %s\n",
+         loc, l1, l3, llr);
+}
+
+/* Parses a decimal number in [lo, hi] for option opt, or dies. */
+static unsigned number(const char *opt, const char *v, unsigned lo, unsigned hi) {
+  char *end;
+  errno = 0;
+  unsigned long n = strtoul(v, &end, 10);
+  if (errno || !v[0] || *end || v[0] == '-' || n < lo || n > hi)
+    die("usage", "%s takes a number from %u to %u", opt, lo, hi);
+  return (unsigned)n;
+}
+
+static int cmd_keys(tsr_client *c, int argc, char **argv) {
+  if (argc < 1) die("usage", "keys status | keys upload [--suite 1|3] [--count N]");
+  tsr_reply r = {0};
+  int rc;
+  bool upload = !strcmp(argv[0], "upload");
+  if (!strcmp(argv[0], "status")) {
+    if (argc != 1) die("usage", "keys status takes no arguments");
+    rc = tsr_keypackages_status_sync(c, &r);
+  } else if (upload) {
+    unsigned suite = 1, count = 0;
+    for (int i = 1; i < argc; i++) {
+      if (!strcmp(argv[i], "--suite")) {
+        suite = number("--suite", optval(argc, argv, &i), 1, 3);
+        if (suite == 2) die("usage", "--suite takes 1 or 3");
+      } else if (!strcmp(argv[i], "--count")) {
+        count = number("--count", optval(argc, argv, &i), 1, TSR_KEYPACKAGES_MAX);
+      } else {
+        die("usage", "keys upload: unknown argument %s", argv[i]);
+      }
+    }
+    rc = tsr_keypackages_replenish_sync(c, (uint16_t)suite, count, &r);
+  } else {
+    die("usage", "unknown keys subcommand %s (status, upload)", argv[0]);
+  }
+  if (rc == TSR_ESTATE && !r.done) die("state", "not logged in");
+  if (rc) die_call(rc, &r, upload ? "keys upload" : "keys status");
+  if (json_out)
+    print_body(&r);
+  else
+    print_keys(&r, upload);
   tsr_reply_clear(&r);
   return 0;
 }
@@ -918,6 +1003,8 @@ int main(int argc, char **argv) {
     rc = cmd_whoami(c);
   else if (!strcmp(cmd, "device"))
     rc = cmd_device(c, n, rest);
+  else if (!strcmp(cmd, "keys"))
+    rc = cmd_keys(c, n, rest);
   else if ((rc = app_command(c, cmd, n, rest)) < 0)
     die("usage", "unknown command %s (see --help)", cmd);
   tsr_client_free(c);

@@ -355,13 +355,15 @@ int tsr_device_link(tsr_client *c, const char *code, const char *certificate_b64
 /* ---- answers ---------------------------------------------------------------- */
 
 /* Removes the session (and the device key, which the server no longer
- * accepts); the identity key and login stay. */
+ * accepts, with the private parts of the device's KeyPackages, which the
+ * server deleted); the identity key and login stay. */
 static int clear_session(cstate *st) {
   static const char *const keys[] = {K_TOKEN, K_ACCOUNT_ID, K_DEVICE_ID, K_DEVICE_PK,
                                      K_DEVICE_SK};
   int rc = cstate_begin(st);
   for (size_t i = 0; rc == 0 && i < sizeof keys / sizeof keys[0]; i++)
     rc = cstate_del(st, keys[i]);
+  if (rc == 0) rc = cstate_kp_clear(st);
   if (rc == 0) rc = cstate_commit(st);
   if (rc) cstate_rollback(st);
   return rc;
@@ -385,6 +387,8 @@ static int keep_session(cstate *st, const tsr_result *res, const char *login) {
       member(res->body, t, "token", tok, sizeof tok))
     return TSR_EDECODE;
   int rc = cstate_begin(st);
+  /* A new device id: KeyPackage secrets of an earlier one are useless. */
+  if (rc == 0) rc = cstate_kp_clear(st);
   if (rc == 0) rc = cstate_put(st, K_ACCOUNT_ID, BYTES(acc, strlen(acc)));
   if (rc == 0) rc = cstate_put(st, K_DEVICE_ID, BYTES(dev, strlen(dev)));
   if (rc == 0) rc = cstate_put(st, K_TOKEN, BYTES(tok, strlen(tok)));

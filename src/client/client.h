@@ -1,9 +1,11 @@
 /* libtessera internals shared by the files of src/client. Not installed.
  *
- *   state.c    the device state file (SQLite key-value table, versioned)
+ *   state.c    the device state file (SQLite key-value table and
+ *              KeyPackage private parts, versioned)
  *   net.c      connection, request queue, HTTP framing, retries, backoff
  *   account.c  accounts, sessions, devices, keys and certificates
  *   apps.c     generic authenticated calls, app profiles and search
+ *   keys.c     the device's MLS identity, KeyPackages and their secrets
  *
  * A tsr_client is used by one thread at a time (tessera/tessera.h). */
 #ifndef TSR_CLIENT_CLIENT_H
@@ -19,9 +21,15 @@
 
 /* ---- state file -------------------------------------------------------- */
 
-/* Schema version written to PRAGMA user_version. Version 1: one table
- * kv(key TEXT PRIMARY KEY, value BLOB NOT NULL). */
-#define CSTATE_SCHEMA_VERSION 1
+/* Schema version written to PRAGMA user_version.
+ *   1: kv(key TEXT PRIMARY KEY, value BLOB NOT NULL).
+ *   2: adds kp_secrets(ref BLOB PRIMARY KEY, suite INTEGER, last_resort
+ *      INTEGER, used INTEGER, created_at INTEGER, not_after INTEGER,
+ *      secret BLOB): the private part of each KeyPackage this device
+ *      published, by KeyPackageRef; secret is kp_secret_encode's form
+ *      (the KeyPackage, its init and leaf HPKE private keys). A version-1
+ *      file is migrated on open (the table is added, nothing else). */
+#define CSTATE_SCHEMA_VERSION 2
 
 /* Keys of the kv table. */
 #define K_IDENTITY_SK "identity_sk" /* 64 bytes, libsodium Ed25519 secret key */
@@ -51,6 +59,42 @@ int cstate_begin(cstate *s);
 int cstate_commit(cstate *s);
 void cstate_rollback(cstate *s);
 
+/* KeyPackage private parts (table kp_secrets). Each call is one statement:
+ * group several with cstate_begin / cstate_commit. */
+#define CSTATE_KP_REF_BYTES 32 /* KeyPackageRef of suites 1 and 3 (SHA-256) */
+
+typedef struct {
+  uint8_t ref[CSTATE_KP_REF_BYTES];
+  uint16_t suite;
+  bool last_resort;
+  bool used;                     /* a last resort handed out by cstate_kp_consume */
+  int64_t created_at, not_after; /* Unix seconds */
+} cstate_kp;
+
+typedef struct {
+  uint64_t total, suite1, suite3;
+  uint64_t last_resort;        /* last-resort rows */
+  uint64_t last_resort_unused; /* of which not handed out yet */
+} cstate_kp_counts;
+
+/* Stores (or replaces) the private part kp->ref; used starts at 0. */
+int cstate_kp_put(cstate *s, const cstate_kp *kp, bytes_t secret);
+/* The private part of ref into secret (replaced) and its row into info
+ * (may be NULL). TSR_ENOTFOUND when absent. Changes nothing. */
+int cstate_kp_get(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES], buf_t *secret,
+                  cstate_kp *info);
+/* Marks ref as used by a joiner: deleted, or for a last resort flagged
+ * used (kept: others may join with it too, until a new last resort
+ * replaces it). No error when absent. */
+int cstate_kp_consume(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES]);
+int cstate_kp_del(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES]);
+/* Deletes every last resort but keep. */
+int cstate_kp_drop_last_resort(cstate *s, const uint8_t keep[CSTATE_KP_REF_BYTES]);
+/* Deletes rows whose lifetime ended before `before`. */
+int cstate_kp_prune(cstate *s, int64_t before);
+int cstate_kp_clear(cstate *s);
+int cstate_kp_count(cstate *s, cstate_kp_counts *out);
+
 /* ---- reconnect backoff ------------------------------------------------- */
 
 /* Exponential backoff with "equal jitter": the n-th delay (n from 0) is
@@ -75,6 +119,18 @@ void device_cert_message(const uint8_t device_pk[32],
 /* Ed25519 signature of the message with the identity secret key. */
 int device_cert_sign(const uint8_t identity_sk[64], const uint8_t device_pk[32],
                      uint8_t sig[64]);
+
+/* ---- MLS identity (keys.c) ----------------------------------------------- */
+
+struct group_identity; /* mls/group.h */
+
+/* This device's MLS identity for suite (1 or 3): its signature key is the
+ * stored device key (K_DEVICE_SK), its credential basic with identity
+ * account_id || device_id (32 raw bytes). Caller frees with
+ * group_identity_free. Errors: TSR_EINVAL (suite), TSR_ESTATE (no session
+ * ids or no device key), TSR_EDECODE (stored values malformed, or the
+ * stored public key does not match the secret key), TSR_ENOMEM. */
+int client_mls_identity(tsr_client *c, uint16_t suite, struct group_identity **out);
 
 /* ---- HTTP requests ----------------------------------------------------- */
 

@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "client/client.h"
+#include "mls/crypto.h"
 #include "proto/http_resp.h"
 #include "proto/json.h"
 
@@ -188,6 +189,7 @@ cstate *client_state(tsr_client *c) { return c->st; }
 
 int tsr_client_global_init(void) {
   if (sodium_init() < 0) return TSR_ECRYPTO;
+  if (crypto_init() != 0) return TSR_ECRYPTO; /* MLS: KeyPackages (keys.c) */
   if (OPENSSL_init_ssl(0, NULL) != 1) return TSR_ECRYPTO;
   return 0;
 }

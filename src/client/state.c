@@ -1,4 +1,5 @@
-/* The device state file: a SQLite key-value table with a schema version.
+/* The device state file: a SQLite key-value table and the table of
+ * KeyPackage private parts, with a schema version.
  *
  * Every change is its own transaction unless grouped with cstate_begin;
  * synchronous=FULL so that an acknowledged session survives a crash. The
@@ -13,6 +14,9 @@
 #include <unistd.h>
 
 #include "client/client.h"
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
 
 struct cstate {
   sqlite3 *db;
@@ -41,7 +45,12 @@ static int migrate(sqlite3 *db) {
   if (exec(db, "BEGIN IMMEDIATE")) return TSR_EIO;
   if (v < 1 && exec(db, "CREATE TABLE kv(key TEXT PRIMARY KEY, value BLOB NOT NULL)"))
     goto fail;
-  if (exec(db, "PRAGMA user_version = 1")) goto fail;
+  if (v < 2 && exec(db, "CREATE TABLE kp_secrets(ref BLOB PRIMARY KEY,"
+                        " suite INTEGER NOT NULL, last_resort INTEGER NOT NULL,"
+                        " used INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
+                        " not_after INTEGER NOT NULL, secret BLOB NOT NULL)"))
+    goto fail;
+  if (exec(db, "PRAGMA user_version = " STR(CSTATE_SCHEMA_VERSION))) goto fail;
   if (exec(db, "COMMIT")) goto fail;
   return 0;
 fail:
@@ -139,3 +148,125 @@ int cstate_del(cstate *s, const char *key) {
 int cstate_begin(cstate *s) { return exec(s->db, "BEGIN IMMEDIATE"); }
 int cstate_commit(cstate *s) { return exec(s->db, "COMMIT"); }
 void cstate_rollback(cstate *s) { exec(s->db, "ROLLBACK"); }
+
+/* ---- KeyPackage private parts ------------------------------------------ */
+
+/* Prepares sql, binds ref (when not NULL) as parameter 1. */
+static int prep_ref(cstate *s, const char *sql, const uint8_t *ref, sqlite3_stmt **st) {
+  if (sqlite3_prepare_v2(s->db, sql, -1, st, NULL) != SQLITE_OK) return TSR_EIO;
+  if (ref) sqlite3_bind_blob(*st, 1, ref, CSTATE_KP_REF_BYTES, SQLITE_STATIC);
+  return 0;
+}
+
+/* Steps a statement that returns no row, then finalizes it. */
+static int run_done(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st) == SQLITE_DONE ? 0 : TSR_EIO;
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int cstate_kp_put(cstate *s, const cstate_kp *kp, bytes_t secret) {
+  sqlite3_stmt *st;
+  int rc = prep_ref(s,
+                    "INSERT OR REPLACE INTO kp_secrets(ref, suite, last_resort, used,"
+                    " created_at, not_after, secret) VALUES(?, ?, ?, 0, ?, ?, ?)",
+                    kp->ref, &st);
+  if (rc) return rc;
+  sqlite3_bind_int(st, 2, kp->suite);
+  sqlite3_bind_int(st, 3, kp->last_resort ? 1 : 0);
+  sqlite3_bind_int64(st, 4, kp->created_at);
+  sqlite3_bind_int64(st, 5, kp->not_after);
+  sqlite3_bind_blob(st, 6, secret.ptr ? (const void *)secret.ptr : "", (int)secret.len,
+                    SQLITE_STATIC);
+  return run_done(st);
+}
+
+int cstate_kp_get(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES], buf_t *secret,
+                  cstate_kp *info) {
+  sqlite3_stmt *st;
+  int rc = prep_ref(s,
+                    "SELECT suite, last_resort, used, created_at, not_after, secret"
+                    " FROM kp_secrets WHERE ref = ?",
+                    ref, &st);
+  if (rc) return rc;
+  rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    buf_t tmp;
+    buf_init(&tmp);
+    rc = buf_append(&tmp, sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5))
+             ? TSR_ENOMEM
+             : 0;
+    if (rc == 0) {
+      buf_free_secret(secret);
+      *secret = tmp;
+      if (info) {
+        memcpy(info->ref, ref, CSTATE_KP_REF_BYTES);
+        info->suite = (uint16_t)sqlite3_column_int(st, 0);
+        info->last_resort = sqlite3_column_int(st, 1) != 0;
+        info->used = sqlite3_column_int(st, 2) != 0;
+        info->created_at = sqlite3_column_int64(st, 3);
+        info->not_after = sqlite3_column_int64(st, 4);
+      }
+    }
+  } else {
+    rc = rc == SQLITE_DONE ? TSR_ENOTFOUND : TSR_EIO;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+int cstate_kp_consume(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES]) {
+  sqlite3_stmt *st;
+  int rc =
+      prep_ref(s, "DELETE FROM kp_secrets WHERE ref = ? AND last_resort = 0", ref, &st);
+  if (rc == 0) rc = run_done(st);
+  if (rc == 0)
+    rc = prep_ref(s, "UPDATE kp_secrets SET used = 1 WHERE ref = ? AND last_resort = 1",
+                  ref, &st);
+  if (rc == 0) rc = run_done(st);
+  return rc;
+}
+
+int cstate_kp_del(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES]) {
+  sqlite3_stmt *st;
+  int rc = prep_ref(s, "DELETE FROM kp_secrets WHERE ref = ?", ref, &st);
+  return rc ? rc : run_done(st);
+}
+
+int cstate_kp_drop_last_resort(cstate *s, const uint8_t keep[CSTATE_KP_REF_BYTES]) {
+  sqlite3_stmt *st;
+  int rc =
+      prep_ref(s, "DELETE FROM kp_secrets WHERE last_resort = 1 AND ref <> ?", keep, &st);
+  return rc ? rc : run_done(st);
+}
+
+int cstate_kp_prune(cstate *s, int64_t before) {
+  sqlite3_stmt *st;
+  int rc = prep_ref(s, "DELETE FROM kp_secrets WHERE not_after < ?", NULL, &st);
+  if (rc) return rc;
+  sqlite3_bind_int64(st, 1, before);
+  return run_done(st);
+}
+
+int cstate_kp_clear(cstate *s) { return exec(s->db, "DELETE FROM kp_secrets"); }
+
+int cstate_kp_count(cstate *s, cstate_kp_counts *out) {
+  sqlite3_stmt *st;
+  int rc =
+      prep_ref(s,
+               "SELECT COUNT(*), COALESCE(SUM(suite = 1), 0), COALESCE(SUM(suite = 3),"
+               " 0), COALESCE(SUM(last_resort), 0), COALESCE(SUM(last_resort = 1 AND"
+               " used = 0), 0) FROM kp_secrets",
+               NULL, &st);
+  if (rc) return rc;
+  rc = sqlite3_step(st) == SQLITE_ROW ? 0 : TSR_EIO;
+  if (rc == 0) {
+    out->total = (uint64_t)sqlite3_column_int64(st, 0);
+    out->suite1 = (uint64_t)sqlite3_column_int64(st, 1);
+    out->suite3 = (uint64_t)sqlite3_column_int64(st, 2);
+    out->last_resort = (uint64_t)sqlite3_column_int64(st, 3);
+    out->last_resort_unused = (uint64_t)sqlite3_column_int64(st, 4);
+  }
+  sqlite3_finalize(st);
+  return rc;
+}

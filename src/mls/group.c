@@ -659,6 +659,13 @@ int group_member(const mls_group *g, uint32_t leaf, bytes_t *identity) {
   return 0;
 }
 
+int group_member_signature_key(const mls_group *g, uint32_t leaf, bytes_t *key) {
+  const mls_leaf_node *ln = tree_leaf(g->ep.tree, leaf);
+  if (!ln) return TSR_ENOTFOUND;
+  *key = ln->signature_key;
+  return 0;
+}
+
 int group_find_member(const mls_group *g, bytes_t identity, uint32_t *leaf) {
   uint32_t n = tree_n_leaves(g->ep.tree);
   for (uint32_t i = 0; i < n; i++) {

@@ -184,6 +184,8 @@ uint32_t group_leaf_count(const mls_group *g);
 /* Basic-credential identity of a leaf; TSR_ENOTFOUND if blank. */
 int group_member(const mls_group *g, uint32_t leaf, bytes_t *identity);
 int group_find_member(const mls_group *g, bytes_t identity, uint32_t *leaf);
+/* The signature public key of a leaf; TSR_ENOTFOUND if blank. */
+int group_member_signature_key(const mls_group *g, uint32_t leaf, bytes_t *key);
 /* The current GroupContext extensions (view into the group). */
 const mls_extensions *group_extensions(const mls_group *g);
 /* Signed GroupInfo MLSMessage with external_pub (and ratchet_tree when

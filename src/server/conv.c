@@ -432,18 +432,26 @@ static int get_app(wsd_call *call, int obj, const char *key) {
   return app_parse(s);
 }
 
-/* The live devices of account into the frame (a vector). */
+/* The live devices of account into the frame: a vector of (id, signature
+ * key) — the key its MLS leaves must carry. */
 static int write_devices(buf_t *b, const uint8_t acc[ACCOUNTS_ID_BYTES]) {
   store_conn *c;
   store_stmt *s;
   int rc = store_reader_get(dsc.w->store, &c);
   if (!rc)
-    rc = store_conn_prepare(
-        c, "SELECT id FROM devices WHERE account_id = ? AND revoked = 0 LIMIT 16", &s);
+    rc = store_conn_prepare(c,
+                            "SELECT id, signature_key FROM devices WHERE account_id = ? "
+                            "AND revoked = 0 LIMIT 16",
+                            &s);
   if (rc) return TSR_EIO;
   store_bind_blob(s, 1, BYTES(acc, ACCOUNTS_ID_BYTES));
   size_t mark = wr_vec_begin(b);
-  while ((rc = store_step(s)) == STORE_ROW) wr_raw(b, store_col_blob(s, 0));
+  while ((rc = store_step(s)) == STORE_ROW) {
+    bytes_t id = store_col_blob(s, 0), key = store_col_blob(s, 1);
+    if (id.len != DSP_ID || key.len != DSP_KEY) continue;
+    wr_raw(b, id);
+    wr_raw(b, key);
+  }
   store_stmt_reset(s);
   wr_vec_end(b, mark);
   return rc < 0 ? TSR_EIO : 0;

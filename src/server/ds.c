@@ -801,7 +801,8 @@ static bool in_ids(const uint8_t (*v)[DSP_ID], size_t n, const uint8_t *id) {
 typedef struct {
   uint8_t account[DSP_ID];
   uint8_t device[DSP_ID];
-  uint8_t reach; /* the account's: bit (1 << app) when reachable from that app */
+  uint8_t key[DSP_KEY]; /* its registered signature key */
+  uint8_t reach;        /* the account's: bit (1 << app) when reachable from that app */
 } authdev;
 
 /* A commit adding and removing members or devices (docs/protocol.md,
@@ -836,10 +837,11 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
     }
     memcpy(add_acc[n_add++], a.ptr, DSP_ID);
     while (rd_more(&dv) && nad < ADD_DEVICES_MAX) {
-      bytes_t d;
-      if (rd_raw(&dv, DSP_ID, &d)) break;
+      bytes_t d, k;
+      if (rd_raw(&dv, DSP_ID, &d) || rd_raw(&dv, DSP_KEY, &k)) break;
       memcpy(ad[nad].account, a.ptr, DSP_ID);
       memcpy(ad[nad].device, d.ptr, DSP_ID);
+      memcpy(ad[nad].key, k.ptr, DSP_KEY);
       ad[nad++].reach = reach;
     }
     if (dv.err || rd_more(&dv)) av.err = TSR_EDECODE;
@@ -938,9 +940,12 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
     while (k < nad && !(memcmp(ad[k].account, who.ptr, DSP_ID) == 0 &&
                         memcmp(ad[k].device, who.ptr + DSP_ID, DSP_ID) == 0))
       k++;
-    if (k == nad) {
+    bytes_t key;
+    if (k == nad || group_member_signature_key(obs, i, &key) != 0 ||
+        !bytes_eq(key, BYTES(ad[k].key, DSP_KEY))) {
       rc = TSR_EPROTOCOL;
-      why = "the commit adds a device that is not authorised";
+      why = "the commit adds a device that is not authorised, or not with its registered "
+            "key";
       break;
     }
     cdev *x = &nd[nnd++];
@@ -1068,6 +1073,7 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
 typedef struct {
   uint8_t account[DSP_ID];
   uint8_t device[DSP_ID];
+  uint8_t key[DSP_KEY];
 } devref;
 
 static int run_create(store_conn *c, void *arg) {
@@ -1200,10 +1206,11 @@ static void op_create(wconn *w, uint32_t id, reader_t *r) {
     memcpy(ms[na].account, a.ptr, DSP_ID);
     ms[na].role = na == 0; /* the creator administers the group */
     while (rd_more(&dv) && !dv.err && nd < 1024) {
-      bytes_t d;
-      if (rd_raw(&dv, DSP_ID, &d)) break;
+      bytes_t d, k;
+      if (rd_raw(&dv, DSP_ID, &d) || rd_raw(&dv, DSP_KEY, &k)) break;
       memcpy(ds_[nd].account, a.ptr, DSP_ID);
       memcpy(ds_[nd].device, d.ptr, DSP_ID);
+      memcpy(ds_[nd].key, k.ptr, DSP_KEY);
       nd++;
     }
     if (dv.err || rd_more(&dv)) mv.err = TSR_EDECODE;
@@ -1254,9 +1261,12 @@ static void op_create(wconn *w, uint32_t id, reader_t *r) {
     if (group_member(obs, i, &who) != 0) continue; /* blank */
     size_t k = 0;
     while (k < nd && !identity_is(who, ds_[k].account, ds_[k].device)) k++;
-    if (k == nd) {
+    bytes_t key;
+    if (k == nd || group_member_signature_key(obs, i, &key) != 0 ||
+        !bytes_eq(key, BYTES(ds_[k].key, DSP_KEY))) {
       rc = TSR_EPROTOCOL;
-      why = "the commit adds a device that is not an authorised member's";
+      why = "the commit adds a device that is not an authorised member's, or not with "
+            "its registered key";
       break;
     }
     for (size_t x = 0; x < cv->nd; x++)

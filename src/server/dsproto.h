@@ -11,7 +11,8 @@
  *   CREATE   id16 account, id16 device, u8 app, u8 kind, u8 request (direct
  *            conversation outside the recipient's rules), opaque group_info,
  *            opaque commit, opaque welcome, vector of { id16 account,
- *            vector of id16 device } — the members the worker authorised
+ *            vector of { id16 device, key32 signature key } } — the members
+ *            the worker authorised
  *            (reachable, not blocked) with their live devices; the creator's
  *            own account comes first
  *   SEND     id16 account, id16 device, id16 conversation, opaque client_id,
@@ -21,7 +22,8 @@
  *   LIST     id16 device
  *   MEMBERS  id16 account, id16 device, id16 conversation, opaque client_id,
  *            opaque commit, opaque welcome, vector of { id16 account, u8 reach
- *            (bit 1 << app: reachable from that app), vector of id16 device }
+ *            (bit 1 << app: reachable from that app), vector of { id16 device,
+ *            key32 signature key } }
  *            — accounts the worker authorised to add with their live devices
  *            (the caller's own account included, for its own devices) —,
  *            vector of id16 account — accounts to remove
@@ -64,6 +66,7 @@ enum { DSP_KIND_DIRECT = 1, DSP_KIND_GROUP = 2 };
 enum { DSP_STATE_ACTIVE = 0, DSP_STATE_REQUEST = 1 };
 
 #define DSP_ID 16
+#define DSP_KEY 32           /* a device's Ed25519 signature key */
 #define DSP_SYNC_MAX 500     /* messages per SYNC answer */
 #define DSP_CLIENT_ID_MAX 64 /* bytes of a client message id */
 #define DSP_SOCKET "ds.sock" /* in the data directory */

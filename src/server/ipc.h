@@ -25,9 +25,10 @@
 #include "common/bytes.h"
 #include "server/loop.h"
 
-#define IPC_MAX_FRAME (4u << 20)     /* a message plus its envelope */
-#define IPC_MAX_PENDING (256u << 20) /* unsent output before the peer counts as broken   \
-                                      */
+#define IPC_MAX_FRAME (4u << 20) /* a message plus its envelope */
+#define IPC_MAX_PENDING                                                                  \
+  (256u << 20) /* unsent output before the peer counts as broken                         \
+                */
 
 typedef struct ipc_conn ipc_conn;
 

@@ -232,6 +232,56 @@ static void test_create(void) {
   CHECK(strcmp(code_of(r), "") == 0);
   CHECK(num(ok_of(r), "next_seq") == 1);
   cJSON_Delete(r);
+  /* A leaf claiming Ben's device with another signature key: refused. */
+  {
+    uint8_t ident[32], seed[32], g2[16];
+    CHECK(ids(&ben.s, ident));
+    randombytes_buf(seed, sizeof seed);
+    randombytes_buf(g2, sizeof g2);
+    mls_credential cred = {.credential_type = MLS_CREDENTIAL_BASIC,
+                           .identity = BYTES(ident, 32)};
+    buf_t cb, kpf, gi2, c2, w2;
+    buf_init(&cb);
+    buf_init(&kpf);
+    buf_init(&gi2);
+    buf_init(&c2);
+    buf_init(&w2);
+    msg_encode_credential(&cb, &cred);
+    group_identity *fake = NULL;
+    mls_group *fg = NULL;
+    kp_secret *fs = NULL;
+    CHECK_OK(group_identity_from_seed(1, BYTES(seed, 32), buf_view(&cb), &fake));
+    CHECK_OK(kp_create(fake, 0, 0, &kpf, &fs));
+    CHECK_OK(group_create(A.id, NULL, BYTES(g2, 16), NULL, &fg));
+    CHECK_OK(group_info(fg, true, &gi2));
+    bytes_t fk = buf_view(&kpf);
+    group_commit_params fp = {.add_key_packages = &fk, .n_adds = 1};
+    CHECK_OK(group_commit(fg, &fp, &c2, &w2));
+    char *x = b64dup(buf_view(&gi2)), *y = b64dup(buf_view(&c2)),
+         *z = b64dup(buf_view(&w2));
+    size_t cap2 = strlen(x) + strlen(y) + strlen(z) + 512;
+    char *rq = malloc(cap2);
+    snprintf(rq, cap2,
+             "{\"op\":\"conversation.create\",\"id\":4,\"app\":\"social\",\"kind\":"
+             "\"direct\",\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],"
+             "\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
+             ben.s.account_id, x, y, z);
+    cJSON *fr = op(&A, rq);
+    CHECK(strcmp(code_of(fr), "bad_request") == 0);
+    cJSON_Delete(fr);
+    free(x);
+    free(y);
+    free(z);
+    free(rq);
+    kp_secret_free(fs);
+    group_free(fg);
+    group_identity_free(fake);
+    buf_free(&cb);
+    buf_free(&kpf);
+    buf_free(&gi2);
+    buf_free(&c2);
+    buf_free(&w2);
+  }
   /* Again: the group id is taken. */
   r = op(&A, req);
   CHECK(strcmp(code_of(r), "conflict") == 0);
