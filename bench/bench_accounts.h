@@ -21,13 +21,20 @@
 /* Sends req on a new connection to 127.0.0.1:port and reads until the peer
  * closes (the request must say Connection: close). Returns the status and
  * the body in buf (NUL-terminated), or -1. */
+/* Source address of bench_http's connections (host order; 0: the
+ * kernel's choice). Registration is limited per source address, so
+ * benches registering many accounts spread them over 127.0.0.x. */
+static uint32_t bench_src;
+
 static int bench_http(int port, const char *req, char *buf, size_t cap,
                       const char **body) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET,
                           .sin_port = htons((uint16_t)port),
                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-  if (fd < 0 || connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
+  struct sockaddr_in src = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(bench_src)};
+  if (fd < 0 || (bench_src && bind(fd, (struct sockaddr *)&src, sizeof src) != 0) ||
+      connect(fd, (struct sockaddr *)&a, sizeof a) != 0) {
     if (fd >= 0) close(fd);
     return -1;
   }
@@ -57,14 +64,48 @@ static void bench_b64(const uint8_t *p, size_t n, char *out, size_t cap) {
   out[len] = '\0';
 }
 
+/* A registered device: its token, ids (base64url) and signing seed. */
+typedef struct {
+  char token[BENCH_TOKEN_LEN + 1];
+  char account_id[23];
+  char device_id[23];
+  uint8_t seed[32];
+} bench_device;
+
+/* The string value of "key" in JSON text j into out (no escapes expected). */
+static int bench_json_str(const char *j, const char *key, char *out, size_t cap) {
+  char pat[64];
+  snprintf(pat, sizeof pat, "\"%s\":\"", key);
+  const char *p = strstr(j, pat);
+  if (!p) return -1;
+  p += strlen(pat);
+  const char *e = strchr(p, '"');
+  if (!e || (size_t)(e - p) >= cap) return -1;
+  memcpy(out, p, (size_t)(e - p));
+  out[e - p] = '\0';
+  return 0;
+}
+
+static int bench_register_device(int port, const char *login, bench_device *d);
+
 /* Registers account login with one device; its token (BENCH_TOKEN_LEN
  * characters) goes to token. Returns 0 or -1. Costs one argon2id hash on
  * the server (~90 ms). */
-static int bench_register(int port, const char *login, char token[BENCH_TOKEN_LEN + 1]) {
+static inline int bench_register(int port, const char *login,
+                                 char token[BENCH_TOKEN_LEN + 1]) {
+  bench_device d;
+  if (bench_register_device(port, login, &d) != 0) return -1;
+  memcpy(token, d.token, BENCH_TOKEN_LEN + 1);
+  return 0;
+}
+
+/* bench_register keeping the device's ids and signing seed (its MLS key). */
+static int bench_register_device(int port, const char *login, bench_device *dv) {
   uint8_t ipk[crypto_sign_PUBLICKEYBYTES], isk[crypto_sign_SECRETKEYBYTES];
   uint8_t dpk[crypto_sign_PUBLICKEYBYTES], dsk[crypto_sign_SECRETKEYBYTES];
   crypto_sign_keypair(ipk, isk);
-  crypto_sign_keypair(dpk, dsk);
+  randombytes_buf(dv->seed, sizeof dv->seed);
+  crypto_sign_seed_keypair(dpk, dsk, dv->seed);
   uint8_t msg[55], sig[64];
   memcpy(msg, "tessera-device-cert-v1", 22); /* the certificate's context */
   msg[22] = 0;
@@ -89,8 +130,11 @@ static int bench_register(int port, const char *login, char token[BENCH_TOKEN_LE
   const char *t = strstr(b, "\"token\":\"");
   if (!t || strlen(t + 9) < BENCH_TOKEN_LEN + 1 || t[9 + BENCH_TOKEN_LEN] != '"')
     return -1;
-  memcpy(token, t + 9, BENCH_TOKEN_LEN);
-  token[BENCH_TOKEN_LEN] = '\0';
+  memcpy(dv->token, t + 9, BENCH_TOKEN_LEN);
+  dv->token[BENCH_TOKEN_LEN] = '\0';
+  if (bench_json_str(b, "account_id", dv->account_id, sizeof dv->account_id) ||
+      bench_json_str(b, "device_id", dv->device_id, sizeof dv->device_id))
+    return -1;
   return 0;
 }
 
