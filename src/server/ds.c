@@ -1839,7 +1839,13 @@ static void on_store(loop_t *l, loop_handle *h, unsigned events) {
   (void)l;
   (void)h;
   (void)events;
+  /* A commit completes a batch of jobs: their answers and pushes go out
+   * together, one write per worker. */
+  for (int i = 0; i < MAX_WORKERS; i++)
+    if (ds.workers[i]) ipc_cork(&ds.workers[i]->ipc);
   store_client_drain(ds.sc);
+  for (int i = 0; i < MAX_WORKERS; i++)
+    if (ds.workers[i]) ipc_uncork(&ds.workers[i]->ipc);
 }
 
 static void on_signal(loop_t *l, loop_handle *h, unsigned events) {

@@ -80,6 +80,11 @@ static bool flush(ipc_conn *c) {
   return true;
 }
 
+void ipc_uncork(ipc_conn *c) {
+  c->corked = false;
+  if (!c->closed && c->out.len > c->out_off && !flush(c)) ipc_close(c);
+}
+
 void ipc_abort(ipc_conn *c) {
   if (c->closed) return;
   c->out.len = c->frame_start;
@@ -98,6 +103,7 @@ int ipc_end(ipc_conn *c) {
     return TSR_ELIMIT;
   }
   put_be32(c->out.ptr + c->frame_start, (uint32_t)n);
+  if (c->corked) return 0;
   if (!flush(c)) {
     ipc_close(c);
     return TSR_EIO;

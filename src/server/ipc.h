@@ -39,6 +39,7 @@ struct ipc_conn {
   buf_t out;
   size_t out_off;     /* bytes of out already written */
   size_t frame_start; /* offset in out of the frame being written */
+  bool corked;        /* ipc_end queues without writing until ipc_uncork */
   bool closed;
   void *owner;
   /* One complete frame: type, request id and the fields after them. */
@@ -58,6 +59,11 @@ buf_t *ipc_begin(ipc_conn *c, uint8_t type, uint32_t id);
 /* Finishes the frame begun last and tries to write. Returns 0, or
  * TSR_ELIMIT / TSR_ENOMEM (the connection is then closed). */
 int ipc_end(ipc_conn *c);
+
+/* Cork: frames ended meanwhile are queued and written together by
+ * ipc_uncork (one system call for a batch of answers instead of one each). */
+static inline void ipc_cork(ipc_conn *c) { c->corked = true; }
+void ipc_uncork(ipc_conn *c);
 
 /* Drops the frame begun last (nothing of it is sent). */
 void ipc_abort(ipc_conn *c);
