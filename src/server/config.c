@@ -8,7 +8,7 @@
 
 #include "server/log.h"
 
-enum kind { K_STR, K_INT, K_SIZE32, K_SIZE64, K_MS, K_BOOL, K_LEVEL };
+enum kind { K_STR, K_INT, K_SIZE32, K_SIZE64, K_MS, K_MS64, K_BOOL, K_LEVEL };
 
 /* One table drives the file, the flags and the usage text. */
 typedef struct {
@@ -53,6 +53,9 @@ static const cfg_key keys[] = {
      "a WebSocket session must authenticate within this (else close 1008)"},
     {"close_timeout", K_MS, F(close_timeout_ms), 10, 600000,
      "wait for the peer's half of a closing handshake"},
+    {"message_retention", K_MS64, F(message_retention_ms), 1000, 10ull * 365 * 86400000,
+     "keep a conversation message at most this long (deleted sooner once every member "
+     "device acknowledged it)"},
     {"drain_timeout", K_MS, F(drain_timeout_ms), 10, 600000,
      "SIGTERM: longest wait for in-flight work before exit"},
     {"rate_per_address", K_INT, F(rate_per_address), 0, 10000000,
@@ -87,6 +90,7 @@ void cfg_defaults(cfg *c) {
   c->ws_auth_timeout_ms = 10000;
   c->close_timeout_ms = 5000;
   c->drain_timeout_ms = 10000;
+  c->message_retention_ms = 30ull * 86400000; /* 30 days */
   c->rate_per_address = 500;
   c->burst_per_address = 1000;
   c->rate_per_account = 50;
@@ -171,6 +175,7 @@ int cfg_set(cfg *c, const char *key, const char *value, char *err, size_t errcap
     }
     return 0;
   case K_MS:
+  case K_MS64:
     if (parse_ms(value, &v) != 0) {
       snprintf(err, errcap, "%s: want seconds (e.g. 30, 0.5) or milliseconds (250ms)",
                key);
@@ -199,7 +204,8 @@ int cfg_set(cfg *c, const char *key, const char *value, char *err, size_t errcap
     break;
   case K_SIZE32:
   case K_MS: *(uint32_t *)field = (uint32_t)v; break;
-  case K_SIZE64: *(uint64_t *)field = v; break;
+  case K_SIZE64:
+  case K_MS64: *(uint64_t *)field = v; break;
   default: break;
   }
   return 0;

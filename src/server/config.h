@@ -43,6 +43,9 @@ typedef struct {
   uint32_t ws_auth_timeout_ms; /* a session must authenticate within this (close 1008) */
   uint32_t close_timeout_ms;
   uint32_t drain_timeout_ms;
+  /* Conversation messages are deleted once every member device acknowledged
+   * them, or at the latest this long after they were stored. */
+  uint64_t message_retention_ms;
   /* General request limits (ratelimit.h), token buckets shared by the
    * workers: requests and WebSocket messages per second and burst, per
    * source address and per authenticated account. Rate 0 turns one off. */

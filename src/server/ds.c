@@ -31,6 +31,7 @@
 #define KIND_STORE 4
 #define TIMER_FLUSH 1
 #define FLUSH_MS 1000 /* cursors reach the store this often */
+#define TIMER_SWEEP 2
 
 /* ---- schema ------------------------------------------------------------
  *
@@ -106,6 +107,8 @@ typedef struct conv {
   uint64_t next_seq;  /* seq of the next message */
   uint64_t first_seq; /* seq of pos[0] */
   int64_t *pos;       /* log rows of first_seq .. next_seq - 1 */
+  uint32_t *at_s;     /* ... their storing times (Unix seconds), for retention */
+  struct dedup **ddp; /* ... their de-duplication entries (or NULL) */
   size_t npos, cappos;
   mls_group *obs;
   member *m;
@@ -228,6 +231,7 @@ static struct {
   loop_t loop;
   loop_handle listener, sig, store_h;
   loop_timer flush_timer;
+  loop_timer sweep_timer;
   store *st;
   store_client *sc;
   wconn *workers[MAX_WORKERS]; /* by index, after HELLO */
@@ -240,6 +244,12 @@ static struct {
   char sock_path[CFG_PATH_MAX + 16];
   size_t inflight;
 } ds;
+
+/* Retention sweeps: every 5 s, or more often under a short retention. */
+static uint32_t sweep_interval(void) {
+  uint64_t q = ds.cfg->message_retention_ms / 4;
+  return (uint32_t)(q < 200 ? 200 : q > 5000 ? 5000 : q);
+}
 
 static uint64_t wall_ms(void) {
   struct timespec ts;
@@ -295,20 +305,28 @@ static void conv_free(void *p) {
   if (!cv) return;
   group_free(cv->obs);
   free(cv->pos);
+  free(cv->at_s);
+  free(cv->ddp);
   free(cv->m);
   free(cv->d);
   free(cv);
 }
 
-static int conv_push_pos(conv *cv, int64_t pos) {
+static int conv_push_pos(conv *cv, int64_t pos, uint64_t at_ms, struct dedup *dd) {
   if (cv->npos == cv->cappos) {
     size_t cap = cv->cappos ? 2 * cv->cappos : 16;
     int64_t *p = realloc(cv->pos, cap * sizeof *p);
-    if (!p) return TSR_ENOMEM;
-    cv->pos = p;
+    if (p) cv->pos = p;
+    uint32_t *t = realloc(cv->at_s, cap * sizeof *t);
+    if (t) cv->at_s = t;
+    struct dedup **d = realloc(cv->ddp, cap * sizeof *d);
+    if (d) cv->ddp = d;
+    if (!p || !t || !d) return TSR_ENOMEM;
     cv->cappos = cap;
   }
-  cv->pos[cv->npos++] = pos;
+  cv->pos[cv->npos] = pos;
+  cv->at_s[cv->npos] = (uint32_t)(at_ms / 1000);
+  cv->ddp[cv->npos++] = dd;
   return 0;
 }
 
@@ -328,7 +346,9 @@ static dedup *dd_find(const uint8_t *dev, bytes_t cid) {
   return NULL;
 }
 
-static int dd_add(const uint8_t *dev, bytes_t cid, uint64_t seq) {
+/* Remembers (dev, cid) -> seq; *out gets the entry (NULL without a cid). */
+static int dd_add(const uint8_t *dev, bytes_t cid, uint64_t seq, dedup **out) {
+  *out = NULL;
   if (!cid.len || cid.len > DSP_CLIENT_ID_MAX) return 0;
   if (ds.ddn >= ds.ddnb) {
     size_t nb = ds.ddnb ? 2 * ds.ddnb : 4096;
@@ -355,7 +375,17 @@ static int dd_add(const uint8_t *dev, bytes_t cid, uint64_t seq) {
   x->next = ds.dd[h];
   ds.dd[h] = x;
   ds.ddn++;
+  *out = x;
   return 0;
+}
+
+/* Forgets an entry (its message was deleted). */
+static void dd_remove(dedup *x) {
+  dedup **p = &ds.dd[dd_bucket(x->device, BYTES(x->client_id, x->len), ds.ddnb)];
+  while (*p && *p != x) p = &(*p)->next;
+  if (*p) *p = x->next;
+  ds.ddn--;
+  free(x);
 }
 
 /* The observer of cv, loaded from the store on first use. */
@@ -468,6 +498,7 @@ typedef struct dsjob {
   size_t n_del_d;
   cdev *old_d;
   size_t n_old_d;
+  dedup *dd; /* the message's de-duplication entry */
 } dsjob;
 
 static dsjob *job_new(wconn *w, uint32_t id) {
@@ -609,7 +640,7 @@ static void done_send(store_job *job, int status) {
   if (status) fatal_store(status);
   conv *cv = j->cv;
   /* Positions are recorded in seq order: jobs complete in submission order. */
-  if (conv_push_pos(cv, j->pos) != 0) fatal_store(TSR_ENOMEM);
+  if (conv_push_pos(cv, j->pos, j->at, j->dd) != 0) fatal_store(TSR_ENOMEM);
   wconn *w = worker_by_index(j->worker);
   if (w && !w->ipc.closed) {
     buf_t *b = result_begin(w, j->id, 0, "", "");
@@ -777,7 +808,7 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
   j->job.run = run_send;
   j->job.done = done_send;
   if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) ||
-      dd_add(dev.ptr, cid, j->seq) || submit(j) != 0)
+      dd_add(dev.ptr, cid, j->seq, &j->dd) || submit(j) != 0)
     fatal_store(TSR_ENOMEM); /* the seq is taken: memory and store must not part */
 }
 
@@ -1063,8 +1094,8 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
   j->job.run = run_send;
   j->job.done = done_send;
   if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) ||
-      (welcome.len && buf_set(&j->welcome, welcome)) || dd_add(dev.ptr, cid, j->seq) ||
-      submit(j) != 0)
+      (welcome.len && buf_set(&j->welcome, welcome)) ||
+      dd_add(dev.ptr, cid, j->seq, &j->dd) || submit(j) != 0)
     fatal_store(TSR_ENOMEM);
 }
 
@@ -1661,6 +1692,97 @@ static void on_flush_timer(loop_t *l, loop_timer *t) {
   loop_timer_start(l, t, FLUSH_MS);
 }
 
+/* ---- retention ------------------------------------------------------------------- */
+
+#define SWEEP_MAX_ROWS 50000 /* rows deleted per sweep: the writer stays responsive */
+
+typedef struct {
+  store_job job;
+  int64_t *pos;
+  size_t n;
+} sweepjob;
+
+static int run_sweep(store_conn *c, void *arg) {
+  sweepjob *sj = arg;
+  for (size_t i = 0; i < sj->n; i++) {
+    store_stmt *s;
+    int rc = store_conn_prepare(c, "DELETE FROM log WHERE pos = ?", &s);
+    if (rc) return rc;
+    store_bind_int64(s, 1, sj->pos[i]);
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+  }
+  return 0;
+}
+
+static void done_sweep(store_job *job, int status) {
+  sweepjob *sj = job->arg;
+  ds.inflight--;
+  /* Memory forgot them already: a failed delete is a store failure (the
+   * restart reloads the rows and the next sweep deletes them). */
+  if (status) fatal_store(status);
+  free(sj->pos);
+  free(sj);
+}
+
+/* Deletes, per conversation, the oldest messages every member device has
+ * acknowledged, and those older than message_retention whoever has them. */
+static void sweep(void) {
+  uint32_t cutoff = (uint32_t)((wall_ms() - ds.cfg->message_retention_ms) / 1000);
+  sweepjob *sj = calloc(1, sizeof *sj);
+  size_t cap = 0;
+  for (size_t i = 0; sj && i < ds.convs.nb && sj->n < SWEEP_MAX_ROWS; i++)
+    for (idnode *x = ds.convs.b[i]; x && sj->n < SWEEP_MAX_ROWS; x = x->next) {
+      conv *cv = x->val;
+      if (!cv->npos) continue;
+      uint64_t end = cv->first_seq + cv->npos; /* committed ones */
+      uint64_t acked = end - 1;
+      for (size_t k = 0; k < cv->nd; k++) {
+        uint64_t c = cv->d[k].cursor;
+        if (c + 1 < cv->d[k].joined_seq) c = cv->d[k].joined_seq - 1;
+        if (c < acked) acked = c;
+      }
+      uint64_t bound = acked + 1 > cv->first_seq ? acked + 1 : cv->first_seq;
+      if (bound > end) bound = end;
+      while (bound < end && cv->at_s[bound - cv->first_seq] < cutoff) bound++;
+      size_t drop = (size_t)(bound - cv->first_seq);
+      if (drop > SWEEP_MAX_ROWS - sj->n) drop = SWEEP_MAX_ROWS - sj->n;
+      if (!drop) continue;
+      if (sj->n + drop > cap) {
+        size_t nc = cap ? 2 * cap : 1024;
+        while (nc < sj->n + drop) nc *= 2;
+        int64_t *v = realloc(sj->pos, nc * sizeof *v);
+        if (!v) break;
+        sj->pos = v;
+        cap = nc;
+      }
+      memcpy(sj->pos + sj->n, cv->pos, drop * sizeof *cv->pos);
+      sj->n += drop;
+      for (size_t k = 0; k < drop; k++)
+        if (cv->ddp[k]) dd_remove(cv->ddp[k]);
+      cv->npos -= drop;
+      memmove(cv->pos, cv->pos + drop, cv->npos * sizeof *cv->pos);
+      memmove(cv->at_s, cv->at_s + drop, cv->npos * sizeof *cv->at_s);
+      memmove(cv->ddp, cv->ddp + drop, cv->npos * sizeof *cv->ddp);
+      cv->first_seq += drop;
+    }
+  if (!sj) return;
+  if (!sj->n) {
+    free(sj->pos);
+    free(sj);
+    return;
+  }
+  sj->job.run = run_sweep;
+  sj->job.done = done_sweep;
+  sj->job.arg = sj;
+  if (store_submit(ds.sc, &sj->job) != 0) fatal_store(TSR_ELIMIT);
+  ds.inflight++;
+}
+
+static void on_sweep_timer(loop_t *l, loop_timer *t) {
+  sweep();
+  loop_timer_start(l, t, sweep_interval());
+}
+
 /* ---- start, stop ------------------------------------------------------------------ */
 
 static int store_dir(const cfg *c, char *out, size_t cap) {
@@ -1789,7 +1911,7 @@ static int load(void) {
   store_stmt_reset(s);
   if (rc >= 0)
     rc = store_conn_prepare(c,
-                            "SELECT pos, conv, seq, sender, client_id FROM log"
+                            "SELECT pos, conv, seq, sender, client_id, at FROM log"
                             " ORDER BY pos",
                             &s);
   while (rc >= 0 && (rc = store_step(s)) == STORE_ROW) {
@@ -1803,8 +1925,9 @@ static int load(void) {
       rc = TSR_EIO;
       break;
     }
-    if (conv_push_pos(cv, store_col_int64(s, 0)) ||
-        dd_add(store_col_blob(s, 3).ptr, store_col_blob(s, 4), seq))
+    dedup *dd = NULL;
+    if (dd_add(store_col_blob(s, 3).ptr, store_col_blob(s, 4), seq, &dd) ||
+        conv_push_pos(cv, store_col_int64(s, 0), (uint64_t)store_col_int64(s, 5), dd))
       rc = TSR_ENOMEM;
     cv->next_seq = seq + 1;
   }
@@ -1896,10 +2019,13 @@ int ds_main(const cfg *c) {
   loop_set_io_cb(&ds.loop, KIND_STORE, on_store);
   loop_set_timer_cb(&ds.loop, TIMER_FLUSH, on_flush_timer);
   ds.flush_timer.kind = TIMER_FLUSH;
+  loop_set_timer_cb(&ds.loop, TIMER_SWEEP, on_sweep_timer);
+  ds.sweep_timer.kind = TIMER_SWEEP;
   if (loop_add(&ds.loop, &ds.listener, LOOP_IN) || loop_add(&ds.loop, &ds.sig, LOOP_IN) ||
       loop_add(&ds.loop, &ds.store_h, LOOP_IN))
     goto out;
   loop_timer_start(&ds.loop, &ds.flush_timer, FLUSH_MS);
+  loop_timer_start(&ds.loop, &ds.sweep_timer, sweep_interval());
   log_info("delivery service ready: %zu conversations", ds.convs.n);
   rc = loop_run(&ds.loop);
   status = rc ? 1 : 0;
