@@ -74,7 +74,8 @@ static int put_json(int port, const char *token, const char *path, const char *b
   char req[2048];
   snprintf(req, sizeof req,
            "PUT %s HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer %s\r\n"
-           "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: close\r\n\r\n%s",
+           "Content-Type: application/json\r\nContent-Length: %zu\r\nConnection: "
+           "close\r\n\r\n%s",
            path, token, strlen(body), body);
   static char buf[8192];
   return bench_http(port, req, buf, sizeof buf, NULL);
@@ -102,12 +103,13 @@ static int ws_connect(int port, const char *token, uint32_t src) {
   int fd = tcp_to(port, src);
   if (fd < 0) return -1;
   char req[512];
-  int n = snprintf(req, sizeof req,
-                   "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
-                   "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-                   "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tessera.v1\r\n"
-                   "Authorization: Bearer %s\r\n\r\n",
-                   token);
+  int n =
+      snprintf(req, sizeof req,
+               "GET /v1/ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+               "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+               "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: tessera.v1\r\n"
+               "Authorization: Bearer %s\r\n\r\n",
+               token);
   if (write(fd, req, (size_t)n) != n) goto fail;
   char buf[1024];
   size_t len = 0;
@@ -176,9 +178,11 @@ static group_identity *mls_ident(const bench_device *d) {
   uint8_t id[32];
   size_t g1 = 0, g2 = 0;
   if (b64_decode(id, 16, d->account_id, strlen(d->account_id), B64_MODE_URL_NOPAD, &g1) ||
-      b64_decode(id + 16, 16, d->device_id, strlen(d->device_id), B64_MODE_URL_NOPAD, &g2))
+      b64_decode(id + 16, 16, d->device_id, strlen(d->device_id), B64_MODE_URL_NOPAD,
+                 &g2))
     return NULL;
-  mls_credential cred = {.credential_type = MLS_CREDENTIAL_BASIC, .identity = BYTES(id, 32)};
+  mls_credential cred = {.credential_type = MLS_CREDENTIAL_BASIC,
+                         .identity = BYTES(id, 32)};
   buf_t cb;
   buf_init(&cb);
   msg_encode_credential(&cb, &cred);
@@ -224,11 +228,12 @@ static int make_pair(int port, pair *p) {
     z = b64s(buf_view(&welcome));
     size_t cap = strlen(x) + strlen(y) + strlen(z) + 512;
     req = malloc(cap);
-    int n = snprintf(req, cap,
-                     "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\","
-                     "\"kind\":\"direct\",\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],"
-                     "\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
-                     p->rcv.account_id, x, y, z);
+    int n = snprintf(
+        req, cap,
+        "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\","
+        "\"kind\":\"direct\",\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],"
+        "\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
+        p->rcv.account_id, x, y, z);
     uint8_t *f = malloc((size_t)n + 16);
     fd = ws_connect(port, p->snd.token, 0);
     size_t fl = f ? frame(f, req, (size_t)n) : 0;
@@ -299,10 +304,11 @@ static volatile int phase;     /* 0 warm-up, 1 measure, 2 stop (set by a timer) 
 static void queue_send(lconn *c, const pair *p) {
   const char *m = p->pool[c->sent % POOL];
   char js[1400];
-  int n = snprintf(js, sizeof js,
-                   "{\"op\":\"send\",\"id\":%llu,\"conversation\":\"%s\",\"client_id\":\"c%llu\","
-                   "\"message\":\"%s\"}",
-                   (unsigned long long)c->sent, p->conv, (unsigned long long)c->sent, m);
+  int n = snprintf(
+      js, sizeof js,
+      "{\"op\":\"send\",\"id\":%llu,\"conversation\":\"%s\",\"client_id\":\"c%llu\","
+      "\"message\":\"%s\"}",
+      (unsigned long long)c->sent, p->conv, (unsigned long long)c->sent, m);
   if (c->out_cap - c->out_len < (size_t)n + 16) {
     c->out_cap = 2 * c->out_cap + (size_t)n + 16;
     c->out = realloc(c->out, c->out_cap);
@@ -373,7 +379,8 @@ static bool on_input(lconn *c, lconn *conns, shared_stats *st) {
   return true;
 }
 
-static int load(int k, int port, int first, int count, int seconds, int ready_fd, int go_fd) {
+static int load(int k, int port, int first, int count, int seconds, int ready_fd,
+                int go_fd) {
   shared_stats *st = &stats[k];
   lconn *conns = calloc((size_t)npairs * 2, sizeof *conns);
   int ep = epoll_create1(0);
@@ -488,7 +495,8 @@ int main(int argc, char **argv) {
       return 2;
     }
   }
-  if (npairs < procs || npairs > MAX_PAIRS || procs < 1 || inflight < 1 || inflight > 1000) {
+  if (npairs < procs || npairs > MAX_PAIRS || procs < 1 || inflight < 1 ||
+      inflight > 1000) {
     fprintf(stderr, "bench_conv: need procs <= pairs <= %d, 1 <= in-flight <= 1000\n",
             MAX_PAIRS);
     return 2;
@@ -507,8 +515,8 @@ int main(int argc, char **argv) {
   }
   if (sodium_init() < 0 || crypto_init() != 0) return 2;
   rate_per_sender = total_rate > 0 ? total_rate / npairs : 0;
-  static const char *const extra[] = {"--rate-per-address", "0", "--rate-per-account", "0",
-                                      NULL};
+  static const char *const extra[] = {"--rate-per-address", "0", "--rate-per-account",
+                                      "0", NULL};
   int rc = 1;
   bench_server srv;
   int port = bench_server_start(&srv, server, workers, extra);
@@ -516,8 +524,8 @@ int main(int argc, char **argv) {
   if (!port || !pairs) goto out;
   for (uint64_t dl = bench_clock_ms() + 5000; bench_clock_ms() < dl; poll(NULL, 0, 20)) {
     static char b[256];
-    if (bench_http(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", b,
-                   sizeof b, NULL) == 200)
+    if (bench_http(port, "GET /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+                   b, sizeof b, NULL) == 200)
       break;
   }
   poll(NULL, 0, 300); /* workers connect to the delivery service */
@@ -548,7 +556,8 @@ int main(int argc, char **argv) {
   if (stats == MAP_FAILED) goto out;
   printf("bench_conv: %d workers, %d load processes, %d conversations (one sender each), "
          "%d sends in flight per sender%s, %d runs of %d s after 1 s warm-up\n",
-         workers, procs, npairs, inflight, total_rate > 0 ? " (paced)" : "", runs, seconds);
+         workers, procs, npairs, inflight, total_rate > 0 ? " (paced)" : "", runs,
+         seconds);
   double *rates = calloc((size_t)runs, sizeof *rates);
   rc = 0;
   for (int run = 0; run < runs && rc == 0; run++) {
