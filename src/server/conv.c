@@ -197,6 +197,12 @@ static const char *kind_name(uint8_t k) {
   return k == DSP_KIND_DIRECT ? "direct" : "group";
 }
 
+static const char *state_name(uint8_t s) {
+  return s == DSP_STATE_REQUEST    ? "request"
+         : s == DSP_STATE_DECLINED ? "declined"
+                                   : "active";
+}
+
 static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
   json_write_object_begin(jw);
   uint64_t seq = 0;
@@ -220,6 +226,11 @@ static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
     rd_u64(r, &seq);
     json_write_key(jw, "cursor");
     json_write_u64(jw, seq);
+    break;
+  case DSP_STATE:
+    rd_u8(r, &dup);
+    json_write_key(jw, "state");
+    json_write_string(jw, state_name(dup));
     break;
   case DSP_SYNC: {
     reader_t v;
@@ -275,7 +286,7 @@ static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
       json_write_key(jw, "kind");
       json_write_string(jw, kind_name(kind));
       json_write_key(jw, "state");
-      json_write_string(jw, state == DSP_STATE_REQUEST ? "request" : "active");
+      json_write_string(jw, state_name(state));
       json_write_key(jw, "joined_seq");
       json_write_u64(jw, joined);
       json_write_key(jw, "last_seq");
@@ -717,6 +728,24 @@ static int op_members(wsd_call *call) {
   return request_end(call, p);
 }
 
+static int request_answer(wsd_call *call, uint8_t action) {
+  uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid))
+    return wsd_call_error(call, "bad_request", "conversation must be a 16-byte id");
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_STATE, &p);
+  if (!b) return -1;
+  wr_raw(b, BYTES(me, DSP_ID));
+  wr_raw(b, BYTES(dev, DSP_ID));
+  wr_raw(b, BYTES(gid, DSP_ID));
+  wr_u8(b, action);
+  return request_end(call, p);
+}
+
+static int op_accept(wsd_call *call) { return request_answer(call, DSP_ACCEPT); }
+static int op_decline(wsd_call *call) { return request_answer(call, DSP_DECLINE); }
+
 static int op_list(wsd_call *call) {
   uint8_t me[DSP_ID], dev[DSP_ID];
   accounts_session_ids(call->conn, me, dev);
@@ -734,5 +763,7 @@ int conv_ops(void) {
   if (!rc) rc = wsd_op_add("ack", op_ack);
   if (!rc) rc = wsd_op_add("conversations", op_list);
   if (!rc) rc = wsd_op_add("conversation.members", op_members);
+  if (!rc) rc = wsd_op_add("conversation.accept", op_accept);
+  if (!rc) rc = wsd_op_add("conversation.decline", op_decline);
   return rc;
 }

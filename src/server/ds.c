@@ -14,6 +14,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sqlite3.h>
+
 #include "mls/codec.h"
 #include "mls/messages.h"
 #include "mls/observer.h"
@@ -111,6 +113,8 @@ typedef struct conv {
   struct dedup **ddp; /* ... their de-duplication entries (or NULL) */
   size_t npos, cappos;
   mls_group *obs;
+  uint64_t block_checked_ms; /* direct: when blocks were last read */
+  bool blocked;              /* direct: a block between its two people */
   member *m;
   size_t nm;
   cdev *d;
@@ -241,6 +245,8 @@ static struct {
   dedup **dd;
   size_t ddn, ddnb;
   bool stopping;
+  sqlite3 *accounts_db; /* the workers' store, read-only: blocks */
+  sqlite3_stmt *block_stmt;
   char sock_path[CFG_PATH_MAX + 16];
   size_t inflight;
 } ds;
@@ -416,6 +422,51 @@ static int conv_observer(conv *cv, mls_group **out) {
   return 0;
 }
 
+/* ---- blocks -------------------------------------------------------------------
+ *
+ * A block between the two people of a direct conversation freezes it: no
+ * one sends into it while the block stands. Blocks live in the workers'
+ * store; the delivery service reads them there (read-only) at most once a
+ * second per conversation, so a block holds in conversations within a
+ * second of being acknowledged, and a crash between the block and any
+ * notification cannot leave a conversation open. */
+
+#define BLOCK_RECHECK_MS 1000
+
+/* True when the store says a blocks b or b blocks a; fails closed. */
+static bool blocked_between(const uint8_t *a, const uint8_t *b) {
+  if (!ds.accounts_db) {
+    char path[CFG_PATH_MAX + 16];
+    snprintf(path, sizeof path, "%s/tessera.db", ds.cfg->data_dir);
+    if (sqlite3_open_v2(path, &ds.accounts_db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+        sqlite3_prepare_v2(
+            ds.accounts_db,
+            "SELECT 1 FROM blocks WHERE (blocker_id = ?1 AND blocked_id = ?2)"
+            " OR (blocker_id = ?2 AND blocked_id = ?1)",
+            -1, &ds.block_stmt, NULL) != SQLITE_OK) {
+      sqlite3_close(ds.accounts_db);
+      ds.accounts_db = NULL;
+      return true;
+    }
+    sqlite3_busy_timeout(ds.accounts_db, 1000);
+  }
+  sqlite3_bind_blob(ds.block_stmt, 1, a, DSP_ID, SQLITE_STATIC);
+  sqlite3_bind_blob(ds.block_stmt, 2, b, DSP_ID, SQLITE_STATIC);
+  int rc = sqlite3_step(ds.block_stmt);
+  sqlite3_reset(ds.block_stmt);
+  return rc != SQLITE_DONE;
+}
+
+/* Whether cv (direct) is frozen by a block now. */
+static bool conv_blocked(conv *cv, uint64_t now) {
+  if (cv->kind != DSP_KIND_DIRECT || cv->nm != 2) return false;
+  if (cv->block_checked_ms && now - cv->block_checked_ms < BLOCK_RECHECK_MS)
+    return cv->blocked;
+  cv->blocked = blocked_between(cv->m[0].account, cv->m[1].account);
+  cv->block_checked_ms = now;
+  return cv->blocked;
+}
+
 /* ---- answers --------------------------------------------------------------- */
 
 static buf_t *result_begin(wconn *w, uint32_t id, int status, const char *code,
@@ -450,6 +501,9 @@ static void push(conv *cv, uint8_t kind, uint64_t seq, uint64_t at, bytes_t body
     size_t mark = 0;
     for (size_t i = 0; i < n; i++) {
       if (skip && memcmp(list[i].device, skip, DSP_ID) == 0) continue;
+      if (cv->state == DSP_STATE_DECLINED &&
+          memcmp(list[i].account, cv->request_account, DSP_ID) == 0)
+        continue; /* a declined request is not pushed */
       const presence *p = idmap_get(&ds.online, list[i].device);
       if (!p || !(p->bits[wi / 64] >> (wi % 64) & 1)) continue;
       if (!b) {
@@ -734,9 +788,13 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
     refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
     return;
   }
-  if (cv->state == DSP_STATE_REQUEST &&
+  if ((cv->state == DSP_STATE_REQUEST || cv->state == DSP_STATE_DECLINED) &&
       memcmp(me->account, cv->request_account, DSP_ID) == 0) {
     refuse(w, id, TSR_ESTATE, "request_pending", "accept the message request first");
+    return;
+  }
+  if (conv_blocked(cv, loop_now(&ds.loop))) {
+    refuse(w, id, TSR_ESENDER, "blocked", "a block stands between the two of you");
     return;
   }
   dedup *dd = dd_find(dev.ptr, cid);
@@ -1361,6 +1419,87 @@ static void op_create(wconn *w, uint32_t id, reader_t *r) {
   }
 }
 
+/* ---- message requests ----------------------------------------------------------- */
+
+typedef struct {
+  store_job job;
+  int worker;
+  uint32_t id;
+  int64_t row;
+  uint8_t state;
+} statejob;
+
+static int run_state(store_conn *c, void *arg) {
+  statejob *sj = arg;
+  store_stmt *s;
+  int rc = store_conn_prepare(c, "UPDATE conversations SET state = ? WHERE id = ?", &s);
+  if (rc) return rc;
+  store_bind_int64(s, 1, sj->state);
+  store_bind_int64(s, 2, sj->row);
+  return store_stmt_run(s);
+}
+
+static void done_state(store_job *job, int status) {
+  statejob *sj = job->arg;
+  ds.inflight--;
+  if (status) fatal_store(status);
+  wconn *w = worker_by_index(sj->worker);
+  if (w && !w->ipc.closed) {
+    buf_t *b = result_begin(w, sj->id, 0, "", "");
+    wr_u8(b, sj->state);
+    ipc_end(&w->ipc);
+  }
+  free(sj);
+}
+
+/* The recipient of a message request accepts it (it becomes an ordinary
+ * conversation) or declines it (it leaves their list and nothing more is
+ * pushed to them; the sender is not told). A declined request can still be
+ * accepted later. */
+static void op_state(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t acc, dev, gid;
+  uint8_t action = 0;
+  rd_raw(r, DSP_ID, &acc);
+  rd_raw(r, DSP_ID, &dev);
+  rd_raw(r, DSP_ID, &gid);
+  rd_u8(r, &action);
+  if (rd_done(r) || (action != DSP_ACCEPT && action != DSP_DECLINE)) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed STATE");
+    return;
+  }
+  conv *cv = idmap_get(&ds.convs, gid.ptr);
+  if (!cv || !conv_device(cv, dev.ptr)) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
+    return;
+  }
+  bool pending = cv->state == DSP_STATE_REQUEST || cv->state == DSP_STATE_DECLINED;
+  if (!pending || memcmp(cv->request_account, acc.ptr, DSP_ID) != 0 ||
+      (action == DSP_DECLINE && cv->state != DSP_STATE_REQUEST)) {
+    refuse(w, id, TSR_ESTATE, "not_a_request",
+           "this conversation is no request of yours");
+    return;
+  }
+  statejob *sj = calloc(1, sizeof *sj);
+  if (!sj) {
+    refuse(w, id, TSR_ENOMEM, "busy", "server busy; retry later");
+    return;
+  }
+  sj->worker = w->index;
+  sj->id = id;
+  sj->row = cv->row;
+  sj->state = action == DSP_ACCEPT ? DSP_STATE_ACTIVE : DSP_STATE_DECLINED;
+  sj->job.run = run_state;
+  sj->job.done = done_state;
+  sj->job.arg = sj;
+  if (store_submit(ds.sc, &sj->job) != 0) {
+    free(sj);
+    refuse(w, id, TSR_ENOMEM, "busy", "server busy; retry later");
+    return;
+  }
+  ds.inflight++;
+  cv->state = sj->state;
+}
+
 /* ---- SYNC, ACK, LIST ------------------------------------------------------------- */
 
 static void op_sync(wconn *w, uint32_t id, reader_t *r) {
@@ -1465,7 +1604,11 @@ static void op_list(wconn *w, uint32_t id, reader_t *r) {
     wr_raw(b, BYTES(cv->gid, DSP_ID));
     wr_u8(b, cv->app);
     wr_u8(b, cv->kind);
-    wr_u8(b, cv->state);
+    /* The sender of a declined request is not told. */
+    wr_u8(b, cv->state == DSP_STATE_DECLINED &&
+                     memcmp(me->account, cv->request_account, DSP_ID) != 0
+                 ? DSP_STATE_REQUEST
+                 : cv->state);
     wr_u64(b, me->joined_seq);
     wr_u64(b, cv->first_seq + cv->npos - 1);
     wr_u64(b, me->cursor);
@@ -1556,6 +1699,7 @@ static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields) {
   case DSP_ACK: op_ack(w, id, &r); return;
   case DSP_LIST: op_list(w, id, &r); return;
   case DSP_MEMBERS: op_members(w, id, &r); return;
+  case DSP_STATE: op_state(w, id, &r); return;
   default: break;
   }
   log_error("worker %d: malformed frame (type %u): disconnecting it", w->index, type);
@@ -2040,6 +2184,8 @@ out:
     unlink(ds.sock_path);
   }
   if (ds.sig.fd >= 0) close(ds.sig.fd);
+  sqlite3_finalize(ds.block_stmt);
+  sqlite3_close(ds.accounts_db);
   idmap_free(&ds.convs, conv_free);
   idmap_free(&ds.by_device, convlist_free);
   idmap_free(&ds.online, free);

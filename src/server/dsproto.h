@@ -27,6 +27,8 @@
  *            — accounts the worker authorised to add with their live devices
  *            (the caller's own account included, for its own devices) —,
  *            vector of id16 account — accounts to remove
+ *   STATE    id16 account, id16 device, id16 conversation, u8 action
+ *            (DSP_ACCEPT / DSP_DECLINE a message request)
  *
  * DS -> worker:
  *   RESULT   (the request's id) i32 status (0 or a TSR_E* code), opaque
@@ -35,6 +37,7 @@
  *              SEND, MEMBERS: u64 seq, u8 duplicate
  *              SYNC:   vector of { u64 seq, u64 at_ms, opaque message }, u8 more
  *              ACK:    u64 cursor
+ *              STATE:  u8 the conversation's new state
  *              LIST:   vector of { id16 conversation, u8 app, u8 kind, u8 state,
  *                      u64 joined_seq, u64 last_seq, u64 cursor, opaque welcome }
  *   PUSH     (id 0) u8 kind (DSP_PUSH_MESSAGE / _WELCOME), id16 conversation,
@@ -53,6 +56,7 @@ enum {
   DSP_ACK = 7,
   DSP_LIST = 8,
   DSP_MEMBERS = 9,
+  DSP_STATE = 10,
   DSP_RESULT = 64,
   DSP_PUSH = 65,
 };
@@ -63,7 +67,10 @@ enum { DSP_KIND_DIRECT = 1, DSP_KIND_GROUP = 2 };
 
 /* Conversation state: active, or a direct conversation waiting for the
  * recipient to accept it (a message request). */
-enum { DSP_STATE_ACTIVE = 0, DSP_STATE_REQUEST = 1 };
+enum { DSP_STATE_ACTIVE = 0, DSP_STATE_REQUEST = 1, DSP_STATE_DECLINED = 2 };
+
+/* STATE actions of a request's recipient. */
+enum { DSP_ACCEPT = 1, DSP_DECLINE = 2 };
 
 #define DSP_ID 16
 #define DSP_KEY 32           /* a device's Ed25519 signature key */

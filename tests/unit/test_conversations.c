@@ -903,6 +903,171 @@ out:
   buf_free(&wb);
 }
 
+/* S creates a direct social conversation with user `to`; T (to's device,
+ * online) joins from the pushed Welcome. The conversation becomes the
+ * current one (conv_id). Returns the create answer's error code ("" when
+ * made). */
+static const char *create_direct(device *S, const user *to, device *T) {
+  static char code[64];
+  randombytes_buf(gid, sizeof gid);
+  b64(gid, 16, conv_id);
+  buf_t gi, kp, commit, welcome, wb;
+  buf_init(&gi);
+  buf_init(&kp);
+  buf_init(&commit);
+  buf_init(&welcome);
+  buf_init(&wb);
+  kp_secret *ks = NULL;
+  snprintf(code, sizeof code, "setup");
+  if (group_create(S->id, NULL, BYTES(gid, 16), NULL, &S->g) ||
+      group_info(S->g, true, &gi) || kp_create(T->id, 0, 0, &kp, &ks))
+    goto out;
+  bytes_t kv = buf_view(&kp);
+  group_commit_params p = {.add_key_packages = &kv, .n_adds = 1};
+  if (group_commit(S->g, &p, &commit, &welcome)) goto out;
+  char *g = b64dup(buf_view(&gi)), *c = b64dup(buf_view(&commit)),
+       *w = b64dup(buf_view(&welcome));
+  size_t cap = strlen(g) + strlen(c) + strlen(w) + 512;
+  char *req = malloc(cap);
+  snprintf(
+      req, cap,
+      "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\",\"kind\":\"direct\","
+      "\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],\"group_info\":\"%s\","
+      "\"commit\":\"%s\",\"welcome\":\"%s\"}",
+      to->s.account_id, g, c, w);
+  cJSON *r = op(S, req);
+  snprintf(code, sizeof code, "%s", code_of(r));
+  cJSON_Delete(r);
+  free(g);
+  free(c);
+  free(w);
+  free(req);
+  if (code[0] || group_merge_pending(S->g)) goto out;
+  cJSON *pw = next_push(T, "welcome");
+  if (!pw || !unb64(json_str(pw, "welcome"), &wb) ||
+      group_join(T->id, NULL, &ks, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL, NULL,
+                 &T->g))
+    snprintf(code, sizeof code, "join");
+  cJSON_Delete(pw);
+out:
+  kp_secret_free(ks);
+  buf_free(&gi);
+  buf_free(&kp);
+  buf_free(&commit);
+  buf_free(&welcome);
+  buf_free(&wb);
+  return code;
+}
+
+static const char *state_in_list(device *d) {
+  static char st[32];
+  cJSON *r = op(d, "{\"op\":\"conversations\",\"id\":31}");
+  const cJSON *e, *l = cJSON_GetObjectItemCaseSensitive(ok_of(r), "conversations");
+  st[0] = '\0';
+  cJSON_ArrayForEach(e, l) if (strcmp(json_str(e, "conversation"), conv_id) == 0)
+      snprintf(st, sizeof st, "%s", json_str(e, "state"));
+  cJSON_Delete(r);
+  return st;
+}
+
+static cJSON *request_op(device *d, const char *op_name) {
+  char req[256];
+  snprintf(req, sizeof req, "{\"op\":\"%s\",\"id\":32,\"conversation\":\"%s\"}", op_name,
+           conv_id);
+  return op(d, req);
+}
+
+/* A direct conversation outside the recipient's rules is a message request:
+ * the recipient reads it but cannot answer until accepting; declining is
+ * not shown to the sender and stops pushes. A block freezes it (both ways,
+ * within a second), an unblock thaws it. */
+static void test_requests_and_blocks(void) {
+  static user r = {.phone = NULL}, z = {.phone = NULL};
+  static device R, Z;
+  CHECK(make_user(&srv, &r, "rhea") && make_user(&srv, &z, "zoe"));
+  CHECK(call(srv.port, "PUT", "/v1/apps/social/profile", r.s.token,
+             "{\"handle\":\"rhea\"}") == 201);
+  CHECK(call(srv.port, "PUT", "/v1/apps/social/profile", z.s.token,
+             "{\"handle\":\"zoe\"}") == 201);
+  CHECK(device_new(&r, &R) && device_new(&z, &Z));
+  if (test_failing()) return;
+  CHECK(strcmp(create_direct(&R, &z, &Z), "") == 0);
+  if (!Z.g) return;
+  CHECK(strcmp(state_in_list(&R), "request") == 0);
+  CHECK(strcmp(state_in_list(&Z), "request") == 0);
+  cJSON *a = send_text(&Z, "can I answer?", "z1");
+  CHECK(strcmp(code_of(a), "request_pending") == 0);
+  cJSON_Delete(a);
+  a = send_text(&R, "hello zoe", "r1");
+  CHECK(strcmp(code_of(a), "") == 0);
+  cJSON_Delete(a);
+  cJSON *p = next_push(&Z, "message"); /* the recipient reads requests */
+  CHECK(p && strcmp(open_msg(&Z, json_str(p, "message")), "hello zoe") == 0);
+  cJSON_Delete(p);
+  /* Only the recipient answers it. */
+  a = request_op(&R, "conversation.accept");
+  CHECK(strcmp(code_of(a), "not_a_request") == 0);
+  cJSON_Delete(a);
+  a = request_op(&Z, "conversation.decline");
+  CHECK(strcmp(json_str(ok_of(a), "state"), "declined") == 0);
+  cJSON_Delete(a);
+  CHECK(strcmp(state_in_list(&R), "request") == 0); /* not told */
+  CHECK(strcmp(state_in_list(&Z), "declined") == 0);
+  a = send_text(&R, "still there?", "r2");
+  CHECK(strcmp(code_of(a), "") == 0);
+  cJSON_Delete(a);
+  drop_pushes(&Z);
+  CHECK(strcmp(state_in_list(&Z), "declined") == 0);
+  CHECK_INT(Z.npushes, 0); /* nothing pushed to a declined request */
+  a = request_op(&Z, "conversation.accept");
+  CHECK(strcmp(json_str(ok_of(a), "state"), "active") == 0);
+  cJSON_Delete(a);
+  /* Zoe catches up by sync and answers. */
+  char req[256];
+  snprintf(req, sizeof req,
+           "{\"op\":\"sync\",\"id\":33,\"conversation\":\"%s\",\"after\":1}", conv_id);
+  a = op(&Z, req);
+  const cJSON *ms = cJSON_GetObjectItemCaseSensitive(ok_of(a), "messages");
+  CHECK(cJSON_GetArraySize(ms) == 1 &&
+        strcmp(open_msg(&Z, json_str(cJSON_GetArrayItem(ms, 0), "message")),
+               "still there?") == 0);
+  cJSON_Delete(a);
+  a = send_text(&Z, "hi rhea", "z2");
+  CHECK(strcmp(code_of(a), "") == 0);
+  cJSON_Delete(a);
+  /* Zoe blocks Rhea: both are refused within a second; unblocked, it thaws. */
+  CHECK(call(srv.port, "POST", "/v1/blocks", z.s.token,
+             "{\"app\":\"social\",\"target\":\"rhea\"}") == 200);
+  bool refused = false;
+  for (uint64_t dl = now_ms() + DEADLINE_MS; !refused && now_ms() < dl; tick()) {
+    a = send_text(&R, "blocked?", "r-b");
+    refused = strcmp(code_of(a), "blocked") == 0;
+    cJSON_Delete(a);
+  }
+  CHECK(refused);
+  a = send_text(&Z, "me neither", "z-b");
+  CHECK(strcmp(code_of(a), "blocked") == 0);
+  cJSON_Delete(a);
+  CHECK(call(srv.port, "DELETE", "/v1/blocks/social/rhea", z.s.token, NULL) == 200);
+  bool thawed = false;
+  for (uint64_t dl = now_ms() + DEADLINE_MS; !thawed && now_ms() < dl; tick()) {
+    a = send_text(&R, "and now?", "r-u");
+    thawed = strcmp(code_of(a), "") == 0;
+    cJSON_Delete(a);
+  }
+  CHECK(thawed);
+  drop_pushes(&R);
+  drop_pushes(&Z);
+  group_free(R.g);
+  group_free(Z.g);
+  group_identity_free(R.id);
+  group_identity_free(Z.id);
+  close(R.ws->fd);
+  close(Z.ws->fd);
+  free(R.ws);
+  free(Z.ws);
+}
+
 static void device_free(device *d) {
   group_free(d->g);
   group_identity_free(d->id);
@@ -930,6 +1095,7 @@ int main(void) {
   RUN(test_ds_kill);
   RUN(test_members);
   RUN(test_retention);
+  RUN(test_requests_and_blocks);
   drop_pushes(&A);
   drop_pushes(&B);
   drop_pushes(&C);
