@@ -977,6 +977,13 @@ static cJSON *request_op(device *d, const char *op_name) {
   return op(d, req);
 }
 
+/* Whether any file under dir (recursively) contains needle. */
+static bool found_in_files(const char *dir, const char *needle) {
+  char cmd[600];
+  snprintf(cmd, sizeof cmd, "grep -rqaF -- '%s' '%s'", needle, dir);
+  return system(cmd) == 0;
+}
+
 /* A direct conversation outside the recipient's rules is a message request:
  * the recipient reads it but cannot answer until accepting; declining is
  * not shown to the sender and stops pushes. A block freezes it (both ways,
@@ -1056,6 +1063,33 @@ static void test_requests_and_blocks(void) {
     cJSON_Delete(a);
   }
   CHECK(thawed);
+  /* No plaintext on the server: a marker sent in messages (and read by the
+   * recipient, so it really travelled) is in none of the server's files —
+   * databases, WAL, socket directory, log. */
+  uint8_t rnd[12];
+  char marker[64], hex[25];
+  randombytes_buf(rnd, sizeof rnd);
+  for (size_t i = 0; i < sizeof rnd; i++) snprintf(hex + 2 * i, 3, "%02x", rnd[i]);
+  snprintf(marker, sizeof marker, "PLAINTEXT-%s", hex);
+  drop_pushes(&Z);
+  for (int i = 0; i < 3; i++) {
+    char cid[48];
+    snprintf(cid, sizeof cid, "visible-%s-%d", hex, i); /* client ids are not secret */
+    a = send_text(&R, marker, cid);
+    CHECK(strcmp(code_of(a), "") == 0);
+    cJSON_Delete(a);
+  }
+  p = push_seq(&Z, 0);
+  while (p && strcmp(open_msg(&Z, json_str(p, "message")), marker) != 0) {
+    cJSON_Delete(p);
+    p = next_push(&Z, "message");
+  }
+  CHECK(p != NULL); /* Zoe decrypted the marker */
+  cJSON_Delete(p);
+  char visible[64];
+  snprintf(visible, sizeof visible, "visible-%s-0", hex);
+  CHECK(found_in_files(srv.dir, visible)); /* the search does see what is stored */
+  CHECK(!found_in_files(srv.dir, marker));
   drop_pushes(&R);
   drop_pushes(&Z);
   group_free(R.g);
