@@ -1,5 +1,7 @@
 /* libtessera: the tessera client library (accounts, devices, app profiles
- * and any authenticated call of the protocol).
+ * and any authenticated call of the protocol, and the realtime session
+ * that carries conversation ops and pushes: tsr_ws, see "Realtime
+ * session" below).
  *
  * One tsr_client is one device talking to one tesserad. It owns the
  * connection (HTTP/1.1 with keep-alive, optionally TLS), a queue of
@@ -416,19 +418,21 @@ int tsr_search_sync(tsr_client *c, const char *app, const char *prefix, unsigned
  * stored ids are malformed. */
 int tsr_device_mls_credential(tsr_client *c, uint8_t out[TSR_MLS_IDENTITY_SIZE]);
 
-/* Tops up this device's KeyPackages on the server to `target` available
- * (0: 100; at most TSR_KEYPACKAGES_MAX) for cipher suite `suite` (1 or 3):
- * asks the server how many it holds (GET /v1/keypackages), makes the
- * missing ones and uploads them in calls of at most 100 (POST
- * /v1/keypackages), with a new last-resort KeyPackage when the server has
- * none, when this state file holds no private part for it, or when its
- * last resort was already used to join (tsr_keypackage_secret_take*; the
- * new one replaces it on the server and its private part is deleted
- * here). Nothing is uploaded when the stock is already at target.
+/* Tops up this device's KeyPackages of cipher suite `suite` (1 or 3) on
+ * the server to `target` available (0: 100; at most TSR_KEYPACKAGES_MAX):
+ * asks the server how many it holds (GET /v1/keypackages, per suite),
+ * makes the missing ones and uploads them in calls of at most 100 (POST
+ * /v1/keypackages), with a new last-resort KeyPackage of the suite when
+ * the server has none of it, when this state file holds no private part
+ * for it, or when it was already used to join (tsr_keypackage_secret_take*;
+ * the new one replaces it on the server and its private part is deleted
+ * here). Nothing is uploaded when the suite's stock is already at target.
  *
- * The server counts the device's KeyPackages of every suite together and
- * keeps one last resort of any suite (docs/protocol.md), so `target`
- * counts all of them.
+ * `target` counts the suite's KeyPackages only, and each suite has its own
+ * last resort (docs/protocol.md). The server's limit of
+ * TSR_KEYPACKAGES_MAX is per device, every suite together: when the other
+ * suite's stock leaves less room, only what fits is uploaded (the result
+ * then shows fewer than `target` available; no error).
  *
  * Private parts are stored (one transaction per upload) before each
  * upload is sent, and deleted again when the server refuses it; when no
@@ -440,15 +444,17 @@ int tsr_device_mls_credential(tsr_client *c, uint8_t out[TSR_MLS_IDENTITY_SIZE])
  * TSR_ESTATE (not logged in, or no device key), TSR_EDECODE (malformed
  * ids or key in the state file), TSR_ENOMEM. Result body on success:
  * {"available","last_resort","suite","uploaded","last_resort_uploaded",
- * "local_secrets","local_suite_1","local_suite_3","local_last_resort"}:
- * the server's count after the last call, the number of KeyPackages
- * uploaded by this call (last resort not counted), and what the state
- * file holds (as tsr_keypackages_status). On failure the result is the
- * failing call's (codes as for every call, plus too_many_key_packages
- * when another client of this device filled the stock meanwhile) or a
- * local one: "state" (state file), "bad_response", or "local"
- * (KeyPackages could not be made). Uploads that succeeded before a
- * failure stay. */
+ * "by_suite","local_secrets","local_suite_1","local_suite_3",
+ * "local_last_resort"}: the server's count of `suite` after the last call
+ * (KeyPackages besides the last resort, and whether it holds a last resort
+ * of that suite), the number of KeyPackages uploaded by this call (last
+ * resort not counted), and, as tsr_keypackages_status, both suites'
+ * counts in "by_suite" and what the state file holds. On failure the
+ * result is the failing call's (codes as for every call, plus
+ * too_many_key_packages when another client of this device filled the
+ * stock meanwhile) or a local one: "state" (state file), "bad_response",
+ * or "local" (KeyPackages could not be made). Uploads that succeeded
+ * before a failure stay. */
 int tsr_keypackages_replenish(tsr_client *c, uint16_t suite, unsigned target,
                               tsr_result_cb cb, void *arg);
 int tsr_keypackages_replenish_sync(tsr_client *c, uint16_t suite, unsigned target,
@@ -456,12 +462,16 @@ int tsr_keypackages_replenish_sync(tsr_client *c, uint16_t suite, unsigned targe
 
 /* The device's KeyPackage stock (GET /v1/keypackages) and what the state
  * file holds. Result body: {"available": KeyPackages the server holds
- * besides the last resort, "last_resort": whether it holds one,
- * "local_secrets": private parts in the state file (last resort
+ * besides the last resorts, every suite together, "last_resort": whether
+ * it holds one of any suite, "by_suite": {"1": {...}, "3": {...}},
+ * "local_secrets": private parts in the state file (last resorts
  * included), "local_suite_1", "local_suite_3": the same per suite,
  * "local_last_resort": whether the state file holds the private part of a
- * last resort not yet used}. The local counts include private parts of
- * KeyPackages already claimed whose Welcome has not been opened yet.
+ * last resort not yet used, of any suite}. Each member of "by_suite" is
+ * one suite's {"available", "last_resort" (the server's, as above),
+ * "local_secrets", "local_last_resort" (the state file's, as above)}.
+ * The local counts include private parts of KeyPackages already claimed
+ * whose Welcome has not been opened yet.
  * Synchronous errors: TSR_EINVAL, TSR_ESTATE (not logged in),
  * TSR_ENOMEM; local result codes "state" and "bad_response". */
 int tsr_keypackages_status(tsr_client *c, tsr_result_cb cb, void *arg);
@@ -506,6 +516,165 @@ int tsr_keypackage_secret_take_welcome(tsr_client *c, const uint8_t *welcome,
 /* Wipes len bytes at p and frees them (a secret handed out above). NULL
  * is a no-op. */
 void tsr_secret_free(void *p, size_t len);
+
+/* --- Realtime session (WebSocket) --------------------------------------- */
+
+/* The conversation ops of docs/protocol.md ("Conversations":
+ * conversation.create, send, sync, ack, conversations,
+ * conversation.members, and whoami, ping) and the server's pushes exist
+ * only on the realtime session, a WebSocket (RFC 6455) at GET /v1/ws with
+ * subprotocol tessera.v1. A tsr_ws is one such session of this device.
+ *
+ * Why a separate object and not a second connection inside tsr_client:
+ * the driving model above is one descriptor per object (tsr_client_fd,
+ * want_write, on_readable, ...), which existing callers poll; a second
+ * connection inside the client would need a second fd in that API. A
+ * tsr_ws has exactly the same driving functions for its own fd, so a
+ * program polls the two objects side by side (or only the session), and
+ * a program that never opens a session pays nothing. The name is tsr_ws
+ * because tsr_session_* already names login and logout.
+ *
+ * A tsr_ws is made from a tsr_client and borrows it: the server address,
+ * TLS settings and CA, connect and request timeouts, backoff, max_attempts
+ * and the clock and random hooks are the client's (a tsr_ws_config field
+ * may override some), and the device token is read from the client's
+ * state file at each connect. The client must outlive the session: free
+ * every tsr_ws before its tsr_client. Both belong to the same thread.
+ *
+ * Connection. The session wants to be connected for its whole life: the
+ * first on_tick (tsr_ws_next_timeout asks for it at once) connects (TCP,
+ * TLS when the client uses it, the upgrade with Sec-WebSocket-Protocol
+ * tessera.v1 and Authorization: Bearer <token>, a fresh random
+ * Sec-WebSocket-Key whose Sec-WebSocket-Accept is checked), and after
+ * every loss it reconnects with exponential backoff and jitter (the
+ * client's backoff settings), each attempt bounded by connect_timeout_ms
+ * (TCP + TLS + the 101 answer). on_state reports every change between
+ * connected and disconnected, so that the conversation layer can sync
+ * after each reconnect (pushes sent while disconnected are lost).
+ *
+ * Frames. Every client frame is masked with a fresh random key; text
+ * messages are reassembled from fragments; server pings are answered with
+ * pongs; a Close from the server is answered and the connection dropped
+ * (then reconnected). When nothing has arrived for ping_interval_ms the
+ * session sends a ping (this keeps NAT mappings alive), and drops the
+ * connection as dead when nothing arrives pong_timeout_ms after it.
+ *
+ * Calls. tsr_ws_call sends {"op":OP,"id":N,FIELDS} and matches the
+ * answer by id (answers may come in any order). A call made while
+ * disconnected is queued and sent after the (re)connect; it completes
+ * with "network" when max_attempts connection attempts in a row fail
+ * while it waits, or with the server's refusal of the upgrade (e.g.
+ * "unauthorized" for a revoked token). A call in flight when the
+ * connection drops completes with "network": the server may or may not
+ * have acted on it (resend a `send` with the same client_id). A call
+ * without an answer request_timeout_ms after it was sent completes with
+ * "timeout" (a later answer is ignored; the connection stays).
+ * Callbacks are called exactly once, as for the HTTP calls, from inside
+ * the tsr_ws driving functions, tsr_ws_run, tsr_ws_call_sync or
+ * tsr_ws_free, on the thread driving the session. Callbacks (on_push,
+ * on_state and result callbacks) may call tsr_ws_call and the HTTP calls
+ * of the client; they must not free the session or the client.
+ *
+ * Results use tsr_result: err 0 and body = the answer's "ok" object as
+ * JSON text; or err < 0 with code and message from its "error" object
+ * (err mapped as in the table above; WebSocket-only codes such as
+ * unknown_op, stale_epoch or unavailable give TSR_EPROTOCOL) and body =
+ * the whole answer message. status is 101 for an answer that came over
+ * the session, the HTTP status when the server refused the upgrade, and
+ * 0 for local results. Local codes: "network", "timeout", "cancelled"
+ * (session freed), "tls", "bad_response" (an upgrade answer that is not a
+ * valid 101 for our key and subprotocol), "state" (no token in the state
+ * file at connect time: TSR_ESTATE). */
+
+typedef struct tsr_ws tsr_ws;
+
+/* Values of tsr_ws_state and of on_state's state. */
+#define TSR_WS_DISCONNECTED 0
+#define TSR_WS_CONNECTED 1
+
+/* Session settings. Zero fields take the defaults noted; the overrides
+ * of the client's settings take the client's value when zero. */
+typedef struct {
+  /* A server message with a "push" member (docs/protocol.md, "Pushes"):
+   * json[0..len) is the whole message text (not NUL-terminated), valid
+   * only during the call. NULL: pushes are dropped. */
+  void (*on_push)(void *arg, const char *json, size_t len);
+  /* TSR_WS_CONNECTED after each accepted upgrade; TSR_WS_DISCONNECTED
+   * when a connected session is lost (after its in-flight calls
+   * completed with "network"). Not called for failed attempts nor by
+   * tsr_ws_free. May be NULL. */
+  void (*on_state)(void *arg, int state);
+  void *arg;                   /* passed to on_push and on_state */
+  uint32_t ping_interval_ms;   /* silence before a ping; default 30000 */
+  uint32_t pong_timeout_ms;    /* silence after a ping before the connection
+                                  counts as dead; default 15000 */
+  uint32_t max_message;        /* largest message either way; default 1 MiB */
+  uint32_t connect_timeout_ms; /* overrides of the client's settings */
+  uint32_t request_timeout_ms;
+  uint32_t backoff_initial_ms;
+  uint32_t backoff_max_ms;
+  uint32_t max_attempts;
+} tsr_ws_config;
+
+/* Makes a session for client c (cfg may be NULL for the defaults); it
+ * starts connecting at the first on_tick. Errors: TSR_EINVAL (NULL c or
+ * out), TSR_ESTATE (c is not logged in), TSR_ENOMEM. *out is set only on
+ * success. */
+int tsr_ws_new(tsr_client *c, const tsr_ws_config *cfg, tsr_ws **out);
+
+/* Sends a Close (best effort, without waiting) and closes the connection.
+ * Calls queued or in flight complete first with TSR_ESTATE and code
+ * "cancelled". on_state is not called. NULL is a no-op. Must not be
+ * called from one of the session's callbacks. */
+void tsr_ws_free(tsr_ws *s);
+
+/* Driving, exactly as for tsr_client (see "Event loop" above): poll
+ * tsr_ws_fd() (-1 while not connected; it changes across reconnects) for
+ * reading, and for writing while tsr_ws_want_write(); call on_readable /
+ * on_writable when ready and on_tick no later than tsr_ws_next_timeout()
+ * (milliseconds, 0: now, -1: nothing pending; a session always has a
+ * timer while connected, for its pings) with the client's clock
+ * (tsr_client_now_ms). They return 0, or TSR_EINVAL for a NULL session:
+ * transport failures are handled inside (reconnect, completing the
+ * affected calls). */
+int tsr_ws_fd(const tsr_ws *s);
+int tsr_ws_want_write(const tsr_ws *s);
+int tsr_ws_on_readable(tsr_ws *s);
+int tsr_ws_on_writable(tsr_ws *s);
+int tsr_ws_on_tick(tsr_ws *s, uint64_t now_ms);
+int64_t tsr_ws_next_timeout(const tsr_ws *s, uint64_t now_ms);
+
+/* TSR_WS_CONNECTED while the upgrade is accepted and the connection up,
+ * else TSR_WS_DISCONNECTED. */
+int tsr_ws_state(const tsr_ws *s);
+
+/* Number of calls queued or in flight. */
+size_t tsr_ws_pending(const tsr_ws *s);
+
+/* Sends op (e.g. "sync") with fields: the inside of a JSON object without
+ * braces (e.g. ""conversation":"...","after":4"), or NULL / "" for
+ * none. The message {"op":op,"id":N,fields} must be valid JSON without
+ * duplicate keys (so fields holds neither "op" nor "id"). Returns 0 with
+ * the call queued, or with nothing queued (cb never called): TSR_EINVAL
+ * (NULL or empty op, fields not valid inside an object), TSR_ELIMIT (the
+ * message is over max_message), TSR_ENOMEM. */
+int tsr_ws_call(tsr_ws *s, const char *op, const char *json_fields, tsr_result_cb cb,
+                void *arg);
+
+/* Blocking form: queues the call and runs the session (tsr_ws_run) until
+ * it completes; the result goes into out (may be NULL; release it with
+ * tsr_reply_clear). Returns the result's err, or tsr_ws_call's error, or
+ * TSR_EIO when poll fails. Other callbacks (pushes, state, other calls)
+ * run meanwhile. The HTTP connection of the client is not driven. */
+int tsr_ws_call_sync(tsr_ws *s, const char *op, const char *json_fields, tsr_reply *out);
+
+/* Runs a poll(2) loop on the session for up to timeout_ms (< 0: without
+ * limit), calling callbacks as events arrive, until `until` (may be NULL)
+ * returns nonzero; it is checked before each wait and whenever poll is
+ * interrupted by a signal, so a signal handler may set a flag it reads.
+ * Returns 0 when until stopped it, 1 when timeout_ms passed, TSR_EINVAL,
+ * or TSR_EIO when poll fails. */
+int tsr_ws_run(tsr_ws *s, int timeout_ms, int (*until)(void *arg), void *arg);
 
 /* --- Local session state ------------------------------------------------ */
 

@@ -1,5 +1,6 @@
 /* tessera: the command-line client on libtessera (accounts, devices, MLS
- * KeyPackages, app profiles, graphs, blocks and reachability).
+ * KeyPackages, app profiles, graphs, blocks, reachability, and ops and
+ * pushes of the realtime session).
  *
  *   tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] COMMAND
  *
@@ -61,6 +62,13 @@ static const char usage[] =
     "  page follow|unfollow|followers USERNAME        (messenger business pages)\n"
     "  block APP TARGET | unblock APP TARGET | blocks   blocks hide both accounts\n"
     "                                  from each other in every app\n"
+    "realtime session (WebSocket; conversations and pushes, docs/protocol.md):\n"
+    "  ws call OP [JSON-FIELDS]        one op, e.g. `ws call whoami`, `ws call sync\n"
+    "                                  '\"conversation\":\"ID\",\"after\":0'`; prints "
+    "the\n"
+    "                                  ok object (--json: as JSON)\n"
+    "  ws listen [--seconds N]         print each push as one JSON line until\n"
+    "                                  interrupted or N seconds pass\n"
     "reachability (who may start a conversation with you, per source app):\n"
     "  reachability APP                show your rules for your APP profile\n"
     "  reachability APP set FROM_APP everyone|graph|nobody\n"
@@ -415,11 +423,12 @@ static int cmd_device(tsr_client *c, int argc, char **argv) {
 
 /* --- KeyPackages ------------------------------------------------------------ */
 
-/* Member key of the object at 0 as text ("" when absent). */
-static void json_text(const tsr_reply *r, const json_token *t, const char *key, char *out,
-                      size_t cap) {
+/* Member key of the object at token obj as text ("" when absent). */
+static void json_text(const tsr_reply *r, const json_token *t, int obj, const char *key,
+                      char *out, size_t cap) {
   out[0] = '\0';
-  int i = json_object_get(r->body, t, 0, key);
+  int i =
+      obj < 0 || t[obj].type != JSON_OBJECT ? -1 : json_object_get(r->body, t, obj, key);
   if (i < 0) return;
   bool b;
   if (json_get_bool(t, i, &b) == 0)
@@ -428,25 +437,41 @@ static void json_text(const tsr_reply *r, const json_token *t, const char *key, 
     snprintf(out, cap, "%.*s", (int)(t[i].end - t[i].start), r->body + t[i].start);
 }
 
-/* The counts of a keys answer, for people. */
+/* The counts of a keys answer, for people: the server's and this
+ * device's, every suite together and per suite. */
 static void print_keys(const tsr_reply *r, bool upload) {
-  json_token t[32];
-  if (json_parse(r->body, r->body_len, t, 32, NULL) <= 0 || t[0].type != JSON_OBJECT)
+  json_token t[64];
+  if (json_parse(r->body, r->body_len, t, 64, NULL) <= 0 || t[0].type != JSON_OBJECT)
     die("bad_response", "unparsable answer");
   char avail[24], lr[8], up[24], uplr[8], suite[8], loc[24], l1[24], l3[24], llr[8];
-  json_text(r, t, "available", avail, sizeof avail);
-  json_text(r, t, "last_resort", lr, sizeof lr);
-  json_text(r, t, "uploaded", up, sizeof up);
-  json_text(r, t, "last_resort_uploaded", uplr, sizeof uplr);
-  json_text(r, t, "suite", suite, sizeof suite);
-  json_text(r, t, "local_secrets", loc, sizeof loc);
-  json_text(r, t, "local_suite_1", l1, sizeof l1);
-  json_text(r, t, "local_suite_3", l3, sizeof l3);
-  json_text(r, t, "local_last_resort", llr, sizeof llr);
-  if (upload)
+  json_text(r, t, 0, "available", avail, sizeof avail);
+  json_text(r, t, 0, "last_resort", lr, sizeof lr);
+  json_text(r, t, 0, "uploaded", up, sizeof up);
+  json_text(r, t, 0, "last_resort_uploaded", uplr, sizeof uplr);
+  json_text(r, t, 0, "suite", suite, sizeof suite);
+  json_text(r, t, 0, "local_secrets", loc, sizeof loc);
+  json_text(r, t, 0, "local_suite_1", l1, sizeof l1);
+  json_text(r, t, 0, "local_suite_3", l3, sizeof l3);
+  json_text(r, t, 0, "local_last_resort", llr, sizeof llr);
+  if (upload) {
     printf("uploaded %s KeyPackages of suite %s%s\n", up, suite,
            !strcmp(uplr, "yes") ? " and a new last resort" : "");
-  printf("server: %s available, last resort %s\n", avail, lr);
+    printf("server: %s available of suite %s, last resort %s\n", avail, suite, lr);
+  } else {
+    printf("server: %s available (all suites), last resort %s\n", avail, lr);
+  }
+  int bs = json_object_get(r->body, t, 0, "by_suite");
+  for (int i = 0; i < 2 && bs >= 0 && t[bs].type == JSON_OBJECT; i++) {
+    int o = json_object_get(r->body, t, bs, i ? "3" : "1");
+    char sa[24], slr[8], sl[24], sllr[8];
+    json_text(r, t, o, "available", sa, sizeof sa);
+    json_text(r, t, o, "last_resort", slr, sizeof slr);
+    json_text(r, t, o, "local_secrets", sl, sizeof sl);
+    json_text(r, t, o, "local_last_resort", sllr, sizeof sllr);
+    printf("suite %d: server %s available, last resort %s; this device %s private parts,"
+           " last resort %s\n",
+           i ? 3 : 1, sa, slr, sl, sllr);
+  }
   printf("this device: %s private parts (suite 1: %s, suite 3: %s), last resort %s\n",
          loc, l1, l3, llr);
 }
@@ -894,6 +919,95 @@ static int cmd_requests(tsr_client *c, int argc, char **argv) {
               argv[0]);
 }
 
+/* --- realtime session ------------------------------------------------------ */
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_stop_signal(int sig) {
+  (void)sig;
+  stop_flag = 1;
+}
+
+static int stop_requested(void *arg) {
+  (void)arg;
+  return stop_flag != 0;
+}
+
+/* One push per line: raw CR/LF of the JSON text are whitespace (strings
+ * escape theirs), so they become spaces. */
+static void print_push(void *arg, const char *json, size_t len) {
+  (void)arg;
+  for (size_t i = 0; i < len; i++)
+    fputc(json[i] == '\n' || json[i] == '\r' ? ' ' : json[i], stdout);
+  fputc('\n', stdout);
+  fflush(stdout);
+}
+
+static tsr_ws *ws_open(tsr_client *c, const tsr_ws_config *cfg) {
+  tsr_ws *s = NULL;
+  int rc = tsr_ws_new(c, cfg, &s);
+  if (rc == TSR_ESTATE) die("state", "not logged in");
+  if (rc) die_call(rc, NULL, "ws");
+  return s;
+}
+
+/* ws call OP [JSON-FIELDS] | ws listen [--seconds N] */
+static int cmd_ws(tsr_client *c, int argc, char **argv) {
+  if (argc >= 2 && argc <= 3 && !strcmp(argv[0], "call")) {
+    tsr_ws *s = ws_open(c, NULL);
+    tsr_reply r = {0};
+    int rc = tsr_ws_call_sync(s, argv[1], argc == 3 ? argv[2] : NULL, &r);
+    tsr_ws_free(s);
+    if (rc == TSR_EINVAL && !r.done)
+      die("usage", "ws call: JSON-FIELDS must be the inside of a JSON object, e.g. "
+                   "'\"conversation\":\"ID\",\"after\":0'");
+    if (rc == TSR_ELIMIT && !r.done) die("usage", "ws call: message too large");
+    if (rc) die_call(rc, &r, "ws call");
+    if (json_out)
+      print_body(&r);
+    else
+      print_text(&r);
+    tsr_reply_clear(&r);
+    return 0;
+  }
+  if (argc >= 1 && !strcmp(argv[0], "listen")) {
+    long seconds = -1;
+    for (int i = 1; i < argc; i++) {
+      if (!strcmp(argv[i], "--seconds")) {
+        const char *v = optval(argc, argv, &i);
+        char *end;
+        errno = 0;
+        seconds = strtol(v, &end, 10);
+        if (errno || *end || !*v || seconds < 0 || seconds > 2000000)
+          die("usage", "--seconds takes a number of seconds");
+      } else {
+        die("usage", "ws listen: unknown argument %s", argv[i]);
+      }
+    }
+    struct sigaction sa = {0};
+    sa.sa_handler = on_stop_signal; /* no SA_RESTART: poll returns at once */
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    tsr_ws_config cfg = {.on_push = print_push};
+    tsr_ws *s = ws_open(c, &cfg);
+    /* A first round trip, so that an unreachable server or a refused
+     * token is an error line rather than silence. */
+    tsr_reply r = {0};
+    int rc = tsr_ws_call_sync(s, "ping", NULL, &r);
+    if (rc) {
+      tsr_ws_free(s);
+      die_call(rc, &r, "ws listen");
+    }
+    tsr_reply_clear(&r);
+    rc = tsr_ws_run(s, seconds < 0 ? -1 : (int)(seconds * 1000), stop_requested, NULL);
+    tsr_ws_free(s);
+    if (rc < 0) die("local", "ws listen: %s", tsr_strerror(rc));
+    return 0;
+  }
+  die("usage", "ws call OP [JSON-FIELDS] | ws listen [--seconds N]");
+}
+
 /* Commands of the app graphs and blocks; -1 when cmd is none of them. */
 static int app_command(tsr_client *c, const char *cmd, int n, char **rest) {
   if (!strcmp(cmd, "profile")) return cmd_profile(c, n, rest);
@@ -1005,6 +1119,8 @@ int main(int argc, char **argv) {
     rc = cmd_device(c, n, rest);
   else if (!strcmp(cmd, "keys"))
     rc = cmd_keys(c, n, rest);
+  else if (!strcmp(cmd, "ws"))
+    rc = cmd_ws(c, n, rest);
   else if ((rc = app_command(c, cmd, n, rest)) < 0)
     die("usage", "unknown command %s (see --help)", cmd);
   tsr_client_free(c);

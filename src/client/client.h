@@ -6,6 +6,8 @@
  *   account.c  accounts, sessions, devices, keys and certificates
  *   apps.c     generic authenticated calls, app profiles and search
  *   keys.c     the device's MLS identity, KeyPackages and their secrets
+ *   ws.c       the realtime session (WebSocket): its own connection, calls
+ *              matched by id, pushes
  *
  * A tsr_client is used by one thread at a time (tessera/tessera.h). */
 #ifndef TSR_CLIENT_CLIENT_H
@@ -75,6 +77,8 @@ typedef struct {
   uint64_t total, suite1, suite3;
   uint64_t last_resort;        /* last-resort rows */
   uint64_t last_resort_unused; /* of which not handed out yet */
+  /* the same per suite */
+  uint64_t last_resort_unused1, last_resort_unused3;
 } cstate_kp_counts;
 
 /* Stores (or replaces) the private part kp->ref; used starts at 0. */
@@ -88,8 +92,9 @@ int cstate_kp_get(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES], buf_t *secr
  * replaces it). No error when absent. */
 int cstate_kp_consume(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES]);
 int cstate_kp_del(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES]);
-/* Deletes every last resort but keep. */
-int cstate_kp_drop_last_resort(cstate *s, const uint8_t keep[CSTATE_KP_REF_BYTES]);
+/* Deletes every last resort of suite but keep (one last resort per suite). */
+int cstate_kp_drop_last_resort(cstate *s, uint16_t suite,
+                               const uint8_t keep[CSTATE_KP_REF_BYTES]);
 /* Deletes rows whose lifetime ended before `before`. */
 int cstate_kp_prune(cstate *s, int64_t before);
 int cstate_kp_clear(cstate *s);
@@ -110,6 +115,30 @@ typedef struct {
 void backoff_init(backoff *b, uint32_t initial_ms, uint32_t max_ms);
 uint32_t backoff_next(backoff *b, uint32_t rnd);
 void backoff_reset(backoff *b);
+
+/* ---- connection settings (net.c), shared with the realtime session ---- */
+
+struct ssl_ctx_st; /* OpenSSL's SSL_CTX */
+
+/* What a tsr_ws borrows from its client. host and ctx belong to the
+ * client and live as long as it. */
+typedef struct {
+  const char *host;
+  uint16_t port;
+  bool tls;
+  struct ssl_ctx_st *ctx; /* NULL without TLS */
+  uint32_t connect_timeout_ms, request_timeout_ms, max_attempts;
+  uint32_t backoff_initial_ms, backoff_max_ms;
+  uint64_t (*clock_ms)(void *);
+  uint32_t (*random_u32)(void *);
+  void *hook_arg;
+} client_net_settings;
+
+void client_net_settings_get(const tsr_client *c, client_net_settings *out);
+
+/* The TSR_E* code for a protocol error code (the table of tessera.h:
+ * bad_request -> TSR_EINVAL, ..., anything else TSR_EPROTOCOL). */
+int client_error_code(const char *code);
 
 /* ---- keys ---------------------------------------------------------------- */
 

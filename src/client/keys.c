@@ -233,6 +233,26 @@ int tsr_keypackage_secret_take_welcome(tsr_client *c, const uint8_t *welcome,
 
 /* ---- requests ------------------------------------------------------------------ */
 
+/* The server's counts of the device's live KeyPackages, per suite:
+ * [0] suite 1, [1] suite 3. */
+#define N_SUITES 2
+typedef struct {
+  int64_t available[N_SUITES]; /* besides the last resort */
+  bool last_resort[N_SUITES];
+} srv_counts;
+
+static int suite_index(uint16_t suite) {
+  return suite == MLS_SUITE_X25519_AES128GCM_SHA256_ED25519          ? 0
+         : suite == MLS_SUITE_X25519_CHACHA20POLY1305_SHA256_ED25519 ? 1
+                                                                     : -1;
+}
+
+static int64_t srv_total(const srv_counts *k) {
+  int64_t n = 0;
+  for (int i = 0; i < N_SUITES; i++) n += k->available[i];
+  return n;
+}
+
 /* One replenish or status call in progress. Owned by the chain of
  * requests: freed when the caller's callback has been called. */
 typedef struct {
@@ -240,14 +260,14 @@ typedef struct {
   tsr_result_cb cb;
   void *arg;
   uint16_t suite;
+  int si; /* suite_index(suite) */
   unsigned target;
-  int64_t available; /* the server's last answer */
-  bool last_resort;
+  srv_counts srv; /* the server's last answer */
   unsigned uploaded, batches;
   bool lr_uploaded;
   buf_t refs;      /* refs of the batch in flight (CSTATE_KP_REF_BYTES each) */
   bool batch_lr;   /* the batch in flight carries a last resort: its ref is last */
-  int64_t last_at; /* the available count before the batch in flight */
+  int64_t last_at; /* the suite's available count before the batch in flight */
 } kp_job;
 
 static void job_free(kp_job *j) {
@@ -309,46 +329,90 @@ static void job_fail(kp_job *j, int rc) {
   job_finish(j, &res);
 }
 
-/* "available" and "last_resort" of a server answer. */
-static int parse_counts(const tsr_result *res, int64_t *available, bool *last_resort) {
-  json_token t[16];
-  if (json_parse(res->body, res->body_len, t, 16, NULL) <= 0 || t[0].type != JSON_OBJECT)
-    return TSR_EDECODE;
-  int ia = json_object_get(res->body, t, 0, "available");
-  int il = json_object_get(res->body, t, 0, "last_resort");
-  if (ia < 0 || il < 0 || json_get_i64(res->body, t, ia, available) != 0 ||
+/* "available" and "last_resort" of the object at token obj. */
+static int parse_pair(const char *body, const json_token *t, int obj, int64_t *available,
+                      bool *last_resort) {
+  if (obj < 0 || t[obj].type != JSON_OBJECT) return TSR_EDECODE;
+  int ia = json_object_get(body, t, obj, "available");
+  int il = json_object_get(body, t, obj, "last_resort");
+  if (ia < 0 || il < 0 || json_get_i64(body, t, ia, available) != 0 ||
       json_get_bool(t, il, last_resort) != 0 || *available < 0)
     return TSR_EDECODE;
   return 0;
 }
 
-/* Writes the local counts into w (an object being written). */
-static int write_local(json_writer *w, cstate *st) {
-  cstate_kp_counts k;
-  int rc = cstate_kp_count(st, &k);
-  if (rc) return rc;
-  json_write_key(w, "local_secrets");
-  json_write_u64(w, k.total);
-  json_write_key(w, "local_suite_1");
-  json_write_u64(w, k.suite1);
-  json_write_key(w, "local_suite_3");
-  json_write_u64(w, k.suite3);
-  json_write_key(w, "local_last_resort");
-  json_write_bool(w, k.last_resort_unused > 0);
+/* The per-suite counts of a server answer to GET or POST /v1/keypackages
+ * (without ?suite): its "by_suite". */
+static int parse_counts(const tsr_result *res, srv_counts *out) {
+  json_token t[48];
+  if (json_parse(res->body, res->body_len, t, 48, NULL) <= 0 || t[0].type != JSON_OBJECT)
+    return TSR_EDECODE;
+  int bs = json_object_get(res->body, t, 0, "by_suite");
+  if (bs < 0 || t[bs].type != JSON_OBJECT) return TSR_EDECODE;
+  srv_counts k;
+  for (int i = 0; i < N_SUITES; i++) {
+    int o = json_object_get(res->body, t, bs, i == 0 ? "1" : "3");
+    int rc = parse_pair(res->body, t, o, &k.available[i], &k.last_resort[i]);
+    if (rc) return rc;
+  }
+  *out = k;
   return 0;
 }
 
-/* Delivers a success built from the server counts plus local ones. */
+/* Writes the local counts into w (an object being written); k is filled. */
+static void write_local(json_writer *w, const cstate_kp_counts *k) {
+  json_write_key(w, "local_secrets");
+  json_write_u64(w, k->total);
+  json_write_key(w, "local_suite_1");
+  json_write_u64(w, k->suite1);
+  json_write_key(w, "local_suite_3");
+  json_write_u64(w, k->suite3);
+  json_write_key(w, "local_last_resort");
+  json_write_bool(w, k->last_resort_unused > 0);
+}
+
+/* "by_suite": per suite the server's counts and the state file's. */
+static void write_by_suite(json_writer *w, const srv_counts *srv,
+                           const cstate_kp_counts *k) {
+  json_write_key(w, "by_suite");
+  json_write_object_begin(w);
+  for (int i = 0; i < N_SUITES; i++) {
+    json_write_key(w, i == 0 ? "1" : "3");
+    json_write_object_begin(w);
+    json_write_key(w, "available");
+    json_write_i64(w, srv->available[i]);
+    json_write_key(w, "last_resort");
+    json_write_bool(w, srv->last_resort[i]);
+    json_write_key(w, "local_secrets");
+    json_write_u64(w, i == 0 ? k->suite1 : k->suite3);
+    json_write_key(w, "local_last_resort");
+    json_write_bool(w, (i == 0 ? k->last_resort_unused1 : k->last_resort_unused3) > 0);
+    json_write_object_end(w);
+  }
+  json_write_object_end(w);
+}
+
+/* Delivers a success built from the server counts plus local ones: the
+ * top-level "available" and "last_resort" are the replenished suite's, or
+ * every suite's together for status. */
 static void job_done(kp_job *j, int status, bool replenish) {
+  cstate_kp_counts k;
+  int rc = cstate_kp_count(client_state(j->c), &k);
+  if (rc) {
+    job_fail(j, rc);
+    return;
+  }
   buf_t body;
   buf_init(&body);
   json_writer w;
   json_writer_init(&w, &body, 0);
   json_write_object_begin(&w);
+  bool any_lr = false;
+  for (int i = 0; i < N_SUITES; i++) any_lr = any_lr || j->srv.last_resort[i];
   json_write_key(&w, "available");
-  json_write_i64(&w, j->available);
+  json_write_i64(&w, replenish ? j->srv.available[j->si] : srv_total(&j->srv));
   json_write_key(&w, "last_resort");
-  json_write_bool(&w, j->last_resort);
+  json_write_bool(&w, replenish ? j->srv.last_resort[j->si] : any_lr);
   if (replenish) {
     json_write_key(&w, "suite");
     json_write_u64(&w, j->suite);
@@ -357,12 +421,12 @@ static void job_done(kp_job *j, int status, bool replenish) {
     json_write_key(&w, "last_resort_uploaded");
     json_write_bool(&w, j->lr_uploaded);
   }
-  int rc = write_local(&w, client_state(j->c));
+  write_by_suite(&w, &j->srv, &k);
+  write_local(&w, &k);
   json_write_object_end(&w);
-  if (rc == 0 && json_writer_finish(&w)) rc = TSR_ENOMEM;
-  if (rc) {
+  if (json_writer_finish(&w)) {
     buf_free(&body);
-    job_fail(j, rc);
+    job_fail(j, TSR_ENOMEM);
     return;
   }
   tsr_result res = {0, status, "", "", (const char *)body.ptr, body.len};
@@ -378,7 +442,7 @@ static void on_status(void *arg, const tsr_result *res) {
     job_finish(j, res);
     return;
   }
-  int rc = parse_counts(res, &j->available, &j->last_resort);
+  int rc = parse_counts(res, &j->srv);
   if (rc) {
     job_fail(j, rc);
     return;
@@ -467,7 +531,7 @@ static int send_batch(kp_job *j, unsigned n, bool lr) {
   group_identity_free(id);
   if (rc == 0) {
     j->batch_lr = lr;
-    j->last_at = j->available;
+    j->last_at = j->srv.available[j->si];
     j->batches++;
     rc = queue(j, "POST", "/v1/keypackages", &body, on_upload);
     if (rc) { /* nothing was sent: forget the batch */
@@ -479,24 +543,29 @@ static int send_batch(kp_job *j, unsigned n, bool lr) {
   return rc;
 }
 
-/* What is missing after the server's last count: uploads the next batch,
- * or finishes. */
+/* What is missing of the suite after the server's last count: uploads the
+ * next batch, or finishes. */
 static void next_step(kp_job *j, int status) {
-  unsigned need =
-      j->available < (int64_t)j->target ? j->target - (unsigned)j->available : 0;
+  int64_t have = j->srv.available[j->si];
+  unsigned need = have < (int64_t)j->target ? j->target - (unsigned)have : 0;
   if (need > KP_PER_CALL) need = KP_PER_CALL;
+  /* The server's limit is per device, every suite together: what the
+   * other suite holds leaves less room for this one. */
+  int64_t room = KP_PER_DEVICE - srv_total(&j->srv);
+  if ((int64_t)need > room) need = room > 0 ? (unsigned)room : 0;
   cstate_kp_counts k;
   int rc = cstate_kp_count(client_state(j->c), &k);
   if (rc) {
     job_fail(j, rc);
     return;
   }
-  /* A new last resort when the server has none, when we lost its secret,
-   * or when ours was handed to a joiner already (RFC 9420 §16.8: replace
-   * it soon). At most one per call. */
-  bool lr = !j->lr_uploaded && (!j->last_resort || k.last_resort_unused == 0);
+  /* A new last resort of the suite (one per suite) when the server has
+   * none, when we lost its secret, or when ours was handed to a joiner
+   * already (RFC 9420 §16.8: replace it soon). At most one per call. */
+  uint64_t lr_unused = j->si == 0 ? k.last_resort_unused1 : k.last_resort_unused3;
+  bool lr = !j->lr_uploaded && (!j->srv.last_resort[j->si] || lr_unused == 0);
   /* Stop when a batch made no progress (nothing to gain from a loop). */
-  bool stuck = j->batches > 0 && j->available <= j->last_at && !j->batch_lr;
+  bool stuck = j->batches > 0 && have <= j->last_at && !j->batch_lr;
   if ((need == 0 && !lr) || stuck || j->batches >= KP_MAX_BATCHES) {
     job_done(j, status, true);
     return;
@@ -510,7 +579,7 @@ static void on_count(void *arg, const tsr_result *res) {
     job_finish(j, res);
     return;
   }
-  int rc = parse_counts(res, &j->available, &j->last_resort);
+  int rc = parse_counts(res, &j->srv);
   /* Private parts of KeyPackages long expired: no Welcome can use them. */
   if (rc == 0)
     rc = cstate_kp_prune(client_state(j->c), (int64_t)time(NULL) - KP_PRUNE_GRACE);
@@ -536,17 +605,18 @@ static void on_upload(void *arg, const tsr_result *res) {
     job_finish(j, res);
     return;
   }
-  int rc = parse_counts(res, &j->available, &j->last_resort);
+  int rc = parse_counts(res, &j->srv);
   if (rc) {
     job_fail(j, rc);
     return;
   }
   j->uploaded += (unsigned)(n - (j->batch_lr ? 1 : 0));
   if (j->batch_lr) {
-    /* The server replaced its last resort with ours: older ones are no
-     * longer handed out. */
+    /* The server replaced its last resort of the suite with ours: older
+     * ones of the suite are no longer handed out. */
     j->lr_uploaded = true;
-    rc = cstate_kp_drop_last_resort(st, j->refs.ptr + (n - 1) * CSTATE_KP_REF_BYTES);
+    rc = cstate_kp_drop_last_resort(st, j->suite,
+                                    j->refs.ptr + (n - 1) * CSTATE_KP_REF_BYTES);
     if (rc) {
       job_fail(j, rc);
       return;
@@ -571,7 +641,10 @@ int tsr_keypackages_replenish(tsr_client *c, uint16_t suite, unsigned target,
   kp_job *j = job_new(c, cb, arg);
   if (!j) return TSR_ENOMEM;
   j->suite = suite;
+  j->si = suite_index(suite);
   j->target = target ? target : KP_DEFAULT_TARGET;
+  /* Without ?suite: the answer has this suite's counts (by_suite) and
+   * every suite's, which the per-device limit needs. */
   rc = queue(j, "GET", "/v1/keypackages", NULL, on_count);
   if (rc) job_free(j);
   return rc;

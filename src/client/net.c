@@ -185,6 +185,23 @@ int client_submit(tsr_client *c, creq *r) {
 
 cstate *client_state(tsr_client *c) { return c->st; }
 
+void client_net_settings_get(const tsr_client *c, client_net_settings *out) {
+  *out = (client_net_settings){
+      .host = c->host,
+      .port = c->port,
+      .tls = c->tls,
+      .ctx = c->ctx,
+      .connect_timeout_ms = c->connect_timeout_ms,
+      .request_timeout_ms = c->request_timeout_ms,
+      .max_attempts = c->max_attempts,
+      .backoff_initial_ms = c->bo.initial_ms,
+      .backoff_max_ms = c->bo.max_ms,
+      .clock_ms = c->clock_ms,
+      .random_u32 = c->random_u32,
+      .hook_arg = c->hook_arg,
+  };
+}
+
 /* ---- lifecycle ------------------------------------------------------------ */
 
 int tsr_client_global_init(void) {
@@ -501,7 +518,7 @@ static void send_next(tsr_client *c, uint64_t now) {
 
 /* ---- reading ------------------------------------------------------------------ */
 
-static int map_code(const char *code) {
+int client_error_code(const char *code) {
   static const struct {
     const char *code;
     int err;
@@ -542,7 +559,7 @@ static void finish_answer(tsr_client *c, const char *body, size_t len, uint64_t 
     if (im < 0 || json_get_string(body, toks, im, message, sizeof message, NULL, 0) != 0)
       snprintf(message, sizeof message, "HTTP %d %.*s", status, (int)c->resp.reason.len,
                c->resp.reason.ptr ? c->resp.reason.ptr : "");
-    res.err = map_code(code);
+    res.err = client_error_code(code);
   }
   free(toks);
   backoff_reset(&c->bo);

@@ -233,11 +233,15 @@ int cstate_kp_del(cstate *s, const uint8_t ref[CSTATE_KP_REF_BYTES]) {
   return rc ? rc : run_done(st);
 }
 
-int cstate_kp_drop_last_resort(cstate *s, const uint8_t keep[CSTATE_KP_REF_BYTES]) {
+int cstate_kp_drop_last_resort(cstate *s, uint16_t suite,
+                               const uint8_t keep[CSTATE_KP_REF_BYTES]) {
   sqlite3_stmt *st;
-  int rc =
-      prep_ref(s, "DELETE FROM kp_secrets WHERE last_resort = 1 AND ref <> ?", keep, &st);
-  return rc ? rc : run_done(st);
+  int rc = prep_ref(
+      s, "DELETE FROM kp_secrets WHERE last_resort = 1 AND ref <> ? AND suite = ?", keep,
+      &st);
+  if (rc) return rc;
+  sqlite3_bind_int(st, 2, suite);
+  return run_done(st);
 }
 
 int cstate_kp_prune(cstate *s, int64_t before) {
@@ -256,7 +260,9 @@ int cstate_kp_count(cstate *s, cstate_kp_counts *out) {
       prep_ref(s,
                "SELECT COUNT(*), COALESCE(SUM(suite = 1), 0), COALESCE(SUM(suite = 3),"
                " 0), COALESCE(SUM(last_resort), 0), COALESCE(SUM(last_resort = 1 AND"
-               " used = 0), 0) FROM kp_secrets",
+               " used = 0), 0), COALESCE(SUM(last_resort = 1 AND used = 0 AND"
+               " suite = 1), 0), COALESCE(SUM(last_resort = 1 AND used = 0 AND"
+               " suite = 3), 0) FROM kp_secrets",
                NULL, &st);
   if (rc) return rc;
   rc = sqlite3_step(st) == SQLITE_ROW ? 0 : TSR_EIO;
@@ -266,6 +272,8 @@ int cstate_kp_count(cstate *s, cstate_kp_counts *out) {
     out->suite3 = (uint64_t)sqlite3_column_int64(st, 2);
     out->last_resort = (uint64_t)sqlite3_column_int64(st, 3);
     out->last_resort_unused = (uint64_t)sqlite3_column_int64(st, 4);
+    out->last_resort_unused1 = (uint64_t)sqlite3_column_int64(st, 5);
+    out->last_resort_unused3 = (uint64_t)sqlite3_column_int64(st, 6);
   }
   sqlite3_finalize(st);
   return rc;

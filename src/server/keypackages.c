@@ -38,6 +38,17 @@ typedef struct {
   size_t off, len;
 } kp_claimed;
 
+/* A device's live KeyPackages per suite: [0] suite 1, [1] suite 3. */
+#define N_SUITES 2
+static const uint16_t SUITES[N_SUITES] = {
+    MLS_SUITE_X25519_AES128GCM_SHA256_ED25519,
+    MLS_SUITE_X25519_CHACHA20POLY1305_SHA256_ED25519};
+
+typedef struct {
+  int64_t available[N_SUITES]; /* not last resort */
+  bool last_resort[N_SUITES];
+} kp_counts;
+
 typedef struct kp_op kp_op;
 typedef int (*kp_run_fn)(store_conn *c, kp_op *o);
 typedef void (*kp_write_fn)(kp_op *o, json_writer *jw);
@@ -64,8 +75,7 @@ struct kp_op {
   kp_claimed *res;
   size_t n_res, cap_res;
   /* answer */
-  int64_t available;
-  bool last_resort;
+  kp_counts counts;
   int fail_status; /* set by refuse */
   const char *fail_code;
   char fail_msg[160];
@@ -162,26 +172,50 @@ static int delete_expired(store_conn *c, const uint8_t device[ACCOUNTS_ID_BYTES]
   return store_stmt_run(s);
 }
 
-/* device's live KeyPackages: *available (not last resort) and whether it
- * has a last resort one. */
+/* The index of suite in SUITES, or -1. */
+static int suite_index(int64_t suite) {
+  for (int i = 0; i < N_SUITES; i++)
+    if (suite == SUITES[i]) return i;
+  return -1;
+}
+
+/* device's live KeyPackages per suite: available (not last resort) and
+ * whether it has a last resort one. */
 static int count_live(store_conn *c, const uint8_t device[ACCOUNTS_ID_BYTES], int64_t now,
-                      int64_t *available, bool *last_resort) {
+                      kp_counts *out) {
+  memset(out, 0, sizeof *out);
   store_stmt *s;
-  int rc = store_conn_prepare(c,
-                              "SELECT COALESCE(SUM(CASE WHEN last_resort = 0 THEN 1"
-                              " ELSE 0 END), 0), COALESCE(SUM(last_resort), 0)"
-                              " FROM key_packages WHERE device_id = ? AND not_after >= ?",
-                              &s);
+  int rc =
+      store_conn_prepare(c,
+                         "SELECT suite, COALESCE(SUM(CASE WHEN last_resort = 0 THEN 1"
+                         " ELSE 0 END), 0), COALESCE(SUM(last_resort), 0)"
+                         " FROM key_packages WHERE device_id = ? AND not_after >= ?"
+                         " GROUP BY suite",
+                         &s);
   if (rc) return rc;
   store_bind_blob(s, 1, BYTES(device, ACCOUNTS_ID_BYTES));
   store_bind_int64(s, 2, now);
-  rc = store_step(s);
-  if (rc == STORE_ROW) {
-    *available = store_col_int64(s, 0);
-    *last_resort = store_col_int64(s, 1) > 0;
+  while ((rc = store_step(s)) == STORE_ROW) {
+    int i = suite_index(store_col_int64(s, 0));
+    if (i < 0) continue; /* only suites 1 and 3 are ever stored */
+    out->available[i] = store_col_int64(s, 1);
+    out->last_resort[i] = store_col_int64(s, 2) > 0;
   }
   store_stmt_reset(s);
-  return rc == STORE_ROW ? 0 : rc < 0 ? rc : TSR_EIO;
+  return rc < 0 ? rc : 0;
+}
+
+/* Every suite together: the regular ones and whether any last resort. */
+static int64_t total_available(const kp_counts *k) {
+  int64_t n = 0;
+  for (int i = 0; i < N_SUITES; i++) n += k->available[i];
+  return n;
+}
+
+static bool any_last_resort(const kp_counts *k) {
+  for (int i = 0; i < N_SUITES; i++)
+    if (k->last_resort[i]) return true;
+  return false;
 }
 
 static void write_counts_v(json_writer *jw, int64_t available, bool last_resort) {
@@ -191,9 +225,23 @@ static void write_counts_v(json_writer *jw, int64_t available, bool last_resort)
   json_write_bool(jw, last_resort);
 }
 
-static void write_counts(kp_op *o, json_writer *jw) {
-  write_counts_v(jw, o->available, o->last_resort);
+/* The answer without ?suite: every suite together, then "by_suite". */
+static void write_all_counts(json_writer *jw, const kp_counts *k) {
+  write_counts_v(jw, total_available(k), any_last_resort(k));
+  json_write_key(jw, "by_suite");
+  json_write_object_begin(jw);
+  for (int i = 0; i < N_SUITES; i++) {
+    char key[8];
+    snprintf(key, sizeof key, "%u", (unsigned)SUITES[i]);
+    json_write_key(jw, key);
+    json_write_object_begin(jw);
+    write_counts_v(jw, k->available[i], k->last_resort[i]);
+    json_write_object_end(jw);
+  }
+  json_write_object_end(jw);
 }
+
+static void write_counts(kp_op *o, json_writer *jw) { write_all_counts(jw, &o->counts); }
 
 int keypackages_remove_device(store_conn *c, const uint8_t device_id[ACCOUNTS_ID_BYTES]) {
   store_stmt *s;
@@ -210,15 +258,25 @@ static int h_get(const httpd_req *r, httpd_resp *resp) {
   if (!accounts_auth_or_refuse(r, resp, acc, dev)) return 0;
   if (!path_is(r, "/v1/keypackages"))
     return app_error(resp, 404, "not_found", "no such resource");
+  /* ?suite=1 or 3: that suite's counts only; without it every suite. */
+  char sv[8];
+  size_t sl = 0;
+  int si = -1;
+  int hs = http_query_get(r->req->query, "suite", sv, sizeof sv, &sl);
+  if (hs == 1 && sl == 1) si = suite_index(sv[0] - '0'); /* exactly "1" or "3" */
+  if (hs < 0 || (hs == 1 && si < 0))
+    return app_error(resp, 400, "bad_request", "suite must be 1 or 3");
   store_conn *c;
-  int64_t available = 0;
-  bool last_resort = false;
+  kp_counts k;
   if (store_reader_get(worker_self->store, &c) != 0 ||
-      count_live(c, dev, wall_now(), &available, &last_resort) != 0)
+      count_live(c, dev, wall_now(), &k) != 0)
     return -1;
   json_writer jw;
   app_answer_begin(&jw, resp, NULL);
-  write_counts_v(&jw, available, last_resort);
+  if (si >= 0)
+    write_counts_v(&jw, k.available[si], k.last_resort[si]);
+  else
+    write_all_counts(&jw, &k);
   app_answer_end(&jw, resp);
   return 0;
 }
@@ -378,26 +436,28 @@ static int run_upload(store_conn *c, kp_op *o) {
     if ((rc = insert_kp(c, o, &o->items[i], false)) != 0) return rc;
   if (o->has_lr) {
     const kp_item *lr = &o->items[o->n];
-    /* Replaces the previous last resort; the same KeyPackage stored as a
-     * regular one becomes the last resort. */
+    /* Replaces the previous last resort of its suite (one per suite); the
+     * same KeyPackage stored as a regular one becomes the last resort. */
     if ((rc = store_conn_prepare(c,
                                  "DELETE FROM key_packages WHERE device_id = ? AND"
-                                 " (last_resort = 1 OR ref = ?)",
+                                 " ((last_resort = 1 AND suite = ?) OR ref = ?)",
                                  &s)) != 0)
       return rc;
     store_bind_blob(s, 1, BYTES(o->device, ACCOUNTS_ID_BYTES));
-    store_bind_blob(s, 2, BYTES(lr->ref, KP_REF_BYTES));
+    store_bind_int64(s, 2, lr->suite);
+    store_bind_blob(s, 3, BYTES(lr->ref, KP_REF_BYTES));
     if ((rc = store_stmt_run(s)) != 0) return rc;
     if ((rc = insert_kp(c, o, lr, true)) != 0) return rc;
   }
-  if ((rc = count_live(c, o->device, o->now, &o->available, &o->last_resort)) != 0)
-    return rc;
-  if (o->available > KP_MAX_PER_DEVICE) {
+  if ((rc = count_live(c, o->device, o->now, &o->counts)) != 0) return rc;
+  /* The limit is per device, every suite together. */
+  int64_t total = total_available(&o->counts);
+  if (total > KP_MAX_PER_DEVICE) {
     char msg[160];
     snprintf(msg, sizeof msg,
-             "a device holds at most %d KeyPackages (besides its last resort); this"
-             " upload would make %lld",
-             KP_MAX_PER_DEVICE, (long long)o->available);
+             "a device holds at most %d KeyPackages of all suites (besides its last"
+             " resorts); this upload would make %lld",
+             KP_MAX_PER_DEVICE, (long long)total);
     return refuse(o, 409, "too_many_key_packages", msg);
   }
   return 0;

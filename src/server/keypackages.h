@@ -6,8 +6,11 @@
  * bytes). A device uploads KeyPackages in batches; another device claims
  * one per device of an account to add them to a group. Each KeyPackage is
  * handed out once (deleted in the transaction that hands it out), except
- * the device's one "last resort" KeyPackage, handed out again and again
- * when the device has no other of the claimed suite (RFC 9420 §16.8).
+ * the device's "last resort" KeyPackage of each suite (one per suite: a
+ * new one replaces only its suite's), handed out again and again when the
+ * device has no other of the claimed suite (RFC 9420 §16.8). Counts are
+ * per suite (GET /v1/keypackages?suite=N) and for all suites together;
+ * the per-device limit is on all suites together.
  *
  * Validation: an upload is all or nothing. Every KeyPackage must be an
  * MLSMessage(KeyPackage) that decodes strictly and passes RFC 9420 §10.1
@@ -37,7 +40,7 @@
 #include "store/store.h"
 
 #define KP_MAX_PER_CALL 100   /* key_packages entries per upload */
-#define KP_MAX_PER_DEVICE 200 /* stored, not last resort, not expired */
+#define KP_MAX_PER_DEVICE 200 /* stored, not last resort, not expired; all suites */
 #define KP_MAX_BYTES 8192     /* one MLSMessage(KeyPackage) */
 #define KP_REF_BYTES 32       /* KeyPackageRef of suites 1 and 3 (SHA-256) */
 

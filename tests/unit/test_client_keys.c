@@ -1,10 +1,11 @@
 /* libtessera's MLS identity and KeyPackages (src/client/keys.c) against a
  * real tesserad (one worker, random port, temporary data dir, general
  * request limits off): the state file's migration to schema 2, the
- * device identity, replenishing to a target, KeyPackages claimed through
- * the server by another account (raw HTTP, tests/unit/server_harness.h)
- * whose private parts are taken exactly once and open the Welcome another
- * member made for them (src/mls/group.h), the last resort, two devices of
+ * device identity, replenishing to a target (per suite, within the device
+ * limit of all suites together), KeyPackages claimed through the server by
+ * another account (raw HTTP, tests/unit/server_harness.h) whose private
+ * parts are taken exactly once and open the Welcome another member made
+ * for them (src/mls/group.h), the last resort, two devices of
  * one account, and logout. Every wait is bounded by a deadline. */
 #include <cjson/cJSON.h>
 #include <signal.h>
@@ -46,6 +47,9 @@ static tsr_client *new_client(const char *name) {
 typedef struct {
   long available, uploaded, local, local1, local3;
   int last_resort, lr_uploaded, local_lr;
+  /* by_suite: [0] suite 1, [1] suite 3 */
+  long s_available[2], s_local[2];
+  int s_last_resort[2], s_local_lr[2];
 } counts;
 
 static long num_of(const cJSON *o, const char *k) {
@@ -73,6 +77,14 @@ static counts read_counts(tsr_reply *r) {
     k.last_resort = flag_of(o, "last_resort");
     k.lr_uploaded = flag_of(o, "last_resort_uploaded");
     k.local_lr = flag_of(o, "local_last_resort");
+    const cJSON *bs = cJSON_GetObjectItemCaseSensitive(o, "by_suite");
+    for (int i = 0; i < 2; i++) {
+      const cJSON *e = cJSON_GetObjectItemCaseSensitive(bs, i ? "3" : "1");
+      k.s_available[i] = num_of(e, "available");
+      k.s_local[i] = num_of(e, "local_secrets");
+      k.s_last_resort[i] = flag_of(e, "last_resort");
+      k.s_local_lr[i] = flag_of(e, "local_last_resort");
+    }
   }
   cJSON_Delete(o);
   tsr_reply_clear(r);
@@ -318,6 +330,105 @@ static void test_batches(void) {
   tsr_client_free(c);
 }
 
+/* The last-resort ref of suite in the state file at path (one expected). */
+static bool lr_ref(const char *path, int suite, uint8_t ref[32]) {
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  bool ok = false;
+  char sql[128];
+  snprintf(sql, sizeof sql,
+           "SELECT ref FROM kp_secrets WHERE last_resort = 1 AND suite = %d", suite);
+  if (sqlite3_open_v2(path, &db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK &&
+      sqlite3_prepare_v2(db, sql, -1, &st, NULL) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW && sqlite3_column_bytes(st, 0) == 32) {
+    memcpy(ref, sqlite3_column_blob(st, 0), 32);
+    ok = sqlite3_step(st) == SQLITE_DONE;
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  return ok;
+}
+
+/* Counts and last resorts per suite: topping up suite 3 after suite 1
+ * uploads suite 3's amount; the per-device limit (all suites together)
+ * caps it; a last resort per suite, here and on the server. */
+static void test_per_suite(void) {
+  tsr_client *c = new_client("dora.db");
+  if (!c) return;
+  tsr_register_params p = {.login = "dora", .password = PW, .device_name = "tab"};
+  CHECK_OK(tsr_account_register_sync(c, &p, NULL));
+  counts k = replenish(c, S1, 150);
+  CHECK_INT(k.available, 150);
+  CHECK_INT(k.uploaded, 150);
+  CHECK_INT(k.lr_uploaded, 1);
+  /* Suite 3 has none yet: its target is reached with its own uploads. */
+  k = replenish(c, S3, 30);
+  CHECK_INT(k.available, 30);
+  CHECK_INT(k.last_resort, 1);
+  CHECK_INT(k.uploaded, 30);
+  CHECK_INT(k.lr_uploaded, 1); /* a last resort of suite 3 as well */
+  CHECK_INT(k.s_available[0], 150);
+  CHECK_INT(k.s_available[1], 30);
+  CHECK_INT(k.local1, 151);
+  CHECK_INT(k.local3, 31);
+  /* Both last resorts stay, on the server and here. */
+  cstate_kp_counts lk = {0};
+  CHECK_OK(cstate_kp_count(client_state(c), &lk));
+  CHECK_INT(lk.last_resort, 2);
+  CHECK_INT(lk.last_resort_unused1, 1);
+  CHECK_INT(lk.last_resort_unused3, 1);
+  k = status(c);
+  CHECK_INT(k.available, 180); /* every suite together */
+  CHECK_INT(k.last_resort, 1);
+  CHECK_INT(k.s_available[0], 150);
+  CHECK_INT(k.s_last_resort[0], 1);
+  CHECK_INT(k.s_local[0], 151);
+  CHECK_INT(k.s_local_lr[0], 1);
+  CHECK_INT(k.s_available[1], 30);
+  CHECK_INT(k.s_last_resort[1], 1);
+  CHECK_INT(k.s_local[1], 31);
+  CHECK_INT(k.s_local_lr[1], 1);
+  CHECK_INT(k.local, 182);
+  /* Suite 1 again: at target, nothing to do. */
+  k = replenish(c, S1, 150);
+  CHECK_INT(k.available, 150);
+  CHECK_INT(k.uploaded, 0);
+  CHECK_INT(k.lr_uploaded, 0);
+  /* 150 of suite 3 would pass the device's 200: only the room (20) goes. */
+  k = replenish(c, S3, 150);
+  CHECK_INT(k.available, 50);
+  CHECK_INT(k.uploaded, 20);
+  CHECK_INT(k.lr_uploaded, 0);
+  CHECK_INT(k.s_available[0], 150);
+  /* A used suite-3 last resort is replaced in suite 3 only. */
+  char path[128];
+  snprintf(path, sizeof path, "%s/dora.db", tmpdir);
+  uint8_t ref3[32], ref1[32], ref3b[32], ref1b[32];
+  CHECK(lr_ref(path, S1, ref1));
+  CHECK(lr_ref(path, S3, ref3));
+  uint8_t *sec = NULL;
+  size_t len = 0;
+  CHECK_OK(tsr_keypackage_secret_take(c, ref3, &sec, &len));
+  tsr_secret_free(sec, len);
+  k = status(c);
+  CHECK_INT(k.s_local_lr[0], 1);
+  CHECK_INT(k.s_local_lr[1], 0);
+  k = replenish(c, S1, 150); /* suite 1's own last resort is unused: kept */
+  CHECK_INT(k.lr_uploaded, 0);
+  k = replenish(c, S3, 50);
+  CHECK_INT(k.uploaded, 0);
+  CHECK_INT(k.lr_uploaded, 1);
+  CHECK_INT(k.s_local_lr[0], 1);
+  CHECK_INT(k.s_local_lr[1], 1);
+  CHECK_INT(k.s_last_resort[0], 1);
+  CHECK_INT(k.s_last_resort[1], 1);
+  CHECK(lr_ref(path, S1, ref1b));
+  CHECK(lr_ref(path, S3, ref3b));
+  CHECK(memcmp(ref1, ref1b, 32) == 0);
+  CHECK(memcmp(ref3, ref3b, 32) != 0);
+  tsr_client_free(c);
+}
+
 static void test_claim_take_join(void) {
   if (!ann1 || !ann2) TEST_SKIP("no clients");
   buf_t kp1, kp2, welcome;
@@ -469,6 +580,7 @@ int main(void) {
   RUN(test_identity);
   RUN(test_replenish);
   RUN(test_batches);
+  RUN(test_per_suite);
   RUN(test_claim_take_join);
   RUN(test_last_resort);
   RUN(test_logout);

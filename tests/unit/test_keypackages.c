@@ -33,8 +33,9 @@
 static server srv;
 
 /* ann has three devices: ann.s (first), ann2 and ann3. ben and cat claim;
- * dan is the rate limit's claimer; eve fills a device to its limit. */
-static user ann, ben, cat, dan, eve;
+ * dan is the rate limit's claimer; eve fills a device to its limit; fay
+ * holds KeyPackages of both suites. */
+static user ann, ben, cat, dan, eve, fay;
 static session ann2, ann3;
 
 /* ---- the database file ---- */
@@ -180,6 +181,36 @@ static int flag(const char *key) {
   return cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
 }
 
+/* by_suite.<suite>.<key> of the last answer: a number, or -1. */
+static long suite_num(int suite, const char *key) {
+  char k[8];
+  snprintf(k, sizeof k, "%d", suite);
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(resp.json, "by_suite");
+  const cJSON *v =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, k), key);
+  return cJSON_IsNumber(v) ? (long)v->valuedouble : -1;
+}
+
+/* The same for a boolean: 0, 1, or -1. */
+static int suite_flag(int suite, const char *key) {
+  char k[8];
+  snprintf(k, sizeof k, "%d", suite);
+  const cJSON *b = cJSON_GetObjectItemCaseSensitive(resp.json, "by_suite");
+  const cJSON *v =
+      cJSON_GetObjectItemCaseSensitive(cJSON_GetObjectItemCaseSensitive(b, k), key);
+  return cJSON_IsBool(v) ? cJSON_IsTrue(v) : -1;
+}
+
+/* Members of the last answer's top-level object. */
+static int n_fields(void) { return cJSON_GetArraySize(resp.json); }
+
+/* GET /v1/keypackages?suite=<q> (q NULL: without a query). */
+static int get_counts(const session *s, const char *q) {
+  char path[96];
+  snprintf(path, sizeof path, "/v1/keypackages%s%s", q ? "?suite=" : "", q ? q : "");
+  return call(srv.port, "GET", path, s->token, NULL);
+}
+
 static int n_claimed(void) {
   return cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(resp.json, "key_packages"));
 }
@@ -217,6 +248,7 @@ static void test_setup(void) {
   CHECK(make_user(&srv, &cat, "cat"));
   CHECK(make_user(&srv, &dan, "dan"));
   CHECK(make_user(&srv, &eve, "eve"));
+  CHECK(make_user(&srv, &fay, "fay"));
   CHECK_INT(do_login(srv.port, "ann", PW, &ann.id, &ann2), 201);
   CHECK_INT(do_login(srv.port, "ann", PW, &ann.id, &ann3), 201);
   /* The harness kept each device's seed: its public key is the device's. */
@@ -364,6 +396,136 @@ static void test_suite_filter(void) {
   CHECK_INT(kp_rows(&ann2, 1), 1);
 }
 
+/* Rows of session s's device of one suite that hold the KeyPackage kp
+ * (base64url) as a last resort (lr 1) or a regular one (0). */
+static long kp_stored(const session *s, int suite, const char *kp, int lr) {
+  char dev[64], blob[2 * KPB + 8], sql[2 * KPB + 256];
+  sql_blob(s->device_id, dev, sizeof dev);
+  sql_blob(kp, blob, sizeof blob);
+  snprintf(sql, sizeof sql,
+           "SELECT count(*) FROM key_packages WHERE device_id = %s AND suite = %d AND"
+           " last_resort = %d AND body = %s",
+           dev, suite, lr, blob);
+  return db_count(sql);
+}
+
+/* Counts per suite (GET ?suite=N, and by_suite without it, and in the
+ * upload's answer); one last resort per suite, replaced only in its suite. */
+static void test_per_suite_counts(void) {
+  const session *f = &fay.s;
+  CHECK_INT(get_counts(f, NULL), 200);
+  CHECK_INT(num("available"), 0);
+  CHECK_INT(flag("last_resort"), 0);
+  CHECK_INT(suite_num(1, "available"), 0);
+  CHECK_INT(suite_flag(1, "last_resort"), 0);
+  CHECK_INT(suite_num(3, "available"), 0);
+  CHECK_INT(suite_flag(3, "last_resort"), 0);
+  CHECK_INT(get_counts(f, "3"), 200);
+  CHECK_INT(num("available"), 0);
+  CHECK_INT(flag("last_resort"), 0);
+  CHECK_INT(n_fields(), 2); /* no by_suite for one suite */
+
+  /* Three of suite 1 with a suite-1 last resort, then two of suite 3. */
+  char kp1[3][KPB], kp3[2][KPB], lr1[KPB], lr1b[KPB], lr3[KPB], lr3b[KPB];
+  for (int i = 0; i < 3; i++) make_kp(f, S1, kp1[i]);
+  for (int i = 0; i < 2; i++) make_kp(f, S3, kp3[i]);
+  make_kp(f, S1, lr1);
+  make_kp(f, S1, lr1b);
+  make_kp(f, S3, lr3);
+  make_kp(f, S3, lr3b);
+  CHECK_INT(upload(f, kp1, 3, lr1), 200);
+  CHECK_INT(num("available"), 3);
+  CHECK_INT(flag("last_resort"), 1);
+  CHECK_INT(suite_num(1, "available"), 3);
+  CHECK_INT(suite_flag(1, "last_resort"), 1);
+  CHECK_INT(suite_num(3, "available"), 0);
+  CHECK_INT(suite_flag(3, "last_resort"), 0);
+  CHECK_INT(upload(f, kp3, 2, NULL), 200);
+  CHECK_INT(num("available"), 5); /* every suite together */
+  CHECK_INT(flag("last_resort"), 1);
+  CHECK_INT(suite_num(1, "available"), 3);
+  CHECK_INT(suite_num(3, "available"), 2);
+  CHECK_INT(suite_flag(3, "last_resort"), 0);
+  CHECK_INT(get_counts(f, "1"), 200);
+  CHECK_INT(num("available"), 3);
+  CHECK_INT(flag("last_resort"), 1);
+  CHECK_INT(get_counts(f, "3"), 200);
+  CHECK_INT(num("available"), 2);
+  CHECK_INT(flag("last_resort"), 0);
+  CHECK_INT(get_counts(f, NULL), 200);
+  CHECK_INT(num("available"), 5);
+  CHECK_INT(flag("last_resort"), 1);
+  CHECK_INT(suite_num(1, "available"), 3);
+  CHECK_INT(suite_flag(1, "last_resort"), 1);
+  CHECK_INT(suite_num(3, "available"), 2);
+  CHECK_INT(suite_flag(3, "last_resort"), 0);
+  /* Other parameters are ignored; a bad suite is refused. */
+  CHECK_INT(call(srv.port, "GET", "/v1/keypackages?x=3", f->token, NULL), 200);
+  CHECK_INT(num("available"), 5);
+  CHECK_INT(suite_num(3, "available"), 2);
+  const char *bad[] = {"2", "", "x", "01", "13", "1%00", "+1", "-3"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    CHECK_INT(get_counts(f, bad[i]), 400);
+    CHECK(err_is("bad_request"));
+  }
+
+  /* A suite-3 last resort joins the suite-1 one. */
+  char body[2 * KPB];
+  snprintf(body, sizeof body, "{\"last_resort\":\"%s\"}", lr3);
+  CHECK_INT(upload_json(f, body), 200);
+  CHECK_INT(suite_flag(1, "last_resort"), 1);
+  CHECK_INT(suite_flag(3, "last_resort"), 1);
+  CHECK_INT(kp_rows(f, 1), 2);
+  CHECK_INT(kp_stored(f, 1, lr1, 1), 1);
+  CHECK_INT(kp_stored(f, 3, lr3, 1), 1);
+  /* A new suite-3 one replaces only the suite-3 one. */
+  snprintf(body, sizeof body, "{\"last_resort\":\"%s\"}", lr3b);
+  CHECK_INT(upload_json(f, body), 200);
+  CHECK_INT(kp_rows(f, 1), 2);
+  CHECK_INT(kp_stored(f, 3, lr3, 1), 0);
+  CHECK_INT(kp_stored(f, 3, lr3b, 1), 1);
+  CHECK_INT(kp_stored(f, 1, lr1, 1), 1);
+  /* And a new suite-1 one only the suite-1 one. */
+  CHECK_INT(upload(f, NULL, 0, lr1b), 200);
+  CHECK_INT(suite_flag(1, "last_resort"), 1);
+  CHECK_INT(suite_flag(3, "last_resort"), 1);
+  CHECK_INT(kp_rows(f, 1), 2);
+  CHECK_INT(kp_stored(f, 1, lr1, 1), 0);
+  CHECK_INT(kp_stored(f, 1, lr1b, 1), 1);
+  CHECK_INT(kp_stored(f, 3, lr3b, 1), 1);
+  CHECK_INT(kp_rows(f, 0), 5); /* the regular ones untouched */
+  CHECK_INT(get_counts(f, "3"), 200);
+  CHECK_INT(num("available"), 2);
+  CHECK_INT(flag("last_resort"), 1);
+
+  /* Claims of suite 3 while suite 1 has plenty: its two regular ones, then
+   * its suite-3 last resort, again and again; suite 1 is not touched. */
+  for (int i = 0; i < 2; i++) {
+    CHECK_INT(claim(&ben.s, f->account_id, S3), 200);
+    const char *got = claimed_for(f->device_id);
+    CHECK(strcmp(got, kp3[0]) == 0 || strcmp(got, kp3[1]) == 0);
+  }
+  CHECK_INT(kp_rows(f, 0), 3);
+  for (int i = 0; i < 2; i++) {
+    CHECK_INT(claim(&ben.s, f->account_id, S3), 200);
+    CHECK(!is_missing(f->device_id));
+    CHECK(strcmp(claimed_for(f->device_id), lr3b) == 0);
+  }
+  CHECK_INT(kp_stored(f, 3, lr3b, 1), 1);
+  CHECK_INT(get_counts(f, NULL), 200);
+  CHECK_INT(num("available"), 3);
+  CHECK_INT(suite_num(1, "available"), 3);
+  CHECK_INT(suite_num(3, "available"), 0);
+  CHECK_INT(suite_flag(3, "last_resort"), 1);
+  /* A suite-1 claim still gets a regular suite-1 one, not a last resort. */
+  CHECK_INT(claim(&ben.s, f->account_id, S1), 200);
+  const char *got = claimed_for(f->device_id);
+  CHECK(strcmp(got, kp1[0]) == 0 || strcmp(got, kp1[1]) == 0 || strcmp(got, kp1[2]) == 0);
+  CHECK_INT(get_counts(f, "1"), 200);
+  CHECK_INT(num("available"), 2);
+  CHECK_INT(flag("last_resort"), 1);
+}
+
 /* One refused upload: [a good one, bad] is 400 naming index 1 and stores
  * nothing. */
 static void refused(const char *bad, const char *why) {
@@ -500,6 +662,19 @@ static void test_device_limit(void) {
   CHECK_INT(upload(&eve.s, one, 2, NULL), 409);
   CHECK_INT(upload(&eve.s, one, 1, NULL), 200);
   CHECK_INT(num("available"), 200);
+  /* The limit is per device, every suite together: no room for suite 3
+   * either, but a suite-3 last resort is apart too. */
+  char s3[1][KPB], lr3[KPB];
+  make_kp(&eve.s, S3, s3[0]);
+  make_kp(&eve.s, S3, lr3);
+  CHECK_INT(upload(&eve.s, s3, 1, NULL), 409);
+  CHECK(err_is("too_many_key_packages"));
+  CHECK_INT(upload(&eve.s, NULL, 0, lr3), 200);
+  CHECK_INT(num("available"), 200);
+  CHECK_INT(suite_num(1, "available"), 200);
+  CHECK_INT(suite_num(3, "available"), 0);
+  CHECK_INT(suite_flag(3, "last_resort"), 1);
+  CHECK_INT(kp_rows(&eve.s, 1), 2);
 }
 
 /* Claims racing on both workers still hand each KeyPackage out once. */
@@ -715,6 +890,7 @@ int main(void) {
   RUN(test_claim_once);
   RUN(test_claim_own_account);
   RUN(test_suite_filter);
+  RUN(test_per_suite_counts);
   RUN(test_upload_refusals);
   RUN(test_device_limit);
   RUN(test_concurrent_claims);
