@@ -106,8 +106,48 @@ size_t conn_pending(const conn *c) {
   return n;
 }
 
+static void batch_touch(worker *w, conn *c) {
+  for (size_t i = w->ntouched; i-- > 0 && i + 8 >= w->ntouched;)
+    if (w->touched[i].c == c) return; /* recently touched: already listed */
+  if (w->ntouched == w->captouched) {
+    size_t cap = w->captouched ? 2 * w->captouched : 64;
+    conn_ref *v = realloc(w->touched, cap * sizeof *v);
+    if (!v) return; /* settled by its own next event instead */
+    w->touched = v;
+    w->captouched = cap;
+  }
+  w->touched[w->ntouched++] = conn_ref_of(c);
+}
+
+void conn_batch_begin(worker *w) {
+  /* Whatever is gathered in the shared buffer goes first. */
+  if (w->out_owner) conn_settle(w->out_owner);
+  w->batch = true;
+}
+
+void conn_batch_end(worker *w) {
+  w->batch = false;
+  for (size_t i = 0; i < w->ntouched; i++) {
+    conn *c = conn_ref_get(w->touched[i]);
+    if (c) conn_settle(c);
+  }
+  w->ntouched = 0;
+  if (w->captouched > 4096) {
+    free(w->touched);
+    w->touched = NULL;
+    w->captouched = 0;
+  }
+}
+
 buf_t *conn_out(conn *c) {
   worker *w = conn_worker(c);
+  if (w->batch) {
+    conn_io *io = conn_io_get(c);
+    if (io) {
+      batch_touch(w, c);
+      return &io->out;
+    }
+  }
   if (c->io && c->io->out.len > c->io->out_off) return &c->io->out;
   if (w->out_owner && w->out_owner != c) {
     conn *prev = w->out_owner;
@@ -343,6 +383,10 @@ static void settle_timer(conn *c) {
 void conn_settle(conn *c) {
   if (conn_state(c) == CONN_FREE) return;
   worker *w = conn_worker(c);
+  if (w->batch) {
+    batch_touch(w, c);
+    return;
+  }
   for (int round = 0; round < 4; round++) {
     conn_flush(c);
     /* Output drained far enough: parse the input held back. */

@@ -119,6 +119,14 @@ void conn_flush(conn *c);
 void conn_settle(conn *c);
 /* Marks c to be closed by conn_settle. */
 static inline void conn_kill(conn *c) { conn_flags(c) |= CONN_F_DEAD; }
+/* Batching of output not caused by the conn's own input (answers and
+ * pushes from the delivery service): between begin and end, output for a
+ * conn is queued in its own buffer instead of being written at once, and
+ * end writes each touched conn once (one system call for many messages).
+ * conn_settle during a batch only records the conn. Not nested. */
+void conn_batch_begin(struct worker *w);
+void conn_batch_end(struct worker *w);
+
 /* Gets (attaching if needed) the busy state; NULL on ENOMEM. */
 conn_io *conn_io_get(conn *c);
 /* Shuts the write side after the queued output and waits for EOF. */

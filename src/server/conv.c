@@ -126,7 +126,10 @@ static void on_retry(loop_t *l, loop_timer *t) {
 static void on_ds_io(loop_t *l, loop_handle *h, unsigned events) {
   (void)l;
   (void)h;
+  /* A read brings many answers and pushes: each session is written once. */
+  conn_batch_begin(dsc.w);
   ipc_on_io(&dsc.ipc, events);
+  conn_batch_end(dsc.w);
 }
 
 int conv_worker_start(worker *w) {

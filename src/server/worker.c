@@ -236,6 +236,7 @@ static void worker_free(worker *w) {
   }
   free(w->rscratch);
   free(w->toks);
+  free(w->touched);
   free(w->hdrs);
   buf_free(&w->out);
   buf_free(&w->body);

@@ -82,6 +82,11 @@ typedef struct worker {
   http_header *hdrs;
   http_limits hlim;
   ws_limits wlim;
+  /* Batch output (conn_batch_begin/end): while set, output goes to each
+   * conn's own buffer and is written once per conn at the end. */
+  bool batch;
+  conn_ref *touched;
+  size_t ntouched, captouched;
 } worker;
 
 typedef struct {
