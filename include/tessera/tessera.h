@@ -14,7 +14,8 @@
  * The state file is created on first use with mode 0600 and carries a
  * schema version (PRAGMA user_version); an older file is migrated when
  * opened (version 2 added the KeyPackage private parts to version 1's
- * keys and session), a file written by a newer libtessera is refused with
+ * keys and session, version 3 the conversations, messages and outbox of
+ * tsr_chat), a file written by a newer libtessera is refused with
  * TSR_EUNSUPPORTED. Secret keys are stored in it unencrypted: at-rest
  * encryption of the state file is a later step, so the file must be
  * protected like an SSH private key.
@@ -675,6 +676,183 @@ int tsr_ws_call_sync(tsr_ws *s, const char *op, const char *json_fields, tsr_rep
  * Returns 0 when until stopped it, 1 when timeout_ms passed, TSR_EINVAL,
  * or TSR_EIO when poll fails. */
 int tsr_ws_run(tsr_ws *s, int timeout_ms, int (*until)(void *arg), void *arg);
+
+/* --- Conversations (end-to-end encrypted) -------------------------------- */
+
+/* The conversations of docs/protocol.md ("Conversations") as MLS groups of
+ * this device, on a realtime session. A tsr_chat owns one tsr_ws (made
+ * with the client, its on_push and on_state taken over) and keeps in the
+ * state file (schema version 3):
+ *
+ *   - per conversation its id, app, kind, state and the saved MLS group
+ *     (group secrets included: the file is 0600) and the last seq
+ *     processed in order;
+ *   - the messages: (conversation, seq) unique, so that nothing is handed
+ *     to the app twice; sender account and device from the MLS
+ *     credential, text, server time;
+ *   - the outbox: a text to send stays there, with its client_id, until
+ *     the server answered with its seq, so that it survives a crash and
+ *     is sent again (same client_id: the server stores it once) after the
+ *     next connect. The message is encrypted once and the ciphertext kept
+ *     with the group state in one transaction; it is encrypted again only
+ *     when the server refuses it as stale_epoch.
+ *
+ * Every change of a group and the message it produced (received or sent)
+ * are one SQLite transaction.
+ *
+ * Receiving. Pushes and sync results are processed in seq order per
+ * conversation: a push after a gap makes the chat sync first. Application
+ * messages are stored and handed to on_message once (by seq); commits are
+ * processed and stored; what cannot be processed (e.g. this device's own
+ * messages, which the server does not push but sync returns, or another
+ * epoch's) is skipped. After each batch the device acknowledges the last
+ * seq processed (its own sent messages included). A "welcome" push makes
+ * the chat list the conversations (tsr_conversations_refresh), which
+ * joins every conversation whose Welcome is listed: the KeyPackage
+ * private part is taken (tsr_keypackage_secret_take_welcome), the group
+ * stored, seq 0 acknowledged. After every connect (on_state connected)
+ * the chat refreshes the list, syncs every conversation from its last seq
+ * and sends the outbox again.
+ *
+ * Driving: poll the client and the session together (tsr_chat_run does
+ * it: the claims of tsr_conversation_create are HTTP calls). Callbacks
+ * are called exactly once, on the thread driving both; they may call the
+ * functions below but must not free the chat. Free the chat before its
+ * client. Cipher suite 1 only. */
+
+typedef struct tsr_chat tsr_chat;
+
+/* A stored message; valid only during the call. Strings are
+ * NUL-terminated. */
+typedef struct {
+  const char *conversation;   /* id, base64url */
+  uint64_t seq;               /* in the conversation's log */
+  int64_t at_ms;              /* the server's time of storing; for this
+                                 device's own messages, the local time of
+                                 the server's answer */
+  const char *sender_account; /* base64url */
+  const char *sender_device;
+  int own;          /* sent by this device */
+  const char *text; /* UTF-8 as sent */
+  size_t text_len;
+} tsr_message;
+
+typedef struct {
+  /* A message of another device, stored; once per (conversation, seq). */
+  void (*on_message)(void *arg, const tsr_message *m);
+  /* This device joined a conversation from a Welcome. May be NULL. */
+  void (*on_joined)(void *arg, const char *conversation, const char *app,
+                    const char *kind);
+  void *arg;
+  /* Settings of the session (NULL: defaults); its on_push, on_state and
+   * arg are not used. */
+  const tsr_ws_config *ws;
+} tsr_chat_config;
+
+/* Makes a chat for a logged-in client (it starts connecting at the first
+ * drive). Errors as tsr_ws_new. */
+int tsr_chat_new(tsr_client *c, const tsr_chat_config *cfg, tsr_chat **out);
+/* Frees the session (calls in flight complete with "cancelled"; messages
+ * being sent stay in the outbox). NULL is a no-op. Not from a callback. */
+void tsr_chat_free(tsr_chat *h);
+/* The chat's session, to poll it (tsr_ws_fd, ...). */
+tsr_ws *tsr_chat_ws(tsr_chat *h);
+/* Runs a poll(2) loop on the client and the session until `until` (may be
+ * NULL) returns nonzero (0) or timeout_ms passed (1; < 0 without limit);
+ * TSR_EIO when poll fails. `until` is checked as for tsr_ws_run. */
+int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg);
+/* Operations of the chat in progress (calls and internal chains). */
+size_t tsr_chat_pending(const tsr_chat *h);
+
+/* One member of a new conversation: an account id (base64url) and the app
+ * of the profile it is reached at. */
+typedef struct {
+  const char *account;
+  const char *app;
+} tsr_member;
+
+typedef struct {
+  const char *app;  /* the conversation's app; the caller needs a profile */
+  const char *kind; /* "direct" (one member) or "group" (1..63) */
+  const tsr_member *members;
+  size_t n_members;
+} tsr_conversation_params;
+
+/* Creates a conversation: claims a KeyPackage (suite 1) of every device
+ * of every member and of this account's other devices (POST
+ * /v1/keypackages/claim), makes the MLS group with this device's identity,
+ * commits the Adds and sends conversation.create with the GroupInfo,
+ * commit and Welcome; on ok the commit is merged and the group stored.
+ * Synchronous errors: TSR_EINVAL (app, kind, members), TSR_ESTATE (not
+ * logged in), TSR_ENOMEM. Result body: {"conversation","app","kind",
+ * "next_seq"}; failures: the failing call's result, or local codes
+ * "no_key_packages" (a member has no device with a KeyPackage: TSR_ENOTFOUND),
+ * "local" (MLS), "state" (state file), "bad_response". */
+int tsr_conversation_create(tsr_chat *h, const tsr_conversation_params *p,
+                            tsr_result_cb cb, void *arg);
+int tsr_conversation_create_sync(tsr_chat *h, const tsr_conversation_params *p,
+                                 tsr_reply *out);
+
+/* Sends text (UTF-8, 1..60000 bytes) into a conversation of this device:
+ * puts it in the outbox (durable before this returns), encrypts and sends
+ * it; on ok stores it at the answered seq and removes it from the outbox.
+ * stale_epoch: syncs, processes the winning commit, encrypts again and
+ * resends (3 times at most). Without an answer ("network", "timeout",
+ * "cancelled") the message stays in the outbox and is sent after the next
+ * connect. Other refusals (forbidden, request_pending, blocked, ...)
+ * remove it from the outbox. Synchronous errors: TSR_EINVAL,
+ * TSR_ENOTFOUND (no such conversation here), TSR_EIO (state file),
+ * TSR_ENOMEM. Result body: {"conversation","seq","client_id","duplicate"}. */
+int tsr_send_text(tsr_chat *h, const char *conversation, const char *text,
+                  tsr_result_cb cb, void *arg);
+int tsr_send_text_sync(tsr_chat *h, const char *conversation, const char *text,
+                       tsr_reply *out);
+
+/* Lists the device's conversations on the server (`conversations`), joins
+ * those with a Welcome not yet joined, updates the states (request,
+ * declined, active) and syncs every conversation known here. Result body:
+ * the server's answer. Errors as tsr_ws_call. */
+int tsr_conversations_refresh(tsr_chat *h, tsr_result_cb cb, void *arg);
+int tsr_conversations_refresh_sync(tsr_chat *h, tsr_reply *out);
+
+/* Syncs one conversation from its last seq until the server has no more,
+ * processing each message, then acknowledges. Result body:
+ * {"conversation","last_seq"}. TSR_ENOTFOUND when not known here. */
+int tsr_conversation_sync(tsr_chat *h, const char *conversation, tsr_result_cb cb,
+                          void *arg);
+int tsr_conversation_sync_sync(tsr_chat *h, const char *conversation, tsr_reply *out);
+
+/* Answers a message request (conversation.accept / decline); the state is
+ * stored on ok. Result body: the server's {"state"}. */
+int tsr_conversation_answer(tsr_chat *h, const char *conversation, int accept,
+                            tsr_result_cb cb, void *arg);
+int tsr_conversation_answer_sync(tsr_chat *h, const char *conversation, int accept,
+                                 tsr_reply *out);
+
+/* Sends every outbox message not in flight again (done at each connect).
+ * Returns how many were started, or TSR_EIO. */
+int tsr_outbox_flush(tsr_chat *h);
+
+/* --- Conversations: what the state file holds (no network) --- */
+
+typedef struct {
+  char id[TSR_ID_B64_SIZE];
+  char app[16];
+  char kind[8];
+  char state[16];    /* active, request, declined, removed */
+  uint64_t last_seq; /* processed in order */
+  uint64_t members;  /* MLS leaves (devices) */
+  uint64_t outbox;   /* messages waiting to be sent */
+} tsr_conversation_info;
+
+/* The conversations stored here, oldest first: *out (malloc'ed, free())
+ * holds *n entries. TSR_EIO, TSR_ENOMEM. */
+int tsr_conversations_local(tsr_client *c, tsr_conversation_info **out, size_t *n);
+
+/* Calls each for every stored message of conversation with seq > after,
+ * in seq order. TSR_EINVAL, TSR_ENOTFOUND (no such conversation), TSR_EIO. */
+int tsr_messages_local(tsr_client *c, const char *conversation, uint64_t after,
+                       void (*each)(void *arg, const tsr_message *m), void *arg);
 
 /* --- Local session state ------------------------------------------------ */
 

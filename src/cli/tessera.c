@@ -1,6 +1,6 @@
 /* tessera: the command-line client on libtessera (accounts, devices, MLS
- * KeyPackages, app profiles, graphs, blocks, reachability, and ops and
- * pushes of the realtime session).
+ * KeyPackages, app profiles, graphs, blocks, reachability, ops and
+ * pushes of the realtime session, and end-to-end encrypted conversations).
  *
  *   tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] COMMAND
  *
@@ -69,6 +69,20 @@ static const char usage[] =
     "                                  ok object (--json: as JSON)\n"
     "  ws listen [--seconds N]         print each push as one JSON line until\n"
     "                                  interrupted or N seconds pass\n"
+    "conversations (end-to-end encrypted; kept in the state file):\n"
+    "  chat create --app APP --with ACCOUNT_ID:APP... [--group]   a direct conversation\n"
+    "                                  (one --with) or a group; members are account ids\n"
+    "                                  (`whoami` shows yours: profiles do not carry\n"
+    "                                  them) and the app of the profile they are\n"
+    "                                  reached at; prints the conversation id\n"
+    "  chat list                       joins what is waiting, lists conversations\n"
+    "  chat send CONVERSATION TEXT     prints the seq the server gave it\n"
+    "  chat read CONVERSATION          syncs, prints the messages: seq, time, sender,\n"
+    "                                  text\n"
+    "  chat listen [--seconds N]       prints messages as they come (one line each),\n"
+    "                                  joining conversations on their Welcome\n"
+    "  chat accept|decline CONVERSATION   answer a message request\n"
+    "  (create and listen first upload KeyPackages when the server holds few)\n"
     "reachability (who may start a conversation with you, per source app):\n"
     "  reachability APP                show your rules for your APP profile\n"
     "  reachability APP set FROM_APP everyone|graph|nobody\n"
@@ -1008,6 +1022,276 @@ static int cmd_ws(tsr_client *c, int argc, char **argv) {
   die("usage", "ws call OP [JSON-FIELDS] | ws listen [--seconds N]");
 }
 
+/* --- conversations (chat) ---------------------------------------------------- */
+
+/* One JSON string value (escaped) to stdout. */
+static void put_json_string(const char *s) {
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_string(&w, s);
+  if (json_writer_finish(&w) == 0) fwrite(b.ptr, 1, b.len, stdout);
+  buf_free(&b);
+}
+
+static void ms_time(int64_t ms, char *out, size_t cap) {
+  time_t tt = (time_t)(ms / 1000);
+  struct tm tm;
+  if (!gmtime_r(&tt, &tm) || strftime(out, cap, "%Y-%m-%d %H:%M:%S UTC", &tm) == 0)
+    snprintf(out, cap, "%lld", (long long)ms);
+}
+
+/* A message on one line: text with CR/LF shown as spaces. */
+static void print_message(const tsr_message *m, bool with_conv) {
+  if (json_out) {
+    printf("{\"conversation\":\"%s\",\"seq\":%llu,\"at\":%lld,\"sender_account\":\"%s\","
+           "\"sender_device\":\"%s\",\"own\":%s,\"text\":",
+           m->conversation, (unsigned long long)m->seq, (long long)m->at_ms,
+           m->sender_account, m->sender_device, m->own ? "true" : "false");
+    put_json_string(m->text);
+    fputs("}\n", stdout);
+  } else {
+    char when[40];
+    ms_time(m->at_ms, when, sizeof when);
+    if (with_conv) printf("%s\t", m->conversation);
+    printf("%llu\t%s\t%s%s\t", (unsigned long long)m->seq, when, m->sender_account,
+           m->own ? " (you)" : "");
+    for (size_t i = 0; i < m->text_len; i++)
+      fputc(m->text[i] == '\n' || m->text[i] == '\r' ? ' ' : m->text[i], stdout);
+    fputc('\n', stdout);
+  }
+  fflush(stdout);
+}
+
+static void on_chat_message(void *arg, const tsr_message *m) {
+  (void)arg;
+  print_message(m, true);
+}
+
+static void on_chat_joined(void *arg, const char *conv, const char *app,
+                           const char *kind) {
+  (void)arg;
+  if (json_out)
+    printf("{\"joined\":\"%s\",\"app\":\"%s\",\"kind\":\"%s\"}\n", conv, app, kind);
+  else
+    printf("joined %s (%s, %s)\n", conv, app, kind);
+  fflush(stdout);
+}
+
+static void on_read_message(void *arg, const tsr_message *m) {
+  bool *first = arg;
+  if (json_out && !*first) fputc(',', stdout);
+  *first = false;
+  if (json_out) {
+    printf("{\"seq\":%llu,\"at\":%lld,\"sender_account\":\"%s\",\"sender_device\":\"%s\","
+           "\"own\":%s,\"text\":",
+           (unsigned long long)m->seq, (long long)m->at_ms, m->sender_account,
+           m->sender_device, m->own ? "true" : "false");
+    put_json_string(m->text);
+    fputc('}', stdout);
+  } else {
+    print_message(m, false);
+  }
+}
+
+/* A session for conversations; listen: print messages and joins. */
+static tsr_chat *chat_open(tsr_client *c, bool listen) {
+  tsr_chat_config cfg = {0};
+  if (listen) {
+    cfg.on_message = on_chat_message;
+    cfg.on_joined = on_chat_joined;
+  }
+  tsr_chat *h = NULL;
+  int rc = tsr_chat_new(c, &cfg, &h);
+  if (rc == TSR_ESTATE) die("state", "not logged in");
+  if (rc) die_call(rc, NULL, "chat");
+  return h;
+}
+
+/* A device without KeyPackages on the server cannot be added anywhere. */
+static void ensure_keypackages(tsr_client *c) {
+  tsr_reply r = {0};
+  int rc = tsr_keypackages_replenish_sync(c, 1, 20, &r);
+  if (rc) die_call(rc, &r, "keys upload");
+  tsr_reply_clear(&r);
+}
+
+/* Joins what is waiting, syncs every conversation, sends the outbox. */
+static void chat_refresh(tsr_chat *h) {
+  tsr_reply r = {0};
+  int rc = tsr_conversations_refresh_sync(h, &r);
+  if (rc) die_call(rc, &r, "conversations");
+  tsr_reply_clear(&r);
+}
+
+static int chat_create(tsr_client *c, int argc, char **argv) {
+  const char *app = NULL;
+  bool group = false;
+  tsr_member m[64];
+  size_t n = 0;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--app")) {
+      app = need_app(optval(argc, argv, &i));
+    } else if (!strcmp(argv[i], "--group")) {
+      group = true;
+    } else if (!strcmp(argv[i], "--with")) {
+      char *v = (char *)optval(argc, argv, &i);
+      char *colon = strrchr(v, ':');
+      if (!colon || n >= 63) die("usage", "--with ACCOUNT_ID:APP (at most 63)");
+      *colon = '\0';
+      m[n].account = v;
+      m[n].app = need_app(colon + 1);
+      n++;
+    } else {
+      die("usage", "chat create: unknown argument %s", argv[i]);
+    }
+  }
+  if (!app || n == 0) die("usage", "chat create --app APP --with ACCOUNT_ID:APP...");
+  ensure_keypackages(c);
+  tsr_chat *h = chat_open(c, false);
+  chat_refresh(h);
+  tsr_conversation_params p = {app, group || n > 1 ? "group" : "direct", m, n};
+  tsr_reply r = {0};
+  int rc = tsr_conversation_create_sync(h, &p, &r);
+  tsr_chat_free(h);
+  if (rc == TSR_EINVAL && !r.done)
+    die("usage", "chat create: bad account id, app, or a member given twice");
+  if (rc) die_call(rc, &r, "chat create");
+  if (json_out) {
+    print_body(&r);
+  } else {
+    size_t cap = r.body_len / 2 + 8;
+    json_token *t = malloc(cap * sizeof *t);
+    char id[TSR_ID_B64_SIZE] = "";
+    if (t && json_parse(r.body, r.body_len, t, cap, NULL) > 0)
+      json_str(r.body, t, 0, "conversation", id, sizeof id);
+    free(t);
+    printf("%s\n", id);
+  }
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+static int chat_list(tsr_client *c) {
+  tsr_chat *h = chat_open(c, false);
+  chat_refresh(h);
+  tsr_chat_free(h);
+  tsr_conversation_info *v = NULL;
+  size_t n = 0;
+  int rc = tsr_conversations_local(c, &v, &n);
+  if (rc) die_call(rc, NULL, "chat list");
+  if (json_out) fputs("{\"conversations\":[", stdout);
+  for (size_t i = 0; i < n; i++) {
+    if (json_out)
+      printf("%s{\"conversation\":\"%s\",\"app\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
+             "\"devices\":%llu,\"last_seq\":%llu,\"outbox\":%llu}",
+             i ? "," : "", v[i].id, v[i].app, v[i].kind, v[i].state,
+             (unsigned long long)v[i].members, (unsigned long long)v[i].last_seq,
+             (unsigned long long)v[i].outbox);
+    else
+      printf("%s\t%s\t%s\t%s\tdevices=%llu\tlast_seq=%llu\toutbox=%llu\n", v[i].id,
+             v[i].app, v[i].kind, v[i].state, (unsigned long long)v[i].members,
+             (unsigned long long)v[i].last_seq, (unsigned long long)v[i].outbox);
+  }
+  if (json_out) fputs("]}\n", stdout);
+  free(v);
+  return 0;
+}
+
+static int chat_send(tsr_client *c, const char *conv, const char *text) {
+  tsr_chat *h = chat_open(c, false);
+  tsr_reply r = {0};
+  int rc = tsr_send_text_sync(h, conv, text, &r);
+  tsr_chat_free(h);
+  if (rc == TSR_ENOTFOUND && !r.done) die("not_found", "no conversation %s here", conv);
+  if (rc == TSR_EINVAL && !r.done)
+    die("usage", "chat send: bad conversation id or empty/too long text");
+  if (rc) die_call(rc, &r, "chat send");
+  if (json_out) {
+    print_body(&r);
+  } else {
+    size_t cap = r.body_len / 2 + 8;
+    json_token *t = malloc(cap * sizeof *t);
+    char seq[24] = "?";
+    if (t && json_parse(r.body, r.body_len, t, cap, NULL) > 0)
+      json_num(r.body, t, 0, "seq", seq, sizeof seq);
+    free(t);
+    printf("sent, seq %s\n", seq);
+  }
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+static int chat_read(tsr_client *c, const char *conv) {
+  tsr_chat *h = chat_open(c, false);
+  chat_refresh(h);
+  tsr_chat_free(h);
+  bool first = true;
+  if (json_out) printf("{\"conversation\":\"%s\",\"messages\":[", conv);
+  int rc = tsr_messages_local(c, conv, 0, on_read_message, &first);
+  if (rc == TSR_ENOTFOUND) die("not_found", "no conversation %s here", conv);
+  if (rc == TSR_EINVAL) die("usage", "chat read: bad conversation id");
+  if (rc) die_call(rc, NULL, "chat read");
+  if (json_out) fputs("]}\n", stdout);
+  return 0;
+}
+
+static int chat_listen(tsr_client *c, int argc, char **argv) {
+  long seconds = -1;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--seconds")) {
+      const char *v = optval(argc, argv, &i);
+      char *end;
+      errno = 0;
+      seconds = strtol(v, &end, 10);
+      if (errno || *end || !*v || seconds < 0 || seconds > 2000000)
+        die("usage", "--seconds takes a number of seconds");
+    } else {
+      die("usage", "chat listen: unknown argument %s", argv[i]);
+    }
+  }
+  struct sigaction sa = {0};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+  ensure_keypackages(c);
+  tsr_chat *h = chat_open(c, true);
+  chat_refresh(h); /* errors (server down, token refused) as an error line */
+  int rc =
+      tsr_chat_run(h, seconds < 0 ? -1 : (int)(seconds * 1000), stop_requested, NULL);
+  tsr_chat_free(h);
+  if (rc < 0) die("local", "chat listen: %s", tsr_strerror(rc));
+  return 0;
+}
+
+static int chat_answer(tsr_client *c, const char *conv, bool accept) {
+  tsr_chat *h = chat_open(c, false);
+  tsr_reply r = {0};
+  int rc = tsr_conversation_answer_sync(h, conv, accept, &r);
+  tsr_chat_free(h);
+  if (rc == TSR_EINVAL && !r.done) die("usage", "bad conversation id");
+  if (rc) die_call(rc, &r, accept ? "chat accept" : "chat decline");
+  if (json_out)
+    print_body(&r);
+  else
+    printf("%s\n", accept ? "accepted" : "declined");
+  tsr_reply_clear(&r);
+  return 0;
+}
+
+static int cmd_chat(tsr_client *c, int argc, char **argv) {
+  if (argc >= 1 && !strcmp(argv[0], "create")) return chat_create(c, argc, argv);
+  if (argc == 1 && !strcmp(argv[0], "list")) return chat_list(c);
+  if (argc == 3 && !strcmp(argv[0], "send")) return chat_send(c, argv[1], argv[2]);
+  if (argc == 2 && !strcmp(argv[0], "read")) return chat_read(c, argv[1]);
+  if (argc >= 1 && !strcmp(argv[0], "listen")) return chat_listen(c, argc, argv);
+  if (argc == 2 && (!strcmp(argv[0], "accept") || !strcmp(argv[0], "decline")))
+    return chat_answer(c, argv[1], argv[0][0] == 'a');
+  die("usage", "chat create|list|send|read|listen|accept|decline (see --help)");
+}
+
 /* Commands of the app graphs and blocks; -1 when cmd is none of them. */
 static int app_command(tsr_client *c, const char *cmd, int n, char **rest) {
   if (!strcmp(cmd, "profile")) return cmd_profile(c, n, rest);
@@ -1121,6 +1405,8 @@ int main(int argc, char **argv) {
     rc = cmd_keys(c, n, rest);
   else if (!strcmp(cmd, "ws"))
     rc = cmd_ws(c, n, rest);
+  else if (!strcmp(cmd, "chat"))
+    rc = cmd_chat(c, n, rest);
   else if ((rc = app_command(c, cmd, n, rest)) < 0)
     die("usage", "unknown command %s (see --help)", cmd);
   tsr_client_free(c);

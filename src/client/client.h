@@ -8,6 +8,8 @@
  *   keys.c     the device's MLS identity, KeyPackages and their secrets
  *   ws.c       the realtime session (WebSocket): its own connection, calls
  *              matched by id, pushes
+ *   conv.c     end-to-end encrypted conversations on a session: MLS groups,
+ *              messages and the outbox in the state file
  *
  * A tsr_client is used by one thread at a time (tessera/tessera.h). */
 #ifndef TSR_CLIENT_CLIENT_H
@@ -30,8 +32,20 @@
  *      secret BLOB): the private part of each KeyPackage this device
  *      published, by KeyPackageRef; secret is kp_secret_encode's form
  *      (the KeyPackage, its init and leaf HPKE private keys). A version-1
- *      file is migrated on open (the table is added, nothing else). */
-#define CSTATE_SCHEMA_VERSION 2
+ *      file is migrated on open (the table is added, nothing else).
+ *   3: adds the conversations of conv.c (older files are migrated by
+ *      adding the tables):
+ *      conversations(id TEXT PRIMARY KEY, app, kind, state ('active',
+ *        'request', 'declined', 'removed'), grp BLOB: group_save's form,
+ *        secrets included, last_seq: the last seq processed in order,
+ *        created_at);
+ *      messages(conversation, seq, sender_account, sender_device (base64url
+ *        ids from the MLS credential), own, text, at: server time in ms,
+ *        UNIQUE (conversation, seq));
+ *      outbox(n: order, conversation, client_id UNIQUE, plaintext, state
+ *        (0: not encrypted yet, 1: ciphertext holds the encrypted
+ *        message of epoch `epoch`), ciphertext, epoch, created_at). */
+#define CSTATE_SCHEMA_VERSION 3
 
 /* Keys of the kv table. */
 #define K_IDENTITY_SK "identity_sk" /* 64 bytes, libsodium Ed25519 secret key */
@@ -50,6 +64,8 @@ typedef struct cstate cstate;
  * (not a tessera state file), TSR_ENOMEM. */
 int cstate_open(const char *path, cstate **out);
 void cstate_close(cstate *s);
+/* The SQLite handle, for the conversation tables of conv.c. */
+struct sqlite3 *cstate_db(cstate *s);
 /* The schema version stored in the file. */
 int cstate_version(cstate *s);
 /* Value of key into out (replaced). TSR_ENOTFOUND when absent. */

@@ -50,6 +50,20 @@ static int migrate(sqlite3 *db) {
                         " used INTEGER NOT NULL DEFAULT 0, created_at INTEGER NOT NULL,"
                         " not_after INTEGER NOT NULL, secret BLOB NOT NULL)"))
     goto fail;
+  if (v < 3 &&
+      (exec(db, "CREATE TABLE conversations(id TEXT PRIMARY KEY, app TEXT NOT NULL,"
+                " kind TEXT NOT NULL, state TEXT NOT NULL DEFAULT 'active',"
+                " grp BLOB NOT NULL, last_seq INTEGER NOT NULL,"
+                " created_at INTEGER NOT NULL)") ||
+       exec(db, "CREATE TABLE messages(conversation TEXT NOT NULL, seq INTEGER NOT NULL,"
+                " sender_account TEXT NOT NULL, sender_device TEXT NOT NULL,"
+                " own INTEGER NOT NULL, text BLOB NOT NULL, at INTEGER NOT NULL,"
+                " UNIQUE (conversation, seq))") ||
+       exec(db, "CREATE TABLE outbox(n INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " conversation TEXT NOT NULL, client_id TEXT NOT NULL UNIQUE,"
+                " plaintext BLOB NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
+                " ciphertext BLOB, epoch INTEGER, created_at INTEGER NOT NULL)")))
+    goto fail;
   if (exec(db, "PRAGMA user_version = " STR(CSTATE_SCHEMA_VERSION))) goto fail;
   if (exec(db, "COMMIT")) goto fail;
   return 0;
@@ -91,6 +105,10 @@ void cstate_close(cstate *s) {
   if (!s) return;
   sqlite3_close(s->db);
   free(s);
+}
+
+struct sqlite3 *cstate_db(cstate *s) {
+  return s->db;
 }
 
 int cstate_version(cstate *s) {

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -2198,4 +2199,54 @@ out:
   loop_deinit(&ds.loop);
   if (status == 0) log_info("delivery service stopped");
   return status;
+}
+
+/* ---- fuzzing ---------------------------------------------------------------------- */
+
+static cfg fuzz_cfg;
+static int fuzz_peer = -1; /* the "worker" end: answers are read and dropped */
+
+static void fuzz_connect(void) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) != 0) return;
+  fcntl(sv[0], F_SETFL, O_NONBLOCK);
+  fcntl(sv[1], F_SETFL, O_NONBLOCK);
+  wconn *w = calloc(1, sizeof *w);
+  if (!w) return;
+  w->ipc.on_frame = on_frame;
+  w->ipc.on_close = on_worker_close;
+  if (ipc_open(&w->ipc, &ds.loop, sv[0], KIND_WORKER, w) != 0) {
+    free(w);
+    return;
+  }
+  w->index = 0;
+  ds.workers[0] = w;
+  if (fuzz_peer >= 0) close(fuzz_peer);
+  fuzz_peer = sv[1];
+}
+
+int ds_fuzz_setup(const char *dir) {
+  cfg_defaults(&fuzz_cfg);
+  snprintf(fuzz_cfg.data_dir, sizeof fuzz_cfg.data_dir, "%s", dir);
+  memset(&ds, 0, sizeof ds);
+  ds.cfg = &fuzz_cfg;
+  if (loop_init(&ds.loop) || ds_prepare_store(&fuzz_cfg) ||
+      open_store(&fuzz_cfg, &ds.st) || store_client_new(ds.st, &ds.sc) || load())
+    return -1;
+  fuzz_connect();
+  return ds.workers[0] ? 0 : -1;
+}
+
+void ds_fuzz_frame(const uint8_t *data, size_t n) {
+  if (!ds.workers[0]) fuzz_connect(); /* a malformed frame closed the last one */
+  if (!ds.workers[0] || n == 0) return;
+  on_frame(&ds.workers[0]->ipc, data[0], 1, (bytes_t){data + 1, n - 1});
+  while (ds.inflight) { /* let the writer commit what the frame started */
+    struct pollfd p = {.fd = store_client_fd(ds.sc), .events = POLLIN};
+    poll(&p, 1, 1000);
+    store_client_drain(ds.sc);
+  }
+  char sink[65536];
+  while (fuzz_peer >= 0 && read(fuzz_peer, sink, sizeof sink) > 0) {
+  }
 }

@@ -22,6 +22,9 @@
 #ifndef TSR_SERVER_DS_H
 #define TSR_SERVER_DS_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "server/config.h"
 
 /* The DS process's main: returns its exit status (0 clean stop on
@@ -31,5 +34,12 @@ int ds_main(const cfg *c);
 /* Migrates the DS store before any process opens it (master, at start).
  * Returns 0 or a TSR_E* code. */
 int ds_prepare_store(const cfg *c);
+
+/* For the fuzz target (tests/fuzz/fuzz_ds.c): the delivery service's state
+ * on a store in dir, without sockets or a loop running; then one frame
+ * (first byte its type, the rest its fields) handled as if from worker 0,
+ * store jobs awaited, answers dropped. One process, one setup. */
+int ds_fuzz_setup(const char *dir);
+void ds_fuzz_frame(const uint8_t *data, size_t n);
 
 #endif

@@ -194,7 +194,7 @@ static void test_migration(void) {
   cstate *s = NULL;
   CHECK_OK(cstate_open(path, &s));
   if (!s) return;
-  CHECK_INT(cstate_version(s), 2);
+  CHECK_INT(cstate_version(s), CSTATE_SCHEMA_VERSION);
   buf_t v;
   buf_init(&v);
   CHECK_OK(cstate_get(s, K_LOGIN, &v)); /* version 1 data kept */
@@ -206,9 +206,9 @@ static void test_migration(void) {
   memset(row.ref, 7, sizeof row.ref);
   CHECK_OK(cstate_kp_put(s, &row, BYTES("secret", 6)));
   cstate_close(s);
-  CHECK_OK(cstate_open(path, &s)); /* reopening a version-2 file changes nothing */
+  CHECK_OK(cstate_open(path, &s)); /* reopening a migrated file changes nothing */
   if (!s) return;
-  CHECK_INT(cstate_version(s), 2);
+  CHECK_INT(cstate_version(s), CSTATE_SCHEMA_VERSION);
   CHECK_OK(cstate_kp_count(s, &k));
   CHECK_INT(k.total, 1);
   CHECK_INT(k.suite1, 1);

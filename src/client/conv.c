@@ -1,0 +1,1571 @@
+/* End-to-end encrypted conversations (tessera/tessera.h, "Conversations";
+ * docs/protocol.md, "Conversations"): MLS groups of this device on a
+ * realtime session, with the groups, the messages and the outbox in the
+ * state file (tables of schema version 3, client.h).
+ *
+ * Nothing is cached in memory but what is in flight: each step loads the
+ * group from the state file and stores it back, with the message it
+ * produced, in one transaction. Multi-step operations (create, send,
+ * sync, refresh) are chains of calls, as in keys.c: an internal callback
+ * receives each answer and queues the next call, or calls the caller's
+ * callback once. */
+#include <errno.h>
+#include <poll.h>
+#include <sodium.h>
+#include <sqlite3.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "client/client.h"
+#include "mls/crypto.h"
+#include "mls/group.h"
+#include "proto/base64.h"
+#include "proto/json.h"
+
+#define CONV_SUITE 1        /* MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 */
+#define MAX_TEXT 60000      /* bytes of one text message */
+#define MAX_MEMBERS 63      /* others at creation (docs/protocol.md) */
+#define SEND_TRIES 3        /* stale_epoch rounds per send */
+#define SYNC_LIMIT 100      /* messages per sync call */
+#define MAX_SYNC_ROUNDS 100 /* sync calls per tsr_conversation_sync */
+
+struct tsr_chat {
+  tsr_client *c;
+  tsr_ws *ws;
+  tsr_chat_config cfg;
+  size_t jobs;     /* chains in progress */
+  char **inflight; /* client_ids being sent */
+  size_t n_inflight;
+  bool refresh_running; /* a refresh chain is in progress */
+  bool refresh_again;   /* ... and another was asked for meanwhile */
+};
+
+/* ---- small helpers --------------------------------------------------------- */
+
+static sqlite3 *db_of(tsr_chat *h) { return cstate_db(client_state(h->c)); }
+
+static int64_t wall_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int unb64(const char *s, size_t len, buf_t *out) {
+  buf_reset(out);
+  size_t cap = b64_decoded_max(len) + 1, got = 0;
+  uint8_t *p = buf_extend(out, cap);
+  if (!p) return TSR_ENOMEM;
+  if (b64_decode(p, cap, s, len, B64_MODE_URL_NOPAD, &got)) return TSR_EDECODE;
+  out->len = got;
+  return 0;
+}
+
+static bool valid_id(const char *id) {
+  uint8_t raw[16];
+  size_t got = 0;
+  return id && strlen(id) == TSR_ID_B64_SIZE - 1 &&
+         b64_decode(raw, sizeof raw, id, strlen(id), B64_MODE_URL_NOPAD, &got) == 0 &&
+         got == 16;
+}
+
+static bool valid_app(const char *a) {
+  return a && (!strcmp(a, "chat") || !strcmp(a, "social") || !strcmp(a, "messenger"));
+}
+
+/* A parsed JSON text. */
+typedef struct {
+  const char *b;
+  size_t n;
+  json_token *t;
+  int nt;
+} pj;
+
+static int pj_parse(pj *p, const char *b, size_t n) {
+  p->b = b;
+  p->n = n;
+  p->nt = 0;
+  size_t cap = n / 2 + 16;
+  p->t = malloc(cap * sizeof *p->t);
+  if (!p->t) return TSR_ENOMEM;
+  json_limits lim = {0, 100000};
+  p->nt = json_parse(b, n, p->t, cap, &lim);
+  if (p->nt <= 0 || p->t[0].type != JSON_OBJECT) {
+    free(p->t);
+    p->t = NULL;
+    return TSR_EDECODE;
+  }
+  return 0;
+}
+
+static void pj_free(pj *p) {
+  free(p->t);
+  p->t = NULL;
+}
+
+static int pj_get(const pj *p, int obj, const char *key) {
+  return obj < 0 ? -1 : json_object_get(p->b, p->t, obj, key);
+}
+
+/* The string member key of obj as a view; false when absent or escaped. */
+static bool pj_view(const pj *p, int obj, const char *key, const char **s, size_t *len) {
+  int i = pj_get(p, obj, key);
+  return i >= 0 && json_get_string_view(p->b, p->t, i, s, len) == 0;
+}
+
+static bool pj_str(const pj *p, int obj, const char *key, char *out, size_t cap) {
+  int i = pj_get(p, obj, key);
+  return i >= 0 && json_get_string(p->b, p->t, i, out, cap, NULL, 0) == 0;
+}
+
+static bool pj_u64(const pj *p, int obj, const char *key, uint64_t *v) {
+  int i = pj_get(p, obj, key);
+  return i >= 0 && json_get_u64(p->b, p->t, i, v) == 0;
+}
+
+/* Sends op with the members of the JSON object in w's buffer (a whole
+ * object "{...}"). */
+static int ws_call_obj(tsr_chat *h, const char *op, json_writer *w, buf_t *b,
+                       tsr_result_cb cb, void *arg) {
+  if (json_writer_finish(w)) return TSR_ENOMEM;
+  if (b->len < 2) return TSR_EINVAL;
+  b->ptr[b->len - 1] = '\0'; /* the closing brace */
+  return tsr_ws_call(h->ws, op, (const char *)b->ptr + 1, cb, arg);
+}
+
+static void result_local(tsr_result_cb cb, void *arg, int err, const char *code,
+                         const char *msg) {
+  tsr_result res = {err, 0, code, msg, "", 0};
+  if (cb) cb(arg, &res);
+}
+
+static void result_ok(tsr_result_cb cb, void *arg, buf_t *body) {
+  tsr_result res = {0, 101, "", "", (const char *)body->ptr, body->len};
+  if (cb) cb(arg, &res);
+}
+
+static void ignore_result(void *arg, const tsr_result *res) {
+  (void)arg;
+  (void)res;
+}
+
+/* ---- the state file: conversations -------------------------------------------- */
+
+typedef struct {
+  char id[TSR_ID_B64_SIZE];
+  char app[16], kind[8], state[16];
+  uint64_t last_seq;
+  buf_t grp; /* group_save's form */
+} conv_row;
+
+static void row_clear(conv_row *r) { buf_free_secret(&r->grp); }
+
+static void col_text(sqlite3_stmt *st, int col, char *out, size_t cap) {
+  const unsigned char *t = sqlite3_column_text(st, col);
+  snprintf(out, cap, "%s", t ? (const char *)t : "");
+}
+
+/* Loads a conversation row. TSR_ENOTFOUND, TSR_EIO, TSR_ENOMEM. */
+static int conv_get(sqlite3 *db, const char *id, conv_row *r) {
+  memset(r, 0, sizeof *r);
+  buf_init(&r->grp);
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT app, kind, state, last_seq, grp FROM conversations"
+                         " WHERE id = ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    snprintf(r->id, sizeof r->id, "%s", id);
+    col_text(st, 0, r->app, sizeof r->app);
+    col_text(st, 1, r->kind, sizeof r->kind);
+    col_text(st, 2, r->state, sizeof r->state);
+    r->last_seq = (uint64_t)sqlite3_column_int64(st, 3);
+    rc = buf_append(&r->grp, sqlite3_column_blob(st, 4),
+                    (size_t)sqlite3_column_bytes(st, 4))
+             ? TSR_ENOMEM
+             : 0;
+  } else {
+    rc = rc == SQLITE_DONE ? TSR_ENOTFOUND : TSR_EIO;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int run_stmt(sqlite3_stmt *st) {
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  return rc == SQLITE_DONE ? 0 : TSR_EIO;
+}
+
+static int conv_insert(sqlite3 *db, const char *id, const char *app, const char *kind,
+                       const char *state, uint64_t last_seq, bytes_t grp) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "INSERT INTO conversations(id, app, kind, state, grp, last_seq,"
+                         " created_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, id, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, app, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 3, kind, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, state, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 5, grp.ptr, (int)grp.len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 6, (int64_t)last_seq);
+  sqlite3_bind_int64(st, 7, wall_ms());
+  return run_stmt(st);
+}
+
+/* Stores the group (grp not NULL) and/or last_seq (last_seq != 0). */
+static int conv_update(sqlite3 *db, const char *id, const buf_t *grp, uint64_t last_seq) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "UPDATE conversations SET grp = coalesce(?, grp),"
+                         " last_seq = max(last_seq, ?) WHERE id = ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  if (grp)
+    sqlite3_bind_blob(st, 1, grp->ptr, (int)grp->len, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 1);
+  sqlite3_bind_int64(st, 2, (int64_t)last_seq);
+  sqlite3_bind_text(st, 3, id, -1, SQLITE_STATIC);
+  return run_stmt(st);
+}
+
+static int conv_set_state(sqlite3 *db, const char *id, const char *state) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "UPDATE conversations SET state = ? WHERE id = ?", -1, &st,
+                         NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, state, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, id, -1, SQLITE_STATIC);
+  return run_stmt(st);
+}
+
+/* Inserts a message; *added = 1 when it was new. */
+static int msg_insert(sqlite3 *db, const tsr_message *m, int *added) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "INSERT OR IGNORE INTO messages(conversation, seq,"
+                         " sender_account, sender_device, own, text, at)"
+                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, m->conversation, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (int64_t)m->seq);
+  sqlite3_bind_text(st, 3, m->sender_account, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 4, m->sender_device, -1, SQLITE_STATIC);
+  sqlite3_bind_int(st, 5, m->own);
+  sqlite3_bind_blob(st, 6, m->text, (int)m->text_len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 7, m->at_ms);
+  int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return TSR_EIO;
+  if (added) *added = sqlite3_changes(db) > 0;
+  return 0;
+}
+
+static bool msg_exists(sqlite3 *db, const char *conv, uint64_t seq) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT 1 FROM messages WHERE conversation = ? AND seq = ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return false;
+  sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (int64_t)seq);
+  bool found = sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
+
+/* Moves last_seq over this device's own messages stored right after it
+ * (the server does not push them back). The new last_seq into *last. */
+static int advance_own(sqlite3 *db, const char *conv, uint64_t *last) {
+  uint64_t l = *last;
+  while (msg_exists(db, conv, l + 1)) l++;
+  if (l == *last) return 0;
+  int rc = conv_update(db, conv, NULL, l);
+  if (rc == 0) *last = l;
+  return rc;
+}
+
+/* ---- jobs -------------------------------------------------------------------------- */
+
+static void job_started(tsr_chat *h) { h->jobs++; }
+static void job_ended(tsr_chat *h) { h->jobs--; }
+
+static bool inflight_has(tsr_chat *h, const char *cid) {
+  for (size_t i = 0; i < h->n_inflight; i++)
+    if (!strcmp(h->inflight[i], cid)) return true;
+  return false;
+}
+
+static int inflight_add(tsr_chat *h, const char *cid) {
+  char **n = realloc(h->inflight, (h->n_inflight + 1) * sizeof *n);
+  if (!n) return TSR_ENOMEM;
+  h->inflight = n;
+  if (!(n[h->n_inflight] = strdup(cid))) return TSR_ENOMEM;
+  h->n_inflight++;
+  return 0;
+}
+
+static void inflight_del(tsr_chat *h, const char *cid) {
+  for (size_t i = 0; i < h->n_inflight; i++)
+    if (!strcmp(h->inflight[i], cid)) {
+      free(h->inflight[i]);
+      h->inflight[i] = h->inflight[--h->n_inflight];
+      return;
+    }
+}
+
+/* The own session ids (base64url), for own messages. */
+static void own_ids(tsr_chat *h, char acc[TSR_ID_B64_SIZE], char dev[TSR_ID_B64_SIZE]) {
+  tsr_session_info info;
+  memset(&info, 0, sizeof info);
+  tsr_client_session(h->c, &info);
+  snprintf(acc, TSR_ID_B64_SIZE, "%s", info.account_id);
+  snprintf(dev, TSR_ID_B64_SIZE, "%s", info.device_id);
+}
+
+static void send_ack(tsr_chat *h, const char *conv, uint64_t seq) {
+  char f[96];
+  snprintf(f, sizeof f, "\"conversation\":\"%s\",\"seq\":%llu", conv,
+           (unsigned long long)seq);
+  tsr_ws_call(h->ws, "ack", f, ignore_result, NULL);
+}
+
+/* ---- receiving -----------------------------------------------------------------------
+ */
+
+enum { PROC_DONE = 0, PROC_SKIPPED = 1, PROC_GAP = 2 };
+
+/* Processes the message at seq of conv (base64url MLSMessage), in order:
+ * PROC_DONE (stored), PROC_SKIPPED (already had it, or it cannot be
+ * processed: last_seq moves over it), PROC_GAP (messages before it are
+ * missing: sync first), or a negative error (state file). */
+static int process_one(tsr_chat *h, const char *conv, uint64_t seq, int64_t at,
+                       const char *m64, size_t m64_len) {
+  sqlite3 *db = db_of(h);
+  conv_row r;
+  int rc = conv_get(db, conv, &r);
+  if (rc) {
+    row_clear(&r);
+    return rc == TSR_ENOTFOUND ? PROC_SKIPPED : rc;
+  }
+  uint64_t last = r.last_seq;
+  if ((rc = advance_own(db, conv, &last))) goto out;
+  if (seq <= last) {
+    rc = PROC_SKIPPED;
+    goto out;
+  }
+  if (seq > last + 1) {
+    rc = PROC_GAP;
+    goto out;
+  }
+  buf_t msg, saved;
+  buf_init(&msg);
+  buf_init(&saved);
+  mls_group *g = NULL;
+  group_event ev;
+  group_event_init(&ev);
+  int prc = unb64(m64, m64_len, &msg);
+  if (prc == 0) prc = group_load(buf_view(&r.grp), &g);
+  if (prc == 0) prc = group_process(g, buf_view(&msg), &ev);
+  tsr_message out = {0};
+  char acc[TSR_ID_B64_SIZE] = "", dev[TSR_ID_B64_SIZE] = "";
+  char *text = NULL;
+  if (prc == 0 && ev.type == GROUP_EVENT_APPLICATION) {
+    bytes_t ident;
+    if (group_member(g, ev.sender, &ident) == 0 && ident.len == 32) {
+      size_t n = 0;
+      b64_encode(acc, sizeof acc, ident.ptr, 16, B64_MODE_URL_NOPAD, &n);
+      acc[n] = '\0';
+      b64_encode(dev, sizeof dev, ident.ptr + 16, 16, B64_MODE_URL_NOPAD, &n);
+      dev[n] = '\0';
+    }
+    text = malloc(ev.data.len + 1);
+    if (!text) prc = TSR_ENOMEM;
+    if (text) {
+      if (ev.data.len) memcpy(text, ev.data.ptr, ev.data.len);
+      text[ev.data.len] = '\0';
+    }
+    out = (tsr_message){conv, seq, at, acc, dev, 0, text, ev.data.len};
+  }
+  if (prc == 0) prc = group_save(g, &saved);
+  int added = 0;
+  rc = cstate_begin(client_state(h->c));
+  if (rc == 0) {
+    if (prc == 0) {
+      /* The group and what it produced, together. */
+      if (ev.type == GROUP_EVENT_APPLICATION) rc = msg_insert(db, &out, &added);
+      if (rc == 0) rc = conv_update(db, conv, &saved, seq);
+      if (rc == 0 && ev.type == GROUP_EVENT_REMOVED)
+        rc = conv_set_state(db, conv, "removed");
+    } else {
+      /* Not for us to read (our own message, another epoch, garbage):
+       * the group stays as it was; move on. */
+      rc = conv_update(db, conv, NULL, seq);
+    }
+    if (rc == 0)
+      rc = cstate_commit(client_state(h->c));
+    else
+      cstate_rollback(client_state(h->c));
+  }
+  if (rc == 0 && added && h->cfg.on_message) h->cfg.on_message(h->cfg.arg, &out);
+  if (rc == 0) rc = prc == 0 ? PROC_DONE : PROC_SKIPPED;
+  if (text) {
+    sodium_memzero(text, ev.data.len);
+    free(text);
+  }
+  group_event_clear(&ev);
+  group_free(g);
+  buf_free(&msg);
+  buf_free_secret(&saved);
+out:
+  row_clear(&r);
+  return rc;
+}
+
+/* Last seq processed of conv (0 when unknown). */
+static uint64_t last_seq_of(tsr_chat *h, const char *conv) {
+  conv_row r;
+  uint64_t l = 0;
+  if (conv_get(db_of(h), conv, &r) == 0) {
+    l = r.last_seq;
+    advance_own(db_of(h), conv, &l);
+  }
+  row_clear(&r);
+  return l;
+}
+
+/* ---- sync -----------------------------------------------------------------------------
+ */
+
+typedef struct {
+  tsr_chat *h;
+  char conv[TSR_ID_B64_SIZE];
+  tsr_result_cb cb;
+  void *arg;
+  unsigned rounds;
+} sync_job;
+
+static int sync_next(sync_job *j);
+
+static void sync_finish(sync_job *j, const tsr_result *res) {
+  tsr_chat *h = j->h;
+  if (res) {
+    if (j->cb) j->cb(j->arg, res);
+  } else {
+    uint64_t last = last_seq_of(h, j->conv);
+    if (last) send_ack(h, j->conv, last);
+    buf_t b;
+    buf_init(&b);
+    json_writer w;
+    json_writer_init(&w, &b, 0);
+    json_write_object_begin(&w);
+    json_write_key(&w, "conversation");
+    json_write_string(&w, j->conv);
+    json_write_key(&w, "last_seq");
+    json_write_u64(&w, last);
+    json_write_object_end(&w);
+    if (json_writer_finish(&w))
+      result_local(j->cb, j->arg, TSR_ENOMEM, "local", "out of memory");
+    else
+      result_ok(j->cb, j->arg, &b);
+    buf_free(&b);
+  }
+  free(j);
+  job_ended(h);
+}
+
+static void on_sync(void *arg, const tsr_result *res) {
+  sync_job *j = arg;
+  if (res->err) {
+    sync_finish(j, res);
+    return;
+  }
+  pj p;
+  if (pj_parse(&p, res->body, res->body_len)) {
+    result_local(j->cb, j->arg, TSR_EDECODE, "bad_response", "unexpected sync answer");
+    j->cb = NULL;
+    sync_finish(j, res);
+    return;
+  }
+  int arr = pj_get(&p, 0, "messages");
+  bool more = false;
+  int im = pj_get(&p, 0, "more");
+  if (im >= 0) json_get_bool(p.t, im, &more);
+  int rc = 0, n = 0;
+  for (int e = arr >= 0 ? json_first_child(p.t, arr) : -1; e >= 0 && rc >= 0;
+       e = json_next_sibling(p.t, arr, e)) {
+    uint64_t seq = 0, at = 0;
+    const char *m = NULL;
+    size_t ml = 0;
+    if (!pj_u64(&p, e, "seq", &seq) || !pj_view(&p, e, "message", &m, &ml)) continue;
+    pj_u64(&p, e, "at", &at);
+    rc = process_one(j->h, j->conv, seq, (int64_t)at, m, ml);
+    if (rc == PROC_GAP) { /* sync never leaves gaps; older messages were deleted */
+      conv_update(db_of(j->h), j->conv, NULL, seq - 1);
+      rc = process_one(j->h, j->conv, seq, (int64_t)at, m, ml);
+    }
+    n++;
+  }
+  pj_free(&p);
+  if (rc < 0) {
+    result_local(j->cb, j->arg, rc, "state", "the state file could not be updated");
+    j->cb = NULL;
+    sync_finish(j, res);
+    return;
+  }
+  if (more && n > 0 && ++j->rounds < MAX_SYNC_ROUNDS) {
+    if ((rc = sync_next(j)) == 0) return;
+    result_local(j->cb, j->arg, rc, "local", "sync could not be sent");
+    j->cb = NULL;
+    sync_finish(j, res);
+    return;
+  }
+  sync_finish(j, NULL);
+}
+
+static int sync_next(sync_job *j) {
+  char f[128];
+  snprintf(f, sizeof f, "\"conversation\":\"%s\",\"after\":%llu,\"limit\":%d", j->conv,
+           (unsigned long long)last_seq_of(j->h, j->conv), SYNC_LIMIT);
+  return tsr_ws_call(j->h->ws, "sync", f, on_sync, j);
+}
+
+static int sync_start(tsr_chat *h, const char *conv, tsr_result_cb cb, void *arg) {
+  sync_job *j = calloc(1, sizeof *j);
+  if (!j) return TSR_ENOMEM;
+  j->h = h;
+  snprintf(j->conv, sizeof j->conv, "%s", conv);
+  j->cb = cb;
+  j->arg = arg;
+  int rc = sync_next(j);
+  if (rc) {
+    free(j);
+    return rc;
+  }
+  job_started(h);
+  return 0;
+}
+
+int tsr_conversation_sync(tsr_chat *h, const char *conversation, tsr_result_cb cb,
+                          void *arg) {
+  if (!h || !valid_id(conversation)) return TSR_EINVAL;
+  conv_row r;
+  int rc = conv_get(db_of(h), conversation, &r);
+  row_clear(&r);
+  if (rc) return rc;
+  return sync_start(h, conversation, cb, arg);
+}
+
+/* ---- pushes
+ * ----------------------------------------------------------------------------- */
+
+static int refresh_start(tsr_chat *h, tsr_result_cb cb, void *arg);
+
+static void on_push(void *arg, const char *json, size_t len) {
+  tsr_chat *h = arg;
+  pj p;
+  if (pj_parse(&p, json, len)) return;
+  char kind[16] = "", conv[TSR_ID_B64_SIZE] = "";
+  pj_str(&p, 0, "push", kind, sizeof kind);
+  pj_str(&p, 0, "conversation", conv, sizeof conv);
+  if (!strcmp(kind, "welcome")) {
+    refresh_start(h, NULL, NULL);
+  } else if (!strcmp(kind, "message") && valid_id(conv)) {
+    uint64_t seq = 0, at = 0;
+    const char *m = NULL;
+    size_t ml = 0;
+    if (pj_u64(&p, 0, "seq", &seq) && pj_view(&p, 0, "message", &m, &ml)) {
+      pj_u64(&p, 0, "at", &at);
+      int rc = process_one(h, conv, seq, (int64_t)at, m, ml);
+      if (rc == PROC_GAP)
+        sync_start(h, conv, NULL, NULL);
+      else if (rc == PROC_DONE || rc == PROC_SKIPPED)
+        send_ack(h, conv, last_seq_of(h, conv));
+    }
+  }
+  pj_free(&p);
+}
+
+static void on_state(void *arg, int state) {
+  tsr_chat *h = arg;
+  if (state != TSR_WS_CONNECTED) return;
+  refresh_start(h, NULL, NULL);
+  tsr_outbox_flush(h);
+}
+
+/* ---- joining and refresh
+ * ------------------------------------------------------------------ */
+
+/* Joins conv from a Welcome (base64url); stores the group with last_seq
+ * joined_seq - 1 and acknowledges seq 0. */
+static int join(tsr_chat *h, const char *conv, const char *app, const char *kind,
+                const char *state, uint64_t joined_seq, const char *w64, size_t w64_len) {
+  buf_t w, saved;
+  buf_init(&w);
+  buf_init(&saved);
+  uint8_t *sec = NULL;
+  size_t sec_len = 0;
+  kp_secret *ks = NULL;
+  group_identity *id = NULL;
+  mls_group *g = NULL;
+  int rc = unb64(w64, w64_len, &w);
+  if (rc == 0)
+    rc = tsr_keypackage_secret_take_welcome(h->c, w.ptr, w.len, &sec, &sec_len);
+  if (rc == 0) rc = kp_secret_decode(BYTES(sec, sec_len), &ks);
+  if (rc == 0) rc = client_mls_identity(h->c, ks->suite->id, &id);
+  if (rc == 0)
+    rc = group_join(id, NULL, &ks, 1, buf_view(&w), BYTES_NONE, NULL, 0, NULL, NULL, &g);
+  if (rc == 0) rc = group_save(g, &saved);
+  if (rc == 0)
+    rc = conv_insert(db_of(h), conv, app, kind, state, joined_seq ? joined_seq - 1 : 0,
+                     buf_view(&saved));
+  if (rc == 0) {
+    send_ack(h, conv, 0);
+    if (h->cfg.on_joined) h->cfg.on_joined(h->cfg.arg, conv, app, kind);
+  }
+  tsr_secret_free(sec, sec_len);
+  kp_secret_free(ks);
+  group_identity_free(id);
+  group_free(g);
+  buf_free(&w);
+  buf_free_secret(&saved);
+  return rc;
+}
+
+typedef struct {
+  tsr_chat *h;
+  tsr_result_cb cb;
+  void *arg;
+  size_t syncs; /* syncs in flight */
+  buf_t body;   /* the conversations answer */
+  int status;
+} refresh_job;
+
+static void refresh_done(refresh_job *j) {
+  tsr_chat *h = j->h;
+  result_ok(j->cb, j->arg, &j->body);
+  buf_free(&j->body);
+  free(j);
+  job_ended(h);
+  h->refresh_running = false;
+  if (h->refresh_again) {
+    h->refresh_again = false;
+    refresh_start(h, NULL, NULL);
+  }
+}
+
+static void on_refresh_sync(void *arg, const tsr_result *res) {
+  (void)res;
+  refresh_job *j = arg;
+  if (--j->syncs == 0) refresh_done(j);
+}
+
+static void on_conversations(void *arg, const tsr_result *res) {
+  refresh_job *j = arg;
+  tsr_chat *h = j->h;
+  if (res->err) {
+    if (j->cb) j->cb(j->arg, res);
+    j->cb = NULL;
+    refresh_done(j);
+    return;
+  }
+  buf_append(&j->body, res->body, res->body_len);
+  pj p;
+  if (pj_parse(&p, res->body, res->body_len) == 0) {
+    int arr = pj_get(&p, 0, "conversations");
+    for (int e = arr >= 0 ? json_first_child(p.t, arr) : -1; e >= 0;
+         e = json_next_sibling(p.t, arr, e)) {
+      char conv[TSR_ID_B64_SIZE] = "", app[16] = "", kind[8] = "", state[16] = "";
+      uint64_t joined = 0;
+      pj_str(&p, e, "conversation", conv, sizeof conv);
+      pj_str(&p, e, "app", app, sizeof app);
+      pj_str(&p, e, "kind", kind, sizeof kind);
+      pj_str(&p, e, "state", state, sizeof state);
+      pj_u64(&p, e, "joined_seq", &joined);
+      if (!valid_id(conv)) continue;
+      conv_row r;
+      int rc = conv_get(db_of(h), conv, &r);
+      row_clear(&r);
+      const char *w = NULL;
+      size_t wl = 0;
+      if (rc == TSR_ENOTFOUND && pj_view(&p, e, "welcome", &w, &wl)) {
+        rc = join(h, conv, app, kind, state[0] ? state : "active", joined, w, wl);
+      } else if (rc == 0) {
+        if (state[0] && strcmp(r.state, "removed")) conv_set_state(db_of(h), conv, state);
+        if (pj_view(&p, e, "welcome", &w, &wl)) send_ack(h, conv, 0);
+      }
+      if (rc == 0 && sync_start(h, conv, on_refresh_sync, j) == 0) j->syncs++;
+    }
+    pj_free(&p);
+  }
+  j->status = res->status;
+  if (j->syncs == 0) refresh_done(j);
+}
+
+static int refresh_start(tsr_chat *h, tsr_result_cb cb, void *arg) {
+  if (!cb && h->refresh_running) {
+    h->refresh_again = true;
+    return 0;
+  }
+  refresh_job *j = calloc(1, sizeof *j);
+  if (!j) return TSR_ENOMEM;
+  j->h = h;
+  j->cb = cb;
+  j->arg = arg;
+  buf_init(&j->body);
+  int rc = tsr_ws_call(h->ws, "conversations", NULL, on_conversations, j);
+  if (rc) {
+    free(j);
+    return rc;
+  }
+  h->refresh_running = true;
+  job_started(h);
+  return 0;
+}
+
+int tsr_conversations_refresh(tsr_chat *h, tsr_result_cb cb, void *arg) {
+  if (!h) return TSR_EINVAL;
+  return refresh_start(h, cb ? cb : ignore_result, arg);
+}
+
+/* ---- sending
+ * ---------------------------------------------------------------------------- */
+
+typedef struct {
+  tsr_chat *h;
+  char conv[TSR_ID_B64_SIZE];
+  char client_id[40];
+  tsr_result_cb cb;
+  void *arg;
+  unsigned tries;
+} send_job;
+
+static void send_finish(send_job *j, const tsr_result *res) {
+  tsr_chat *h = j->h;
+  inflight_del(h, j->client_id);
+  if (j->cb) j->cb(j->arg, res);
+  free(j);
+  job_ended(h);
+}
+
+static void send_fail(send_job *j, int err, const char *code, const char *msg) {
+  tsr_result res = {err, 0, code, msg, "", 0};
+  send_finish(j, &res);
+}
+
+static int send_go(send_job *j);
+
+/* The outbox row: plaintext, and the ciphertext of epoch *epoch when
+ * state is 1. TSR_ENOTFOUND when gone (sent meanwhile). */
+static int outbox_get(sqlite3 *db, const char *cid, buf_t *pt, buf_t *ct, int *state,
+                      uint64_t *epoch) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT plaintext, state, ciphertext, epoch FROM outbox"
+                         " WHERE client_id = ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    rc = buf_append(pt, sqlite3_column_blob(st, 0), (size_t)sqlite3_column_bytes(st, 0));
+    *state = sqlite3_column_int(st, 1);
+    if (rc == 0 && *state == 1)
+      rc =
+          buf_append(ct, sqlite3_column_blob(st, 2), (size_t)sqlite3_column_bytes(st, 2));
+    *epoch = (uint64_t)sqlite3_column_int64(st, 3);
+    rc = rc ? TSR_ENOMEM : 0;
+  } else {
+    rc = rc == SQLITE_DONE ? TSR_ENOTFOUND : TSR_EIO;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+static int outbox_del(sqlite3 *db, const char *cid) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "DELETE FROM outbox WHERE client_id = ?", -1, &st, NULL) !=
+      SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, cid, -1, SQLITE_STATIC);
+  return run_stmt(st);
+}
+
+static void on_stale_synced(void *arg, const tsr_result *res) {
+  send_job *j = arg;
+  int rc = res->err ? res->err : send_go(j);
+  if (rc)
+    send_fail(j, rc, res->err ? res->code : "local",
+              "the message could not be sent again");
+}
+
+static void on_send(void *arg, const tsr_result *res) {
+  send_job *j = arg;
+  tsr_chat *h = j->h;
+  sqlite3 *db = db_of(h);
+  if (res->err) {
+    if (!strcmp(res->code, "stale_epoch") && ++j->tries < SEND_TRIES) {
+      /* Sync (the winning commit), then encrypt again in the new epoch. */
+      if (sync_start(h, j->conv, on_stale_synced, j) == 0) return;
+    }
+    if (strcmp(res->code, "network") && strcmp(res->code, "timeout") &&
+        strcmp(res->code, "cancelled") && strcmp(res->code, "unavailable") &&
+        strcmp(res->code, "stale_epoch"))
+      outbox_del(db, j->client_id); /* refused for good */
+    send_finish(j, res);
+    return;
+  }
+  pj p;
+  uint64_t seq = 0;
+  bool dup = false;
+  if (pj_parse(&p, res->body, res->body_len) == 0) {
+    pj_u64(&p, 0, "seq", &seq);
+    int d = pj_get(&p, 0, "duplicate");
+    if (d >= 0) json_get_bool(p.t, d, &dup);
+    pj_free(&p);
+  }
+  if (seq == 0) {
+    send_fail(j, TSR_EDECODE, "bad_response", "send answer without seq");
+    return;
+  }
+  buf_t pt, ct;
+  buf_init(&pt);
+  buf_init(&ct);
+  int state = 0;
+  uint64_t epoch = 0;
+  char acc[TSR_ID_B64_SIZE], dev[TSR_ID_B64_SIZE];
+  own_ids(h, acc, dev);
+  int rc = outbox_get(db, j->client_id, &pt, &ct, &state, &epoch);
+  if (rc == 0) {
+    char *text = malloc(pt.len + 1);
+    if (!text) rc = TSR_ENOMEM;
+    if (text) {
+      if (pt.len) memcpy(text, pt.ptr, pt.len);
+      text[pt.len] = '\0';
+      tsr_message m = {j->conv, seq, wall_ms(), acc, dev, 1, text, pt.len};
+      rc = cstate_begin(client_state(h->c));
+      if (rc == 0) {
+        rc = msg_insert(db, &m, NULL);
+        if (rc == 0) rc = outbox_del(db, j->client_id);
+        if (rc == 0)
+          rc = cstate_commit(client_state(h->c));
+        else
+          cstate_rollback(client_state(h->c));
+      }
+      free(text);
+    }
+  } else if (rc == TSR_ENOTFOUND) {
+    rc = 0; /* stored by another send of the same row */
+  }
+  buf_free(&pt);
+  buf_free(&ct);
+  if (rc) {
+    send_fail(j, rc, "state", "the state file could not be updated");
+    return;
+  }
+  uint64_t last = last_seq_of(h, j->conv);
+  if (last >= seq) send_ack(h, j->conv, last);
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  json_write_key(&w, "conversation");
+  json_write_string(&w, j->conv);
+  json_write_key(&w, "seq");
+  json_write_u64(&w, seq);
+  json_write_key(&w, "client_id");
+  json_write_string(&w, j->client_id);
+  json_write_key(&w, "duplicate");
+  json_write_bool(&w, dup);
+  json_write_object_end(&w);
+  if (json_writer_finish(&w)) {
+    buf_free(&b);
+    send_fail(j, TSR_ENOMEM, "local", "out of memory");
+    return;
+  }
+  tsr_result ok = {0, res->status, "", "", (const char *)b.ptr, b.len};
+  send_finish(j, &ok);
+  buf_free(&b);
+}
+
+/* Encrypts the outbox row (unless its ciphertext is of the current
+ * epoch), storing the group and the ciphertext in one transaction, and
+ * sends it. */
+static int send_go(send_job *j) {
+  tsr_chat *h = j->h;
+  sqlite3 *db = db_of(h);
+  conv_row r;
+  buf_t pt, ct, saved, body;
+  buf_init(&pt);
+  buf_init(&ct);
+  buf_init(&saved);
+  buf_init(&body);
+  mls_group *g = NULL;
+  int state = 0;
+  uint64_t epoch = 0;
+  int rc = conv_get(db, j->conv, &r);
+  if (rc == 0) rc = outbox_get(db, j->client_id, &pt, &ct, &state, &epoch);
+  if (rc == 0) rc = group_load(buf_view(&r.grp), &g);
+  if (rc == 0 && (state != 1 || epoch != group_epoch(g))) {
+    buf_reset(&ct);
+    rc = group_protect(g, buf_view(&pt), BYTES_NONE, &ct);
+    if (rc == 0) rc = group_save(g, &saved);
+    if (rc == 0 && (rc = cstate_begin(client_state(h->c))) == 0) {
+      sqlite3_stmt *st;
+      rc = sqlite3_prepare_v2(db,
+                              "UPDATE outbox SET state = 1, ciphertext = ?, epoch = ?"
+                              " WHERE client_id = ?",
+                              -1, &st, NULL) == SQLITE_OK
+               ? 0
+               : TSR_EIO;
+      if (rc == 0) {
+        sqlite3_bind_blob(st, 1, ct.ptr, (int)ct.len, SQLITE_STATIC);
+        sqlite3_bind_int64(st, 2, (int64_t)group_epoch(g));
+        sqlite3_bind_text(st, 3, j->client_id, -1, SQLITE_STATIC);
+        rc = run_stmt(st);
+      }
+      if (rc == 0) rc = conv_update(db, j->conv, &saved, 0);
+      if (rc == 0)
+        rc = cstate_commit(client_state(h->c));
+      else
+        cstate_rollback(client_state(h->c));
+    }
+  }
+  if (rc == 0) {
+    json_writer w;
+    json_writer_init(&w, &body, 0);
+    json_write_object_begin(&w);
+    json_write_key(&w, "conversation");
+    json_write_string(&w, j->conv);
+    json_write_key(&w, "client_id");
+    json_write_string(&w, j->client_id);
+    json_write_key(&w, "message");
+    json_write_base64url(&w, buf_view(&ct));
+    json_write_object_end(&w);
+    rc = ws_call_obj(h, "send", &w, &body, on_send, j);
+  }
+  group_free(g);
+  row_clear(&r);
+  buf_free_secret(&pt);
+  buf_free(&ct);
+  buf_free_secret(&saved);
+  buf_free(&body);
+  return rc;
+}
+
+/* Starts sending the outbox row client_id. */
+static int send_start(tsr_chat *h, const char *conv, const char *cid, tsr_result_cb cb,
+                      void *arg) {
+  send_job *j = calloc(1, sizeof *j);
+  if (!j) return TSR_ENOMEM;
+  j->h = h;
+  snprintf(j->conv, sizeof j->conv, "%s", conv);
+  snprintf(j->client_id, sizeof j->client_id, "%s", cid);
+  j->cb = cb;
+  j->arg = arg;
+  int rc = inflight_add(h, cid);
+  if (rc == 0) rc = send_go(j);
+  if (rc) {
+    inflight_del(h, cid);
+    free(j);
+    return rc;
+  }
+  job_started(h);
+  return 0;
+}
+
+int tsr_send_text(tsr_chat *h, const char *conversation, const char *text,
+                  tsr_result_cb cb, void *arg) {
+  if (!h || !valid_id(conversation) || !text) return TSR_EINVAL;
+  size_t len = strlen(text);
+  if (len == 0 || len > MAX_TEXT) return TSR_EINVAL;
+  sqlite3 *db = db_of(h);
+  conv_row r;
+  int rc = conv_get(db, conversation, &r);
+  row_clear(&r);
+  if (rc) return rc;
+  uint8_t raw[16];
+  randombytes_buf(raw, sizeof raw);
+  char cid[40] = "m-";
+  size_t n = 0;
+  b64_encode(cid + 2, sizeof cid - 2, raw, sizeof raw, B64_MODE_URL_NOPAD, &n);
+  cid[2 + n] = '\0';
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "INSERT INTO outbox(conversation, client_id, plaintext,"
+                         " created_at) VALUES (?, ?, ?, ?)",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, cid, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, text, (int)len, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 4, wall_ms());
+  if ((rc = run_stmt(st))) return rc;
+  rc = send_start(h, conversation, cid, cb, arg);
+  if (rc == TSR_ENOMEM) outbox_del(db, cid);
+  /* Other failures (state file, MLS): the row stays for the next flush. */
+  return rc == TSR_ENOMEM ? rc : 0;
+}
+
+int tsr_outbox_flush(tsr_chat *h) {
+  if (!h) return TSR_EINVAL;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db_of(h),
+                         "SELECT conversation, client_id FROM outbox ORDER BY n", -1, &st,
+                         NULL) != SQLITE_OK)
+    return TSR_EIO;
+  /* Collect first: sending changes the table. */
+  char(*rows)[2][40] = NULL;
+  size_t n = 0;
+  while (sqlite3_step(st) == SQLITE_ROW) {
+    void *p = realloc(rows, (n + 1) * sizeof *rows);
+    if (!p) break;
+    rows = p;
+    col_text(st, 0, rows[n][0], sizeof rows[n][0]);
+    col_text(st, 1, rows[n][1], sizeof rows[n][1]);
+    n++;
+  }
+  sqlite3_finalize(st);
+  int started = 0;
+  for (size_t i = 0; i < n; i++)
+    if (!inflight_has(h, rows[i][1]) &&
+        send_start(h, rows[i][0], rows[i][1], ignore_result, NULL) == 0)
+      started++;
+  free(rows);
+  return started;
+}
+
+/* ---- creating
+ * ------------------------------------------------------------------------------ */
+
+typedef struct {
+  tsr_chat *h;
+  tsr_result_cb cb;
+  void *arg;
+  char app[16], kind[8];
+  size_t n_members;
+  char (*accounts)[TSR_ID_B64_SIZE]; /* members, then our own account last */
+  char (*apps)[16];
+  size_t next; /* account being claimed */
+  buf_t *kps;  /* claimed KeyPackages (MLSMessage) */
+  size_t n_kps;
+  mls_group *g;
+  char conv[TSR_ID_B64_SIZE];
+} create_job;
+
+static void create_free(create_job *j) {
+  for (size_t i = 0; i < j->n_kps; i++) buf_free(&j->kps[i]);
+  free(j->kps);
+  free(j->accounts);
+  free(j->apps);
+  group_free(j->g);
+  free(j);
+}
+
+static void create_finish(create_job *j, const tsr_result *res) {
+  tsr_chat *h = j->h;
+  if (j->cb) j->cb(j->arg, res);
+  create_free(j);
+  job_ended(h);
+}
+
+static void create_fail(create_job *j, int err, const char *code, const char *msg) {
+  tsr_result res = {err, 0, code, msg, "", 0};
+  create_finish(j, &res);
+}
+
+static int claim_next(create_job *j);
+
+static void on_created(void *arg, const tsr_result *res) {
+  create_job *j = arg;
+  if (res->err) {
+    create_finish(j, res);
+    return;
+  }
+  uint64_t next_seq = 1;
+  pj p;
+  if (pj_parse(&p, res->body, res->body_len) == 0) {
+    pj_u64(&p, 0, "next_seq", &next_seq);
+    pj_free(&p);
+  }
+  buf_t saved;
+  buf_init(&saved);
+  int rc = group_merge_pending(j->g);
+  if (rc == 0) rc = group_save(j->g, &saved);
+  if (rc == 0)
+    rc = conv_insert(db_of(j->h), j->conv, j->app, j->kind, "active",
+                     next_seq ? next_seq - 1 : 0, buf_view(&saved));
+  buf_free_secret(&saved);
+  if (rc) {
+    create_fail(j, rc, "state", "the conversation could not be stored");
+    return;
+  }
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  json_write_key(&w, "conversation");
+  json_write_string(&w, j->conv);
+  json_write_key(&w, "app");
+  json_write_string(&w, j->app);
+  json_write_key(&w, "kind");
+  json_write_string(&w, j->kind);
+  json_write_key(&w, "next_seq");
+  json_write_u64(&w, next_seq);
+  json_write_object_end(&w);
+  if (json_writer_finish(&w)) {
+    buf_free(&b);
+    create_fail(j, TSR_ENOMEM, "local", "out of memory");
+    return;
+  }
+  tsr_result ok = {0, res->status, "", "", (const char *)b.ptr, b.len};
+  create_finish(j, &ok);
+  buf_free(&b);
+}
+
+/* Every KeyPackage is in: makes the group, commits and sends. */
+static int create_send(create_job *j) {
+  group_identity *id = NULL;
+  uint8_t gid[16];
+  randombytes_buf(gid, sizeof gid);
+  size_t n = 0;
+  b64_encode(j->conv, sizeof j->conv, gid, sizeof gid, B64_MODE_URL_NOPAD, &n);
+  j->conv[n] = '\0';
+  buf_t gi, commit, welcome, body;
+  buf_init(&gi);
+  buf_init(&commit);
+  buf_init(&welcome);
+  buf_init(&body);
+  bytes_t *views = calloc(j->n_kps ? j->n_kps : 1, sizeof *views);
+  int rc = views ? client_mls_identity(j->h->c, CONV_SUITE, &id) : TSR_ENOMEM;
+  if (rc == 0) rc = group_create(id, NULL, BYTES(gid, sizeof gid), NULL, &j->g);
+  if (rc == 0) rc = group_info(j->g, true, &gi);
+  for (size_t i = 0; rc == 0 && i < j->n_kps; i++) views[i] = buf_view(&j->kps[i]);
+  group_commit_params cp = {.add_key_packages = views, .n_adds = j->n_kps};
+  if (rc == 0) rc = group_commit(j->g, &cp, &commit, &welcome);
+  if (rc == 0) {
+    json_writer w;
+    json_writer_init(&w, &body, 0);
+    json_write_object_begin(&w);
+    json_write_key(&w, "app");
+    json_write_string(&w, j->app);
+    json_write_key(&w, "kind");
+    json_write_string(&w, j->kind);
+    json_write_key(&w, "members");
+    json_write_array_begin(&w);
+    for (size_t i = 0; i < j->n_members; i++) {
+      json_write_object_begin(&w);
+      json_write_key(&w, "account");
+      json_write_string(&w, j->accounts[i]);
+      json_write_key(&w, "app");
+      json_write_string(&w, j->apps[i]);
+      json_write_object_end(&w);
+    }
+    json_write_array_end(&w);
+    json_write_key(&w, "group_info");
+    json_write_base64url(&w, buf_view(&gi));
+    json_write_key(&w, "commit");
+    json_write_base64url(&w, buf_view(&commit));
+    json_write_key(&w, "welcome");
+    json_write_base64url(&w, buf_view(&welcome));
+    json_write_object_end(&w);
+    rc = ws_call_obj(j->h, "conversation.create", &w, &body, on_created, j);
+  }
+  free(views);
+  group_identity_free(id);
+  buf_free(&gi);
+  buf_free(&commit);
+  buf_free(&welcome);
+  buf_free(&body);
+  return rc;
+}
+
+static void on_claim(void *arg, const tsr_result *res) {
+  create_job *j = arg;
+  if (res->err) {
+    create_finish(j, res);
+    return;
+  }
+  pj p;
+  if (pj_parse(&p, res->body, res->body_len)) {
+    create_fail(j, TSR_EDECODE, "bad_response", "unexpected claim answer");
+    return;
+  }
+  int arr = pj_get(&p, 0, "key_packages");
+  size_t got = 0;
+  int rc = 0;
+  for (int e = arr >= 0 ? json_first_child(p.t, arr) : -1; e >= 0 && rc == 0;
+       e = json_next_sibling(p.t, arr, e)) {
+    const char *k = NULL;
+    size_t kl = 0;
+    if (!pj_view(&p, e, "key_package", &k, &kl)) continue;
+    buf_t *nk = realloc(j->kps, (j->n_kps + 1) * sizeof *nk);
+    if (!nk) {
+      rc = TSR_ENOMEM;
+      break;
+    }
+    j->kps = nk;
+    buf_init(&j->kps[j->n_kps]);
+    rc = unb64(k, kl, &j->kps[j->n_kps]);
+    j->n_kps++;
+    got++;
+  }
+  pj_free(&p);
+  if (rc) {
+    create_fail(j, rc, "bad_response", "a claimed KeyPackage does not decode");
+    return;
+  }
+  bool own = j->next == j->n_members;
+  if (got == 0 && !own) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "account %s has no device with a KeyPackage",
+             j->accounts[j->next]);
+    create_fail(j, TSR_ENOTFOUND, "no_key_packages", msg);
+    return;
+  }
+  j->next++;
+  rc = j->next <= j->n_members ? claim_next(j) : create_send(j);
+  if (rc) create_fail(j, rc, "local", "the conversation could not be made");
+}
+
+static int claim_next(create_job *j) {
+  char body[128];
+  snprintf(body, sizeof body, "{\"account_id\":\"%s\",\"suite\":%d}",
+           j->accounts[j->next], CONV_SUITE);
+  return tsr_call(j->h->c, "POST", "/v1/keypackages/claim", body, on_claim, j);
+}
+
+int tsr_conversation_create(tsr_chat *h, const tsr_conversation_params *p,
+                            tsr_result_cb cb, void *arg) {
+  if (!h || !p || !valid_app(p->app) || !p->kind || !p->members || p->n_members == 0 ||
+      p->n_members > MAX_MEMBERS)
+    return TSR_EINVAL;
+  if (strcmp(p->kind, "direct") && strcmp(p->kind, "group")) return TSR_EINVAL;
+  if (!strcmp(p->kind, "direct") && p->n_members != 1) return TSR_EINVAL;
+  tsr_session_info info;
+  int rc = tsr_client_session(h->c, &info);
+  if (rc) return rc;
+  if (!info.logged_in || !info.account_id[0]) return TSR_ESTATE;
+  for (size_t i = 0; i < p->n_members; i++) {
+    if (!valid_id(p->members[i].account) || !valid_app(p->members[i].app))
+      return TSR_EINVAL;
+    if (!strcmp(p->members[i].account, info.account_id)) return TSR_EINVAL;
+    for (size_t k = 0; k < i; k++)
+      if (!strcmp(p->members[i].account, p->members[k].account)) return TSR_EINVAL;
+  }
+  create_job *j = calloc(1, sizeof *j);
+  if (!j) return TSR_ENOMEM;
+  j->h = h;
+  j->cb = cb;
+  j->arg = arg;
+  snprintf(j->app, sizeof j->app, "%s", p->app);
+  snprintf(j->kind, sizeof j->kind, "%s", p->kind);
+  j->n_members = p->n_members;
+  j->accounts = calloc(p->n_members + 1, sizeof *j->accounts);
+  j->apps = calloc(p->n_members + 1, sizeof *j->apps);
+  if (!j->accounts || !j->apps) {
+    create_free(j);
+    return TSR_ENOMEM;
+  }
+  for (size_t i = 0; i < p->n_members; i++) {
+    snprintf(j->accounts[i], sizeof j->accounts[i], "%s", p->members[i].account);
+    snprintf(j->apps[i], sizeof j->apps[i], "%s", p->members[i].app);
+  }
+  snprintf(j->accounts[p->n_members], sizeof j->accounts[0], "%s", info.account_id);
+  if ((rc = claim_next(j))) {
+    create_free(j);
+    return rc;
+  }
+  job_started(h);
+  return 0;
+}
+
+/* ---- accept / decline
+ * --------------------------------------------------------------------- */
+
+typedef struct {
+  tsr_chat *h;
+  char conv[TSR_ID_B64_SIZE];
+  tsr_result_cb cb;
+  void *arg;
+} answer_job;
+
+static void on_answer(void *arg, const tsr_result *res) {
+  answer_job *j = arg;
+  tsr_chat *h = j->h;
+  if (res->err == 0) {
+    pj p;
+    char state[16] = "";
+    if (pj_parse(&p, res->body, res->body_len) == 0) {
+      pj_str(&p, 0, "state", state, sizeof state);
+      pj_free(&p);
+    }
+    if (state[0]) conv_set_state(db_of(h), j->conv, state);
+  }
+  if (j->cb) j->cb(j->arg, res);
+  free(j);
+  job_ended(h);
+}
+
+int tsr_conversation_answer(tsr_chat *h, const char *conversation, int accept,
+                            tsr_result_cb cb, void *arg) {
+  if (!h || !valid_id(conversation)) return TSR_EINVAL;
+  answer_job *j = calloc(1, sizeof *j);
+  if (!j) return TSR_ENOMEM;
+  j->h = h;
+  snprintf(j->conv, sizeof j->conv, "%s", conversation);
+  j->cb = cb;
+  j->arg = arg;
+  char f[64];
+  snprintf(f, sizeof f, "\"conversation\":\"%s\"", conversation);
+  int rc = tsr_ws_call(h->ws, accept ? "conversation.accept" : "conversation.decline", f,
+                       on_answer, j);
+  if (rc) {
+    free(j);
+    return rc;
+  }
+  job_started(h);
+  return 0;
+}
+
+/* ---- the chat object and driving
+ * ------------------------------------------------------------ */
+
+int tsr_chat_new(tsr_client *c, const tsr_chat_config *cfg, tsr_chat **out) {
+  if (!c || !out) return TSR_EINVAL;
+  tsr_chat *h = calloc(1, sizeof *h);
+  if (!h) return TSR_ENOMEM;
+  h->c = c;
+  if (cfg) h->cfg = *cfg;
+  tsr_ws_config wc = {0};
+  if (cfg && cfg->ws) wc = *cfg->ws;
+  wc.on_push = on_push;
+  wc.on_state = on_state;
+  wc.arg = h;
+  int rc = tsr_ws_new(c, &wc, &h->ws);
+  if (rc) {
+    free(h);
+    return rc;
+  }
+  *out = h;
+  return 0;
+}
+
+void tsr_chat_free(tsr_chat *h) {
+  if (!h) return;
+  tsr_ws_free(h->ws); /* completes what is in flight ("cancelled") */
+  for (size_t i = 0; i < h->n_inflight; i++) free(h->inflight[i]);
+  free(h->inflight);
+  free(h);
+}
+
+tsr_ws *tsr_chat_ws(tsr_chat *h) { return h ? h->ws : NULL; }
+
+size_t tsr_chat_pending(const tsr_chat *h) { return h ? h->jobs : 0; }
+
+int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg) {
+  if (!h) return TSR_EINVAL;
+  tsr_client *c = h->c;
+  uint64_t start = tsr_client_now_ms(c);
+  for (;;) {
+    if (until && until(arg)) return 0;
+    uint64_t now = tsr_client_now_ms(c);
+    if (timeout_ms >= 0 && now - start >= (uint64_t)timeout_ms) return 1;
+    tsr_client_on_tick(c, now);
+    tsr_ws_on_tick(h->ws, now);
+    if (until && until(arg)) return 0;
+    struct pollfd pf[2];
+    int np = 0, ci = -1, wi = -1;
+    int fd = tsr_client_fd(c);
+    if (fd >= 0) {
+      pf[np] = (struct pollfd){
+          fd, (short)(POLLIN | (tsr_client_want_write(c) ? POLLOUT : 0)), 0};
+      ci = np++;
+    }
+    fd = tsr_ws_fd(h->ws);
+    if (fd >= 0) {
+      pf[np] = (struct pollfd){
+          fd, (short)(POLLIN | (tsr_ws_want_write(h->ws) ? POLLOUT : 0)), 0};
+      wi = np++;
+    }
+    int64_t wait = 1000;
+    int64_t t = tsr_client_next_timeout(c, now);
+    if (t >= 0 && t < wait) wait = t;
+    t = tsr_ws_next_timeout(h->ws, now);
+    if (t >= 0 && t < wait) wait = t;
+    if (timeout_ms >= 0) {
+      int64_t left = (int64_t)timeout_ms - (int64_t)(now - start);
+      if (left < wait) wait = left < 0 ? 0 : left;
+    }
+    int n = poll(pf, (nfds_t)np, (int)wait);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return TSR_EIO;
+    }
+    if (ci >= 0 && pf[ci].revents) {
+      if (pf[ci].revents & POLLOUT) tsr_client_on_writable(c);
+      if (pf[ci].revents & (POLLIN | POLLHUP | POLLERR)) tsr_client_on_readable(c);
+    }
+    if (wi >= 0 && pf[wi].revents) {
+      if (pf[wi].revents & POLLOUT) tsr_ws_on_writable(h->ws);
+      if (pf[wi].revents & (POLLIN | POLLHUP | POLLERR)) tsr_ws_on_readable(h->ws);
+    }
+  }
+}
+
+/* ---- blocking forms
+ * ---------------------------------------------------------------------------- */
+
+typedef struct {
+  tsr_chat *h;
+  tsr_reply *r;
+} sync_wait;
+
+/* The reply is filled and nothing of the chat is in flight any more (so
+ * that the acks and syncs it started are sent before a CLI exits). */
+static int settled(void *arg) {
+  sync_wait *s = arg;
+  return s->r->done && s->h->jobs == 0 && tsr_ws_pending(s->h->ws) == 0 &&
+         tsr_client_pending(s->h->c) == 0;
+}
+
+static int chat_sync_wait(tsr_chat *h, int rc, tsr_reply *r, bool discard) {
+  if (rc) {
+    if (discard) tsr_reply_clear(r);
+    return rc;
+  }
+  sync_wait s = {h, r};
+  int wrc = tsr_chat_run(h, -1, settled, &s);
+  rc = wrc < 0 ? wrc : r->err;
+  if (discard) tsr_reply_clear(r);
+  return rc;
+}
+
+#define CHAT_SYNC(call)                                                                  \
+  tsr_reply local_;                                                                      \
+  tsr_reply *r_ = out ? out : &local_;                                                   \
+  memset(r_, 0, sizeof *r_);                                                             \
+  return chat_sync_wait(h, (call), r_, out == NULL)
+
+int tsr_conversation_create_sync(tsr_chat *h, const tsr_conversation_params *p,
+                                 tsr_reply *out) {
+  CHAT_SYNC(tsr_conversation_create(h, p, client_reply_cb, r_));
+}
+int tsr_send_text_sync(tsr_chat *h, const char *conversation, const char *text,
+                       tsr_reply *out) {
+  CHAT_SYNC(tsr_send_text(h, conversation, text, client_reply_cb, r_));
+}
+int tsr_conversations_refresh_sync(tsr_chat *h, tsr_reply *out) {
+  CHAT_SYNC(tsr_conversations_refresh(h, client_reply_cb, r_));
+}
+int tsr_conversation_sync_sync(tsr_chat *h, const char *conversation, tsr_reply *out) {
+  CHAT_SYNC(tsr_conversation_sync(h, conversation, client_reply_cb, r_));
+}
+int tsr_conversation_answer_sync(tsr_chat *h, const char *conversation, int accept,
+                                 tsr_reply *out) {
+  CHAT_SYNC(tsr_conversation_answer(h, conversation, accept, client_reply_cb, r_));
+}
+
+/* ---- local reads
+ * ----------------------------------------------------------------------------------- */
+
+int tsr_conversations_local(tsr_client *c, tsr_conversation_info **out, size_t *n) {
+  if (!c || !out || !n) return TSR_EINVAL;
+  sqlite3 *db = cstate_db(client_state(c));
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT id, app, kind, state, last_seq, grp,"
+                         " (SELECT COUNT(*) FROM outbox o WHERE o.conversation = c.id)"
+                         " FROM conversations c ORDER BY created_at, id",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  tsr_conversation_info *v = NULL;
+  size_t k = 0;
+  int rc = 0, step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    tsr_conversation_info *nv = realloc(v, (k + 1) * sizeof *nv);
+    if (!nv) {
+      rc = TSR_ENOMEM;
+      break;
+    }
+    v = nv;
+    tsr_conversation_info *e = &v[k++];
+    memset(e, 0, sizeof *e);
+    col_text(st, 0, e->id, sizeof e->id);
+    col_text(st, 1, e->app, sizeof e->app);
+    col_text(st, 2, e->kind, sizeof e->kind);
+    col_text(st, 3, e->state, sizeof e->state);
+    e->last_seq = (uint64_t)sqlite3_column_int64(st, 4);
+    mls_group *g = NULL;
+    if (group_load(BYTES(sqlite3_column_blob(st, 5), (size_t)sqlite3_column_bytes(st, 5)),
+                   &g) == 0) {
+      uint32_t leaves = group_leaf_count(g);
+      for (uint32_t l = 0; l < leaves; l++) {
+        bytes_t ident;
+        if (group_member(g, l, &ident) == 0) e->members++;
+      }
+    }
+    group_free(g);
+    e->outbox = (uint64_t)sqlite3_column_int64(st, 6);
+  }
+  if (rc == 0 && step != SQLITE_DONE) rc = TSR_EIO;
+  sqlite3_finalize(st);
+  if (rc) {
+    free(v);
+    return rc;
+  }
+  *out = v;
+  *n = k;
+  return 0;
+}
+
+int tsr_messages_local(tsr_client *c, const char *conversation, uint64_t after,
+                       void (*each)(void *arg, const tsr_message *m), void *arg) {
+  if (!c || !valid_id(conversation) || !each) return TSR_EINVAL;
+  sqlite3 *db = cstate_db(client_state(c));
+  conv_row r;
+  int rc = conv_get(db, conversation, &r);
+  row_clear(&r);
+  if (rc) return rc;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT seq, at, sender_account, sender_device, own, text"
+                         " FROM messages WHERE conversation = ? AND seq > ? ORDER BY seq",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (int64_t)after);
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    size_t len = (size_t)sqlite3_column_bytes(st, 5);
+    const void *p = sqlite3_column_blob(st, 5);
+    char *text = malloc(len + 1);
+    if (!text) {
+      sqlite3_finalize(st);
+      return TSR_ENOMEM;
+    }
+    if (len) memcpy(text, p, len);
+    text[len] = '\0';
+    tsr_message m = {conversation,
+                     (uint64_t)sqlite3_column_int64(st, 0),
+                     sqlite3_column_int64(st, 1),
+                     (const char *)sqlite3_column_text(st, 2),
+                     (const char *)sqlite3_column_text(st, 3),
+                     sqlite3_column_int(st, 4),
+                     text,
+                     len};
+    each(arg, &m);
+    free(text);
+  }
+  sqlite3_finalize(st);
+  return step == SQLITE_DONE ? 0 : TSR_EIO;
+}

@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# `tessera chat` (libtessera's end-to-end encrypted conversations) against a
+# real tesserad: three people on three apps — alice on chat (phone verified
+# through the development sender's dev-sms.log), bob on social, carol on
+# messenger — each reachable by the others from every app. bob and carol
+# upload KeyPackages; alice makes a group with both (bob at social, carol at
+# messenger); each sends; each `chat read` shows every message in the same
+# order; a direct conversation alice -> bob; `chat listen` in the background
+# receives a message sent meanwhile; a message request (a direct
+# conversation outside the recipient's rules) is declined and accepted;
+# refusals. Each device is its own state file; the server runs on a random
+# loopback port, stopped by pid. Multi-device (a second device of an account
+# joining) is not covered here.
+set -uo pipefail
+root=$(cd "$(dirname "$0")/../.." && pwd)
+build=${TSR_BUILD:-$root/build/asan}
+work=$(mktemp -d)
+srv_pid=
+listen_pid=
+trap '[[ -n $listen_pid ]] && kill "$listen_pid" 2>/dev/null;
+      [[ -n $srv_pid ]] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid"; rm -rf "$work"' EXIT
+. "$root/tests/integration/lib.bash"
+
+"$build/tesserad" --data-dir "$work/data" --listen 127.0.0.1:0 --log-file "$work/log" \
+  --workers 2 </dev/null >/dev/null 2>&1 &
+srv_pid=$!
+port=
+for _ in $(seq 500); do # the log names the port; poll it for up to 5 s
+  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/log" 2>/dev/null | grep -o '[0-9]*$')
+  [[ -n $port ]] && break
+  sleep 0.01
+done
+if [[ -z $port ]]; then
+  echo "chat: tesserad did not start"
+  exit 1
+fi
+
+export TSR_PASSWORD='correct horse battery staple'
+t() { "$build/tessera" --server "127.0.0.1:$port" --state "$work/$1.db" "${@:2}"; }
+sms_code() { awk -v p="$1" '$1 == p { c = $2 } END { print c }' "$work/data/dev-sms.log"; }
+# texts NAME CONV: the texts of `chat read`, one line "sender:text" per message.
+texts() { t "$1" --json chat read "$2" | jq -r '.messages[] | "\(.seq):\(.text)"' | paste -sd' '; }
+
+# People.
+check "alice registers" t alice register --login alice --phone +15550101
+check "alice asks for a code" t alice phone code +15550101
+check "alice verifies" t alice phone verify +15550101 "$(sms_code +15550101)"
+check "alice chat profile" t alice profile set chat --name Alice
+check "bob registers" t bob register --login bob
+check "bob social profile" t bob profile set social --handle bob --name Bob
+check "carol registers" t carol register --login carol
+check "carol messenger profile" t carol profile set messenger --username carol --name Carol
+for from in chat social messenger; do
+  check "alice reachable from $from" t alice reachability chat set "$from" everyone
+  check "bob reachable from $from" t bob reachability social set "$from" everyone
+  check "carol reachable from $from" t carol reachability messenger set "$from" everyone
+done
+A=$(t alice --json whoami | jq -r .account_id)
+B=$(t bob --json whoami | jq -r .account_id)
+C=$(t carol --json whoami | jq -r .account_id)
+check_eq "account ids" 3 "$(printf '%s\n' "$A" "$B" "$C" | grep -c '^[A-Za-z0-9_-]\{22\}$')"
+
+# No KeyPackages yet: bob cannot be added.
+check_fails "bob has no KeyPackages" t alice chat create --app chat --with "$B:social"
+check "bob uploads KeyPackages" t bob keys upload --count 10
+check "carol uploads KeyPackages" t carol keys upload --count 10
+
+# The group.
+G=$(t alice chat create --app chat --with "$B:social" --with "$C:messenger")
+check_eq "group id" 22 "${#G}"
+check_eq "alice lists it" "$G chat group active" \
+  "$(t alice --json chat list | jq -r '.conversations[0] | "\(.conversation) \(.app) \(.kind) \(.state)"')"
+check_eq "bob joins on list" "$G 3" \
+  "$(t bob --json chat list | jq -r '.conversations[0] | "\(.conversation) \(.devices)"')"
+check_eq "carol joins on list" "$G" "$(t carol --json chat list | jq -r '.conversations[0].conversation')"
+check_eq "alice sends" "sent, seq 1" "$(t alice chat send "$G" "hello from alice")"
+check_eq "bob sends" "sent, seq 2" "$(t bob chat send "$G" "bob here")"
+check_eq "carol sends" "sent, seq 3" "$(t carol chat send "$G" "carol too")"
+check_eq "alice sends again" 4 "$(t alice --json chat send "$G" "see you" | jq -r .seq)"
+want="1:hello from alice 2:bob here 3:carol too 4:see you"
+check_eq "alice reads" "$want" "$(texts alice "$G")"
+check_eq "bob reads" "$want" "$(texts bob "$G")"
+check_eq "carol reads" "$want" "$(texts carol "$G")"
+check_eq "reading again changes nothing" "$want" "$(texts bob "$G")"
+check_eq "senders" "$A $B $C $A" \
+  "$(t carol --json chat read "$G" | jq -r '.messages[].sender_account' | paste -sd' ')"
+out=$(t bob chat read "$G")
+check_eq "read text: seq, time, sender, text" "2	$B (you)	bob here" \
+  "$(sed -n 2p <<<"$out" | cut -f1,3,4)"
+
+# A direct conversation.
+D=$(t alice chat create --app chat --with "$B:social")
+check_eq "direct id" 22 "${#D}"
+check_eq "direct kind" direct "$(t alice --json chat list | jq -r --arg d "$D" '.conversations[] | select(.conversation == $d) | .kind')"
+check "alice writes bob" t alice chat send "$D" "just us"
+check_eq "bob reads the direct one" "1:just us" "$(texts bob "$D")"
+check "bob answers" t bob chat send "$D" "ok"
+check_eq "alice reads the answer" "1:just us 2:ok" "$(texts alice "$D")"
+check_eq "carol does not have it" 1 "$(t carol --json chat list | jq '.conversations | length')"
+
+# listen in the background receives a message sent meanwhile.
+t carol chat listen --seconds 4 >"$work/listen.out" 2>"$work/listen.err" &
+listen_pid=$!
+sleep 1.5
+check "bob sends while carol listens" t bob chat send "$G" "live"
+wait "$listen_pid"
+rc=$?
+listen_pid=
+check_eq "listen exits 0" 0 "$rc"
+check_eq "listen printed the message" "$G	5	$B	live" \
+  "$(grep 'live' "$work/listen.out" | cut -f1,2,4,5)"
+check_eq "live message stored once" 1 \
+  "$(t carol --json chat read "$G" | jq '[.messages[] | select(.text == "live")] | length')"
+
+# A message request: dave (social) is not reachable under the default rules.
+check "dave registers" t dave register --login dave
+check "dave social profile" t dave profile set social --handle dave
+check "dave uploads KeyPackages" t dave keys upload --count 5
+E=$(t dave --json whoami | jq -r .account_id)
+R=$(t alice chat create --app chat --with "$E:social")
+check_eq "request id" 22 "${#R}"
+check_eq "dave sees a request" request \
+  "$(t dave --json chat list | jq -r '.conversations[0].state')"
+check "alice writes dave" t alice chat send "$R" "may I?"
+check_eq "dave can read the request" "1:may I?" "$(texts dave "$R")"
+out=$(t dave chat send "$R" "nope" 2>&1)
+check_eq "dave cannot answer before accepting" "error: request_pending:" "$(cut -d' ' -f1,2 <<<"$out")"
+check_eq "declined" declined "$(t dave --json chat decline "$R" | jq -r .state)"
+check_eq "accepted" active "$(t dave --json chat accept "$R" | jq -r .state)"
+check "dave answers" t dave chat send "$R" "sure"
+check_eq "alice reads dave" "1:may I? 2:sure" "$(texts alice "$R")"
+
+# Refusals.
+check_fails "unknown conversation" t alice chat send AAAAAAAAAAAAAAAAAAAAAA "x"
+check_fails "empty text" t alice chat send "$G" ""
+check_fails "bad member" t alice chat create --app chat --with "nobody:social"
+check_fails "bad app" t alice chat create --app mail --with "$B:social"
+check_fails "no member" t alice chat create --app chat
+check_fails "not logged in" t nobody chat list
+
+summary chat
