@@ -194,56 +194,107 @@ static group_identity *mls_ident(const bench_device *d) {
 
 /* One pair's setup: the conversation and the sender's message pool
  * (pre-encoded base64url). */
+/* One conversation: a sender and its receivers (one for a direct
+ * conversation, many for the fan-out group of -g). */
 typedef struct {
-  bench_device snd, rcv;
+  bench_device snd;
+  bench_device *rcv;
+  int nrcv;
   char conv[23];
   char *pool[POOL];
+  uint64_t first_seq; /* seq of its first message (membership commits come first) */
 } pair;
 
+#define ADD_CHUNK 63 /* members per create / conversation.members call */
+
+/* Sends one op over fd and waits for an "ok" answer (pushes skipped). */
+static int ws_op_ok(int fd, const char *req) {
+  size_t n = strlen(req);
+  uint8_t *f = malloc(n + 16);
+  int rc = -1;
+  if (f) {
+    size_t fl = frame(f, req, n);
+    if (write(fd, f, fl) == (ssize_t)fl) {
+      char *ans;
+      while ((ans = ws_read_text(fd)) && strstr(ans, "\"push\"")) free(ans);
+      if (ans && strstr(ans, "\"ok\"")) rc = 0;
+      if (ans && rc) fprintf(stderr, "bench_conv: %.300s\n", ans);
+      free(ans);
+    }
+  }
+  free(f);
+  return rc;
+}
+
 static int make_pair(int port, pair *p) {
-  group_identity *a = mls_ident(&p->snd), *b = mls_ident(&p->rcv);
+  group_identity *a = mls_ident(&p->snd);
   mls_group *g = NULL;
-  kp_secret *ks = NULL;
-  buf_t gi, kp, commit, welcome, m;
+  buf_t gi, commit, welcome, m, member;
   buf_init(&gi);
-  buf_init(&kp);
   buf_init(&commit);
   buf_init(&welcome);
   buf_init(&m);
+  buf_init(&member);
   uint8_t gid[16];
   randombytes_buf(gid, sizeof gid);
   bench_b64(gid, 16, p->conv, sizeof p->conv);
-  int rc = a && b ? 0 : -1;
+  p->first_seq = 1;
+  int rc = a ? 0 : -1;
   if (!rc) rc = group_create(a, NULL, BYTES(gid, 16), NULL, &g);
   if (!rc) rc = group_info(g, true, &gi);
-  if (!rc) rc = kp_create(b, 0, 0, &kp, &ks);
-  bytes_t kv = buf_view(&kp);
-  group_commit_params cp = {.add_key_packages = &kv, .n_adds = 1};
-  if (!rc) rc = group_commit(g, &cp, &commit, &welcome);
-  char *x = NULL, *y = NULL, *z = NULL, *req = NULL, *ans = NULL;
-  int fd = -1;
-  if (!rc) {
-    x = b64s(buf_view(&gi));
-    y = b64s(buf_view(&commit));
-    z = b64s(buf_view(&welcome));
-    size_t cap = strlen(x) + strlen(y) + strlen(z) + 512;
-    req = malloc(cap);
-    int n = snprintf(
-        req, cap,
-        "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\","
-        "\"kind\":\"direct\",\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],"
-        "\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
-        p->rcv.account_id, x, y, z);
-    uint8_t *f = malloc((size_t)n + 16);
-    fd = ws_connect(port, p->snd.token, 0);
-    size_t fl = f ? frame(f, req, (size_t)n) : 0;
-    if (fd < 0 || !f || write(fd, f, fl) != (ssize_t)fl || !(ans = ws_read_text(fd)) ||
-        !strstr(ans, "\"ok\""))
-      rc = -1;
-    if (rc && ans) fprintf(stderr, "bench_conv: create: %s\n", ans);
-    free(f);
+  int fd = rc ? -1 : ws_connect(port, p->snd.token, 0);
+  if (fd < 0) rc = -1;
+  /* Members in chunks: the first with conversation.create, the rest with
+   * conversation.members (adds only: no UpdatePath, so quick). */
+  for (int first = 0; !rc && first < p->nrcv; first += ADD_CHUNK) {
+    int n = p->nrcv - first < ADD_CHUNK ? p->nrcv - first : ADD_CHUNK;
+    buf_t kps[ADD_CHUNK];
+    bytes_t kv[ADD_CHUNK];
+    buf_reset(&member);
+    for (int i = 0; i < n; i++) {
+      buf_init(&kps[i]);
+      group_identity *b = mls_ident(&p->rcv[first + i]);
+      kp_secret *ks = NULL;
+      if (!b || kp_create(b, 0, 0, &kps[i], &ks)) rc = -1;
+      kv[i] = buf_view(&kps[i]);
+      kp_secret_free(ks);
+      group_identity_free(b);
+      char e[96];
+      snprintf(e, sizeof e, "%s{\"account\":\"%s\",\"app\":\"social\"}", i ? "," : "",
+               p->rcv[first + i].account_id);
+      buf_append(&member, e, strlen(e));
+    }
+    buf_reset(&commit);
+    buf_reset(&welcome);
+    group_commit_params cp = {.add_key_packages = kv, .n_adds = (size_t)n};
+    if (!rc) rc = group_commit(g, &cp, &commit, &welcome);
+    for (int i = 0; i < n; i++) buf_free(&kps[i]);
+    char *x = rc ? NULL : b64s(buf_view(&gi)), *y = rc ? NULL : b64s(buf_view(&commit)),
+         *z = rc ? NULL : b64s(buf_view(&welcome));
+    if (!rc && (!x || !y || !z)) rc = -1;
+    size_t cap = rc ? 0 : strlen(x) + strlen(y) + strlen(z) + member.len + 512;
+    char *req = rc ? NULL : malloc(cap);
+    if (req && first == 0)
+      snprintf(
+          req, cap,
+          "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\","
+          "\"kind\":\"%s\",\"members\":[%.*s],\"group_info\":\"%s\",\"commit\":\"%s\","
+          "\"welcome\":\"%s\"}",
+          p->nrcv == 1 ? "direct" : "group", (int)member.len, (const char *)member.ptr, x,
+          y, z);
+    else if (req)
+      snprintf(req, cap,
+               "{\"op\":\"conversation.members\",\"id\":2,\"conversation\":\"%s\","
+               "\"add\":[%.*s],\"commit\":\"%s\",\"welcome\":\"%s\"}",
+               p->conv, (int)member.len, (const char *)member.ptr, y, z);
+    if (!rc && (!req || ws_op_ok(fd, req))) rc = -1;
+    if (!rc) rc = group_merge_pending(g);
+    if (!rc && first > 0) p->first_seq++; /* conversation.members logs its commit */
+    free(x);
+    free(y);
+    free(z);
+    free(req);
   }
-  if (!rc) rc = group_merge_pending(g);
   for (int i = 0; !rc && i < POOL; i++) {
     char text[100];
     memset(text, 'x', sizeof text);
@@ -252,20 +303,13 @@ static int make_pair(int port, pair *p) {
     if (!rc && !(p->pool[i] = b64s(buf_view(&m)))) rc = -1;
   }
   if (fd >= 0) close(fd);
-  free(x);
-  free(y);
-  free(z);
-  free(req);
-  free(ans);
-  kp_secret_free(ks);
   group_free(g);
   group_identity_free(a);
-  group_identity_free(b);
   buf_free(&gi);
-  buf_free(&kp);
   buf_free(&commit);
   buf_free(&welcome);
   buf_free(&m);
+  buf_free(&member);
   return rc;
 }
 
@@ -275,6 +319,7 @@ typedef struct {
   int fd;
   bool sender;
   int pair;
+  int rcv; /* receivers: which of the pair's */
   uint8_t *in;
   size_t in_len, in_cap;
   uint8_t *out;
@@ -288,6 +333,7 @@ typedef struct {
 
 typedef struct {
   uint64_t acked;
+  uint64_t pushes; /* messages pushed to receivers in the measured window */
   uint32_t n_ack, n_push;
   uint32_t ack_us[LAT_MAX];
   uint32_t push_us[LAT_MAX];
@@ -298,6 +344,10 @@ static pair *pairs;
 static int npairs, inflight = 16;
 static double rate_per_sender; /* 0: as fast as acks allow */
 static volatile int phase;     /* 0 warm-up, 1 measure, 2 stop (set by a timer) */
+static int group_size;         /* -g: one group with this many receivers */
+static uint64_t *tsend;        /* per pair, send time by seq (ring): MAP_SHARED */
+static uint64_t *seq_next;     /* per pair, the seq its next message gets: MAP_SHARED */
+static int run_no; /* client ids differ between runs (the server de-duplicates) */
 
 #define RING (1 << 16)
 
@@ -306,9 +356,9 @@ static void queue_send(lconn *c, const pair *p) {
   char js[1400];
   int n = snprintf(
       js, sizeof js,
-      "{\"op\":\"send\",\"id\":%llu,\"conversation\":\"%s\",\"client_id\":\"c%llu\","
+      "{\"op\":\"send\",\"id\":%llu,\"conversation\":\"%s\",\"client_id\":\"r%d-%llu\","
       "\"message\":\"%s\"}",
-      (unsigned long long)c->sent, p->conv, (unsigned long long)c->sent, m);
+      (unsigned long long)c->sent, p->conv, run_no, (unsigned long long)c->sent, m);
   if (c->out_cap - c->out_len < (size_t)n + 16) {
     c->out_cap = 2 * c->out_cap + (size_t)n + 16;
     c->out = realloc(c->out, c->out_cap);
@@ -332,7 +382,7 @@ static void record(uint32_t *v, uint32_t *n, uint64_t us) {
 }
 
 /* Parses whole frames in c->in; returns false on an error answer. */
-static bool on_input(lconn *c, lconn *conns, shared_stats *st) {
+static bool on_input(lconn *c, shared_stats *st) {
   size_t off = 0;
   while (c->in_len - off >= 2) {
     uint8_t *h = c->in + off;
@@ -354,11 +404,15 @@ static bool on_input(lconn *c, lconn *conns, shared_stats *st) {
       if (find(t, n, "\"push\"", 6)) {
         /* Receiver: the send time of this seq is known to its sender. */
         const char *sq = find(t, n, "\"seq\":", 6);
-        lconn *s = &conns[2 * c->pair];
         if (sq && phase == 1) {
           uint64_t seq = strtoull(sq + 6, NULL, 10);
-          record(st->push_us, &st->n_push, now_us() - s->t_send[seq % RING]);
+          record(st->push_us, &st->n_push,
+                 now_us() - tsend[(size_t)c->pair * RING + seq % RING]);
+          st->pushes++;
         }
+      } else if (find(t, n, "\"duplicate\":true", 16)) {
+        fprintf(stderr, "bench_conv: a send was answered as a duplicate\n");
+        return false;
       } else if (find(t, n, "\"ok\"", 4)) {
         uint64_t now = now_us();
         if (phase == 1) {
@@ -379,40 +433,65 @@ static bool on_input(lconn *c, lconn *conns, shared_stats *st) {
   return true;
 }
 
-static int load(int k, int port, int first, int count, int seconds, int ready_fd,
-                int go_fd) {
+static int open_conn(lconn *c, int ep, int port, const char *token, uint32_t src) {
+  c->fd = ws_connect(port, token, src);
+  if (c->fd < 0) return -1;
+  fcntl(c->fd, F_SETFL, O_NONBLOCK);
+  c->in_cap = 1 << 20;
+  c->in = malloc(c->in_cap);
+  c->out_cap = 1 << 16;
+  c->out = malloc(c->out_cap);
+  c->next_seq = 1;
+  struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+  epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+  return 0;
+}
+
+/* Process k drives the senders of pairs [first, first + count) and their
+ * receivers; with -g (one pair, many receivers) it drives the receivers
+ * r with r % procs == k, and process 0 the sender. */
+static int load(int k, int procs, int port, int first, int count, int seconds,
+                int ready_fd, int go_fd) {
   shared_stats *st = &stats[k];
-  lconn *conns = calloc((size_t)npairs * 2, sizeof *conns);
-  int ep = epoll_create1(0);
+  size_t max = (size_t)npairs + (size_t)(group_size ? group_size : npairs);
+  lconn *conns = calloc(max, sizeof *conns);
+  lconn **senders = calloc((size_t)npairs, sizeof *senders);
+  int ep = epoll_create1(0), nc = 0;
   uint32_t src = 0x7f000002u + (uint32_t)k;
   for (int i = first; i < first + count; i++) {
-    for (int r = 0; r < 2; r++) {
-      lconn *c = &conns[2 * i + r];
-      c->sender = r == 0;
-      c->pair = i;
-      c->fd = ws_connect(port, r == 0 ? pairs[i].snd.token : pairs[i].rcv.token, src);
-      if (c->fd < 0) {
-        fprintf(stderr, "bench_conv: load %d: session for pair %d failed\n", k, i);
-        return 1;
-      }
-      fcntl(c->fd, F_SETFL, O_NONBLOCK);
-      c->in_cap = 1 << 20;
-      c->in = malloc(c->in_cap);
-      c->out_cap = 1 << 16;
-      c->out = malloc(c->out_cap);
-      c->t_send = calloc(RING, sizeof *c->t_send);
-      c->next_seq = 1;
-      struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-      epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+    lconn *c = &conns[nc++];
+    c->sender = true;
+    c->pair = i;
+    c->t_send = tsend + (size_t)i * RING;
+    senders[i] = c;
+    if (open_conn(c, ep, port, pairs[i].snd.token, src)) goto fail;
+    c->next_seq = seq_next[i]; /* runs go on where the last one stopped */
+    for (int r = 0; r < pairs[i].nrcv; r++) {
+      if (group_size && r % procs != k) continue;
+      lconn *d = &conns[nc++];
+      d->pair = i;
+      d->rcv = r;
+      if (open_conn(d, ep, port, pairs[i].rcv[r].token, src)) goto fail;
     }
   }
+  for (int r = 0; group_size && count == 0 && r < pairs[0].nrcv; r++) {
+    if (r % procs != k) continue;
+    lconn *d = &conns[nc++];
+    d->rcv = r;
+    if (open_conn(d, ep, port, pairs[0].rcv[r].token, src)) goto fail;
+  }
+  goto ready;
+fail:
+  fprintf(stderr, "bench_conv: load %d: a session failed to open\n", k);
+  return 1;
+ready:;
   char x = 'R';
   if (write(ready_fd, &x, 1) != 1) return 1;
   if (read(go_fd, &x, 1) < 0) return 1; /* EOF is the start signal */
   uint64_t t0 = now_us(), warm = t0 + 1000000, end = warm + (uint64_t)seconds * 1000000;
   double gap = rate_per_sender > 0 ? 1e6 / rate_per_sender : 0;
   for (int i = first; i < first + count; i++) {
-    lconn *c = &conns[2 * i];
+    lconn *c = senders[i];
     c->next_due_us = t0;
     if (!gap)
       for (int j = 0; j < inflight; j++) queue_send(c, &pairs[i]);
@@ -424,7 +503,7 @@ static int load(int k, int port, int first, int count, int seconds, int ready_fd
     phase = now < warm ? 0 : 1;
     if (gap) /* paced: send what is due, at most `inflight` outstanding */
       for (int i = first; i < first + count; i++) {
-        lconn *c = &conns[2 * i];
+        lconn *c = senders[i];
         while (c->next_due_us <= now && c->sent - c->acked < (uint64_t)inflight) {
           queue_send(c, &pairs[i]);
           c->next_due_us += (uint64_t)gap;
@@ -444,12 +523,20 @@ static int load(int k, int port, int first, int count, int seconds, int ready_fd
         c->in_len += (size_t)r;
       }
       uint64_t before = c->acked;
-      if (!on_input(c, conns, st)) return 1;
+      if (!on_input(c, st)) return 1;
       if (c->sender && !gap) {
         for (uint64_t j = before; j < c->acked; j++) queue_send(c, &pairs[c->pair]);
         flush(c);
       }
     }
+  }
+  /* Sent and not yet acknowledged will still be stored: the next run's
+   * messages come after them. */
+  for (int i = first; i < first + count; i++) {
+    lconn *c = senders[i];
+    fcntl(c->fd, F_SETFL, 0); /* what is queued goes out, so the count is exact */
+    flush(c);
+    seq_next[i] = c->next_seq + (c->sent - c->acked);
   }
   return 0;
 }
@@ -485,18 +572,21 @@ int main(int argc, char **argv) {
       runs = atoi(argv[++i]);
     else if (!strcmp(argv[i], "-R") && i + 1 < argc)
       total_rate = atof(argv[++i]);
+    else if (!strcmp(argv[i], "-g") && i + 1 < argc)
+      group_size = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--server") && i + 1 < argc)
       snprintf(server, sizeof server, "%s", argv[++i]);
     else {
       fprintf(stderr,
               "usage: %s [-w workers] [-p procs] [-s pairs] [-k in-flight] [-t seconds] "
-              "[-r runs] [-R total msgs/s] [--server path]\n",
+              "[-r runs] [-R total msgs/s] [-g group size] [--server path]\n",
               argv[0]);
       return 2;
     }
   }
-  if (npairs < procs || npairs > MAX_PAIRS || procs < 1 || inflight < 1 ||
-      inflight > 1000) {
+  if (group_size) npairs = 1; /* one group: one sender, group_size receivers */
+  if ((!group_size && npairs < procs) || npairs > MAX_PAIRS || procs < 1 ||
+      inflight < 1 || inflight > 1000 || group_size < 0 || group_size > 5000) {
     fprintf(stderr, "bench_conv: need procs <= pairs <= %d, 1 <= in-flight <= 1000\n",
             MAX_PAIRS);
     return 2;
@@ -529,28 +619,38 @@ int main(int argc, char **argv) {
       break;
   }
   poll(NULL, 0, 300); /* workers connect to the delivery service */
+  int accounts = 0;   /* registrations so far: 20 per source address */
   for (int i = 0; i < npairs; i++) {
-    char l1[32], l2[32], body[128];
-    snprintf(l1, sizeof l1, "snd%d", i);
-    snprintf(l2, sizeof l2, "rcv%d", i);
-    bench_src = 0x7f000064u + (uint32_t)(i / 10); /* 20 registrations per address */
-    if (bench_register_device(port, l1, &pairs[i].snd) ||
-        bench_register_device(port, l2, &pairs[i].rcv)) {
-      fprintf(stderr, "bench_conv: registering failed\n");
-      goto out;
+    char l[32], body[128];
+    pairs[i].nrcv = group_size ? group_size : 1;
+    pairs[i].rcv = calloc((size_t)pairs[i].nrcv, sizeof *pairs[i].rcv);
+    for (int r = -1; r < pairs[i].nrcv; r++) {
+      bench_device *d = r < 0 ? &pairs[i].snd : &pairs[i].rcv[r];
+      snprintf(l, sizeof l, r < 0 ? "snd%d" : "rcv%d_%d", i, r);
+      bench_src = 0x7f000064u + (uint32_t)(accounts++ / 20);
+      int rc1 = !pairs[i].rcv || bench_register_device(port, l, d);
+      snprintf(body, sizeof body, "{\"handle\":\"%s\"}", l);
+      bench_src = 0;
+      int a = rc1 ? 0 : put_json(port, d->token, "/v1/apps/social/profile", body);
+      int c = r < 0 || a != 201 ? 200
+                                : put_json(port, d->token, "/v1/apps/social/reachability",
+                                           "{\"from\":{\"social\":\"everyone\"}}");
+      if (rc1 || a != 201 || c != 200) {
+        fprintf(stderr, "bench_conv: setting %s up failed (%d %d)\n", l, a, c);
+        goto out;
+      }
     }
-    snprintf(body, sizeof body, "{\"handle\":\"%s\"}", l1);
-    int a = put_json(port, pairs[i].snd.token, "/v1/apps/social/profile", body);
-    snprintf(body, sizeof body, "{\"handle\":\"%s\"}", l2);
-    int b = put_json(port, pairs[i].rcv.token, "/v1/apps/social/profile", body);
-    int c = put_json(port, pairs[i].rcv.token, "/v1/apps/social/reachability",
-                     "{\"from\":{\"social\":\"everyone\"}}");
-    bench_src = 0;
-    if (a != 201 || b != 201 || c != 200 || make_pair(port, &pairs[i]) != 0) {
-      fprintf(stderr, "bench_conv: setting pair %d up failed (%d %d %d)\n", i, a, b, c);
+    if (make_pair(port, &pairs[i]) != 0) {
+      fprintf(stderr, "bench_conv: the conversation of %d could not be made\n", i);
       goto out;
     }
   }
+  tsend = mmap(NULL, (size_t)npairs * RING * sizeof *tsend, PROT_READ | PROT_WRITE,
+               MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  seq_next = mmap(NULL, (size_t)npairs * sizeof *seq_next, PROT_READ | PROT_WRITE,
+                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (tsend == MAP_FAILED || seq_next == MAP_FAILED) goto out;
+  for (int i = 0; i < npairs; i++) seq_next[i] = pairs[i].first_seq;
   stats = mmap(NULL, sizeof *stats * (size_t)procs, PROT_READ | PROT_WRITE,
                MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (stats == MAP_FAILED) goto out;
@@ -561,6 +661,7 @@ int main(int argc, char **argv) {
   double *rates = calloc((size_t)runs, sizeof *rates);
   rc = 0;
   for (int run = 0; run < runs && rc == 0; run++) {
+    run_no = run;
     memset(stats, 0, sizeof *stats * (size_t)procs);
     int ready[2], go[2];
     if (pipe(ready) || pipe(go)) return 1;
@@ -568,11 +669,12 @@ int main(int argc, char **argv) {
     int per = npairs / procs;
     for (int k = 0; k < procs; k++) {
       int first = k * per, count = k == procs - 1 ? npairs - first : per;
+      if (group_size) first = 0, count = k == 0; /* process 0 sends */
       kids[k] = fork();
       if (kids[k] == 0) {
         close(ready[0]);
         close(go[1]);
-        _exit(load(k, port, first, count, seconds, ready[1], go[0]));
+        _exit(load(k, procs, port, first, count, seconds, ready[1], go[0]));
       }
     }
     close(ready[1]);
@@ -589,10 +691,11 @@ int main(int argc, char **argv) {
     }
     close(ready[0]);
     free(kids);
-    uint64_t acked = 0;
+    uint64_t acked = 0, pushes = 0;
     size_t na = 0, np = 0;
     for (int k = 0; k < procs; k++) {
       acked += stats[k].acked;
+      pushes += stats[k].pushes;
       na += stats[k].n_ack;
       np += stats[k].n_push;
     }
@@ -606,15 +709,22 @@ int main(int argc, char **argv) {
     }
     qsort(a, na, sizeof *a, cmp_u32);
     qsort(p, np, sizeof *p, cmp_u32);
-    rates[run] = (double)acked / seconds;
-    printf("  run %d: %.0f acknowledged msgs/s; send->ack p50 %.2f p90 %.2f p99 %.2f ms; "
-           "send->push p50 %.2f p90 %.2f p99 %.2f ms\n",
-           run + 1, rates[run], pct(a, na, .5), pct(a, na, .9), pct(a, na, .99),
+    rates[run] = group_size ? (double)pushes / seconds : (double)acked / seconds;
+    if (group_size)
+      printf(
+          "  run %d: %.0f deliveries/s to a %d-member group (%.0f msgs/s acknowledged)\n",
+          run + 1, rates[run], group_size + 1, (double)acked / seconds);
+    if (!group_size) printf("  run %d: %.0f acknowledged msgs/s;", run + 1, rates[run]);
+    printf("%s send->ack p50 %.2f p90 %.2f p99 %.2f ms; send->push p50 %.2f p90 %.2f "
+           "p99 %.2f ms\n",
+           group_size ? "        " : "", pct(a, na, .5), pct(a, na, .9), pct(a, na, .99),
            pct(p, np, .5), pct(p, np, .9), pct(p, np, .99));
     free(a);
     free(p);
   }
-  if (rc == 0) printf("  median: %.0f acknowledged msgs/s\n", bench_median(rates, runs));
+  if (rc == 0)
+    printf("  median: %.0f %s\n", bench_median(rates, runs),
+           group_size ? "deliveries/s" : "acknowledged msgs/s");
   free(rates);
 out:
   if (bench_server_stop(&srv)) rc = 1;
