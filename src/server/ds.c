@@ -717,6 +717,48 @@ static void done_send(store_job *job, int status) {
   job_free(j);
 }
 
+/* A send or membership change repeated with a client id already stored:
+ * answered with the first one's seq, nothing stored. */
+static bool answered_as_duplicate(wconn *w, uint32_t id, const uint8_t *dev,
+                                  bytes_t cid) {
+  dedup *dd = dd_find(dev, cid);
+  if (!dd) return false;
+  buf_t *b = result_begin(w, id, 0, "", "");
+  wr_u64(b, dd->seq);
+  wr_u8(b, 1);
+  ipc_end(&w->ipc);
+  return true;
+}
+
+/* A refused handshake leaves the observer as it was before (its saved
+ * form in before, freed here). */
+static void observer_restore(conv *cv, buf_t *before) {
+  mls_group *back;
+  if (before->len && observer_load(buf_view(before), &back) == 0) {
+    group_free(cv->obs);
+    cv->obs = back;
+  }
+  buf_free(before);
+}
+
+/* Takes the next seq of cv for j's message and submits its store job. The
+ * seq is then spent: if anything fails the process stops, so memory and
+ * store never part. */
+static void submit_message(dsjob *j, conv *cv, const uint8_t *acc, const uint8_t *dev,
+                           bytes_t msg, bytes_t cid, bytes_t welcome) {
+  j->cv = cv;
+  memcpy(j->device, dev, DSP_ID);
+  memcpy(j->account, acc, DSP_ID);
+  j->at = wall_ms();
+  j->seq = cv->next_seq++;
+  j->job.run = run_send;
+  j->job.done = done_send;
+  if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) ||
+      (welcome.len && buf_set(&j->welcome, welcome)) ||
+      dd_add(dev, cid, j->seq, &j->dd) || submit(j) != 0)
+    fatal_store(TSR_ENOMEM);
+}
+
 /* The member leaf of a PublicMessage's sender must be this device: the
  * server binds what a message claims to who sent it. */
 static int check_public_sender(mls_group *obs, bytes_t msg, const uint8_t *acc,
@@ -798,14 +840,7 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
     refuse(w, id, TSR_ESENDER, "blocked", "a block stands between the two of you");
     return;
   }
-  dedup *dd = dd_find(dev.ptr, cid);
-  if (dd) {
-    buf_t *b = result_begin(w, id, 0, "", "");
-    wr_u64(b, dd->seq);
-    wr_u8(b, 1);
-    ipc_end(&w->ipc);
-    return;
-  }
+  if (answered_as_duplicate(w, id, dev.ptr, cid)) return;
   mls_group *obs;
   if (conv_observer(cv, &obs)) {
     refuse(w, id, TSR_EIO, "internal", "conversation state unavailable");
@@ -839,15 +874,7 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
     rc = observer_save(obs, &j->observer);
   }
   if (rc) {
-    /* Put the observer back as it was. */
-    if (before.len) {
-      mls_group *back;
-      if (observer_load(buf_view(&before), &back) == 0) {
-        group_free(cv->obs);
-        cv->obs = back;
-      }
-    }
-    buf_free(&before);
+    observer_restore(cv, &before);
     if (j) job_free(j);
     refuse(w, id, rc,
            rc == TSR_EUNSUPPORTED ? "unsupported"
@@ -859,16 +886,7 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
     return;
   }
   buf_free(&before);
-  j->cv = cv;
-  memcpy(j->device, dev.ptr, DSP_ID);
-  memcpy(j->account, acc.ptr, DSP_ID);
-  j->at = wall_ms();
-  j->seq = cv->next_seq++;
-  j->job.run = run_send;
-  j->job.done = done_send;
-  if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) ||
-      dd_add(dev.ptr, cid, j->seq, &j->dd) || submit(j) != 0)
-    fatal_store(TSR_ENOMEM); /* the seq is taken: memory and store must not part */
+  submit_message(j, cv, acc.ptr, dev.ptr, msg, cid, BYTES_NONE);
 }
 
 /* ---- MEMBERS ----------------------------------------------------------------- */
@@ -958,14 +976,7 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
     refuse(w, id, TSR_ESTATE, "request_pending", "a message request takes no members");
     return;
   }
-  dedup *dd = dd_find(dev.ptr, cid);
-  if (dd) {
-    buf_t *b = result_begin(w, id, 0, "", "");
-    wr_u64(b, dd->seq);
-    wr_u8(b, 1);
-    ipc_end(&w->ipc);
-    return;
-  }
+  if (answered_as_duplicate(w, id, dev.ptr, cid)) return;
   const member *caller = conv_member(cv, acc.ptr);
   bool admin = caller && caller->role == 1;
   const char *why = NULL;
@@ -1088,12 +1099,7 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
   }
   if (!rc) rc = observer_save(obs, &j->observer);
   if (rc) {
-    mls_group *back;
-    if (before.len && observer_load(buf_view(&before), &back) == 0) {
-      group_free(cv->obs);
-      cv->obs = back;
-    }
-    buf_free(&before);
+    observer_restore(cv, &before);
     free(nd);
     if (j) job_free(j);
     refuse(w, id, rc,
@@ -1145,17 +1151,7 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
   cv->nd = nnd;
   for (size_t i = 0; i < j->n_add_d; i++)
     if (convlist_add(j->add_d[i].device, cv)) fatal_store(TSR_ENOMEM);
-  j->cv = cv;
-  memcpy(j->device, dev.ptr, DSP_ID);
-  memcpy(j->account, acc.ptr, DSP_ID);
-  j->at = wall_ms();
-  j->seq = cv->next_seq++;
-  j->job.run = run_send;
-  j->job.done = done_send;
-  if (buf_set(&j->body, msg) || buf_set(&j->client_id, cid) ||
-      (welcome.len && buf_set(&j->welcome, welcome)) ||
-      dd_add(dev.ptr, cid, j->seq, &j->dd) || submit(j) != 0)
-    fatal_store(TSR_ENOMEM);
+  submit_message(j, cv, acc.ptr, dev.ptr, msg, cid, welcome);
 }
 
 /* ---- CREATE ------------------------------------------------------------------ */
