@@ -16,6 +16,7 @@
 
 #include "proto/base64.h"
 #include "proto/json.h"
+#include "server/blocks.h"
 #include "server/keypackages.h"
 #include "server/log.h"
 #include "server/ratelimit.h"
@@ -954,6 +955,72 @@ static int h_devices(const httpd_req *r, httpd_resp *resp) {
   return json_writer_finish(&jw) == 0 ? 0 : -1;
 }
 
+/* GET /v1/accounts/{account_id}/keys: the account's identity key and its
+ * live devices' signature keys with their certificates, so a client can
+ * check the devices in its conversations and compute safety numbers. Not
+ * found for an unknown account and for a block either way (the same
+ * answer). */
+static int h_account_keys(const httpd_req *r, httpd_resp *resp) {
+  static const char prefix[] = "/v1/accounts/", suffix[] = "/keys";
+  size_t idlen = b64_encoded_len(ACCOUNTS_ID_BYTES, B64_MODE_URL_NOPAD);
+  http_str path = r->req->path;
+  uint8_t me[ACCOUNTS_ID_BYTES], dev[ACCOUNTS_ID_BYTES], who[ACCOUNTS_ID_BYTES];
+  if (!accounts_auth_or_refuse(r, resp, me, dev)) return 0;
+  size_t got = 0;
+  if (path.len != strlen(prefix) + idlen + strlen(suffix) ||
+      memcmp(path.ptr, prefix, strlen(prefix)) != 0 ||
+      memcmp(path.ptr + strlen(prefix) + idlen, suffix, strlen(suffix)) != 0 ||
+      b64_decode(who, sizeof who, path.ptr + strlen(prefix), idlen, B64_MODE_URL_NOPAD,
+                 &got) != 0 ||
+      got != ACCOUNTS_ID_BYTES)
+    return not_found(resp);
+  if (memcmp(who, me, sizeof me) != 0 && blocks_between(NULL, me, who))
+    return not_found(resp);
+  store_conn *c;
+  store_stmt *s;
+  int rc = store_reader_get(worker_self->store, &c);
+  if (rc == 0)
+    rc = store_conn_prepare(c, "SELECT identity_key FROM accounts WHERE id = ?", &s);
+  if (rc) return -1;
+  store_bind_blob(s, 1, BYTES(who, sizeof who));
+  rc = store_step(s);
+  if (rc != STORE_ROW) {
+    store_stmt_reset(s);
+    return rc < 0 ? -1 : not_found(resp);
+  }
+  json_writer jw;
+  json_writer_init(&jw, resp->body, 4);
+  json_write_object_begin(&jw);
+  json_write_key(&jw, "account_id");
+  json_write_base64url(&jw, BYTES(who, sizeof who));
+  json_write_key(&jw, "identity_key");
+  json_write_base64url(&jw, store_col_blob(s, 0));
+  store_stmt_reset(s);
+  rc = store_conn_prepare(c,
+                          "SELECT id, signature_key, certificate FROM devices"
+                          " WHERE account_id = ? AND revoked = 0 ORDER BY created_at, id",
+                          &s);
+  if (rc) return -1;
+  store_bind_blob(s, 1, BYTES(who, sizeof who));
+  json_write_key(&jw, "devices");
+  json_write_array_begin(&jw);
+  while ((rc = store_step(s)) == STORE_ROW) {
+    json_write_object_begin(&jw);
+    json_write_key(&jw, "device_id");
+    json_write_base64url(&jw, store_col_blob(s, 0));
+    json_write_key(&jw, "signature_key");
+    json_write_base64url(&jw, store_col_blob(s, 1));
+    json_write_key(&jw, "certificate");
+    json_write_base64url(&jw, store_col_blob(s, 2));
+    json_write_object_end(&jw);
+  }
+  store_stmt_reset(s);
+  json_write_array_end(&jw);
+  json_write_object_end(&jw);
+  if (rc < 0) return -1;
+  return json_writer_finish(&jw) == 0 ? 0 : -1;
+}
+
 static int h_link_code(const httpd_req *r, httpd_resp *resp) {
   if (!path_is(r, "/v1/devices/link-codes")) return not_found(resp);
   op *o;
@@ -1392,6 +1459,7 @@ int accounts_routes(void) {
     httpd_handler fn;
   } t[] = {
       {HTTP_POST, "/v1/accounts", h_register},
+      {HTTP_GET, "/v1/accounts", h_account_keys},
       {HTTP_POST, "/v1/sessions", h_login},
       {HTTP_DELETE, "/v1/sessions", h_logout},
       {HTTP_GET, "/v1/devices", h_devices},

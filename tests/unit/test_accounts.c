@@ -49,6 +49,7 @@ static int current_flag(const cJSON *devs, const char *device_id) {
   return -1;
 }
 
+#define TSR_CERT_MSG_LEN 55 /* label, 0x00, 32-byte key */
 static identity alice_id, bob_id;
 static session alice1, alice2, bob1;
 
@@ -68,6 +69,42 @@ static void test_register_and_auth(void) {
   identity_new(&other);
   CHECK_INT(do_register(srv.port, "ALICE", PW, NULL, &other, NULL), 409);
   CHECK(strcmp(err_code(), "conflict") == 0);
+}
+
+/* GET /v1/accounts/{id}/keys: the identity key and each live device's
+ * signature key with its certificate (which verifies under that identity
+ * key). */
+static void test_account_keys(void) {
+  char path[128], ik[64];
+  snprintf(path, sizeof path, "/v1/accounts/%s/keys", bob1.account_id);
+  CHECK_INT(call(srv.port, "GET", path, NULL, NULL), 401);
+  CHECK_INT(call(srv.port, "GET", path, alice1.token, NULL), 200);
+  b64(bob_id.pk, 32, ik);
+  CHECK(strcmp(jstr("account_id"), bob1.account_id) == 0);
+  CHECK(strcmp(jstr("identity_key"), ik) == 0);
+  const cJSON *ds = cJSON_GetObjectItemCaseSensitive(resp.json, "devices");
+  const cJSON *d0 = cJSON_GetArrayItem(ds, 0);
+  CHECK_INT(cJSON_GetArraySize(ds), 1);
+  CHECK(strcmp(json_str(d0, "device_id"), bob1.device_id) == 0);
+  CHECK(cJSON_GetObjectItemCaseSensitive(d0, "name") == NULL); /* names stay private */
+  uint8_t key[32], cert[64], msg[TSR_CERT_MSG_LEN];
+  size_t g1 = 0, g2 = 0;
+  const char *k = json_str(d0, "signature_key"), *c = json_str(d0, "certificate");
+  CHECK(b64_decode(key, sizeof key, k, strlen(k), B64_MODE_URL_NOPAD, &g1) == 0 &&
+        g1 == 32);
+  CHECK(b64_decode(cert, sizeof cert, c, strlen(c), B64_MODE_URL_NOPAD, &g2) == 0 &&
+        g2 == 64);
+  memcpy(msg, "tessera-device-cert-v1", 22);
+  msg[22] = 0;
+  memcpy(msg + 23, key, 32);
+  CHECK(crypto_sign_verify_detached(cert, msg, sizeof msg, bob_id.pk) == 0);
+  /* unknown or malformed ids */
+  CHECK_INT(call(srv.port, "GET", "/v1/accounts/AAAAAAAAAAAAAAAAAAAAAA/keys",
+                 alice1.token, NULL),
+            404);
+  CHECK_INT(call(srv.port, "GET", "/v1/accounts/nope/keys", alice1.token, NULL), 404);
+  snprintf(path, sizeof path, "/v1/accounts/%s/other", bob1.account_id);
+  CHECK_INT(call(srv.port, "GET", path, alice1.token, NULL), 404);
 }
 
 static void test_login(void) {
@@ -386,6 +423,7 @@ int main(void) {
     return 1;
   }
   RUN(test_register_and_auth);
+  RUN(test_account_keys);
   RUN(test_login);
   RUN(test_revoke_and_logout);
   RUN(test_link);

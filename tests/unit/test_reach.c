@@ -362,6 +362,13 @@ static void test_block_from_request(void) {
             200);
   CHECK_INT(reach(&dan, "social", "social", "ben"), 404);
   CHECK(reach_ok(&cat, "social", "social", "ben"));
+  /* the account's keys are hidden across the block too, both ways */
+  char kp[128];
+  snprintf(kp, sizeof kp, "/v1/accounts/%s/keys", ben.s.account_id);
+  CHECK_INT(api("GET", kp, &dan, NULL), 404);
+  CHECK_INT(api("GET", kp, &cat, NULL), 200);
+  snprintf(kp, sizeof kp, "/v1/accounts/%s/keys", dan.s.account_id);
+  CHECK_INT(api("GET", kp, &ben, NULL), 404);
 }
 
 static void test_daily_cap(void) {
