@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Three people on three apps talking end-to-end encrypted: Alice on chat
 # (phone number), Bob on social (@bob), Carol on messenger (username carol).
-# They open a group across the three apps and a direct conversation, and
-# each reads the same messages in the same order. Every message is an MLS
+# They open a group across the three apps and direct conversations, naming
+# each other by profile (number, @handle, username; never by account id),
+# and each reads the same messages in the same order. Every message is an MLS
 # (RFC 9420) message made on the sender's device; the server only orders
 # and delivers ciphertext.
 #
@@ -62,11 +63,10 @@ done
 run bob reachability social
 say "Each device publishes MLS KeyPackages (its keys for being added)"
 for p in alice bob carol; do run $p keys upload --count 10; done
-B=$(q bob --json whoami | jq -r .account_id)
-C=$(q carol --json whoami | jq -r .account_id)
 
-say "Alice (chat) opens a group with Bob (social) and Carol (messenger)"
-G=$(q alice chat create --app chat --with "$B:social" --with "$C:messenger")
+say "Alice (chat) opens a group with @bob$n (social) and carol$n (messenger)"
+printf '$ tessera chat create --app chat --with @bob%s:social --with carol%s:messenger\n' "$n" "$n"
+G=$(q alice chat create --app chat --with "@bob$n:social" --with "carol$n:messenger")
 echo "group $G"
 say "Bob and Carol join it (their devices open the Welcome)"
 run bob chat list
@@ -78,10 +78,17 @@ say "Everyone reads the same messages in the same order"
 for p in alice bob carol; do echo "-- $p"; run $p chat read "$G"; done
 
 say "Carol (messenger) writes to Bob (social) directly"
-D=$(q carol chat create --app messenger --with "$B:social")
+printf '$ tessera chat create --app messenger --with @bob%s:social\n' "$n"
+D=$(q carol chat create --app messenger --with "@bob$n:social")
 run carol chat send "$D" "just us two"
 run bob chat list >/dev/null
 run bob chat read "$D"
+say "Bob (social) finds Alice (chat) by her phone number"
+printf '$ tessera chat create --app social --with +1555%s01:chat\n' "$n"
+P=$(q bob chat create --app social --with "+1555${n}01:chat")
+run bob chat send "$P" "got your number"
+run alice chat list >/dev/null
+run alice chat read "$P"
 say "Done: the server stored only ciphertext (no plaintext in its files)."
 if [[ -n $srv_pid ]] && grep -rqaF -- "hi both, from chat" "$work/data" "$work/log"; then
   echo "demo: found plaintext on the server!" >&2

@@ -764,11 +764,24 @@ int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg
 /* Operations of the chat in progress (calls and internal chains). */
 size_t tsr_chat_pending(const tsr_chat *h);
 
-/* One member of a new conversation: an account id (base64url) and the app
- * of the profile it is reached at. */
+/* One member of a new conversation, named one of two ways:
+ *
+ *   - by profile (the usual way): account NULL, app the app of the
+ *     profile and key its key as people type it: a number for chat
+ *     ("+15550101"), a handle for social or a username for messenger, a
+ *     leading '@' allowed ("@bob"); upper case is fine (the server
+ *     normalises). The server resolves it at the claim, which answers the
+ *     account id (docs/protocol.md, "KeyPackages": only people the
+ *     profile lets start a conversation may claim by profile);
+ *   - by account id (base64url), e.g. a member of an existing group known
+ *     from its MLS credential: account set; key is then ignored (so
+ *     callers written before key existed keep working).
+ *
+ * app is the app of the profile the member is reached at in both cases. */
 typedef struct {
   const char *account;
   const char *app;
+  const char *key; /* added after account and app: {account, app} still fits */
 } tsr_member;
 
 typedef struct {
@@ -779,15 +792,22 @@ typedef struct {
 } tsr_conversation_params;
 
 /* Creates a conversation: claims a KeyPackage (suite 1) of every device
- * of every member and of this account's other devices (POST
+ * of every member (by account id, or by profile for members given by
+ * key: the answer's account_id then names the member in
+ * conversation.create) and of this account's other devices (POST
  * /v1/keypackages/claim), makes the MLS group with this device's identity,
  * commits the Adds and sends conversation.create with the GroupInfo,
  * commit and Welcome; on ok the commit is merged and the group stored.
- * Synchronous errors: TSR_EINVAL (app, kind, members), TSR_ESTATE (not
- * logged in), TSR_ENOMEM. Result body: {"conversation","app","kind",
- * "next_seq"}; failures: the failing call's result, or local codes
- * "no_key_packages" (a member has no device with a KeyPackage: TSR_ENOTFOUND),
- * "local" (MLS), "state" (state file), "bad_response". */
+ * Synchronous errors: TSR_EINVAL (app, kind, members: an invalid id or
+ * app, an empty key, one's own account id, the same account id or the
+ * same app and key twice), TSR_ESTATE (not logged in), TSR_ENOMEM. Result
+ * body: {"conversation","app","kind","next_seq"}; failures: the failing
+ * call's result (e.g. the claim's not_found for an unknown profile or a
+ * block, forbidden for a profile that does not let this account reach
+ * it), or local codes "no_key_packages" (a member has no device with a
+ * KeyPackage: TSR_ENOTFOUND), "bad_member" (a profile key turned out to
+ * be one's own or another member's: TSR_EINVAL), "local" (MLS), "state"
+ * (state file), "bad_response". */
 int tsr_conversation_create(tsr_chat *h, const tsr_conversation_params *p,
                             tsr_result_cb cb, void *arg);
 int tsr_conversation_create_sync(tsr_chat *h, const tsr_conversation_params *p,

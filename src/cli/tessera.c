@@ -70,11 +70,14 @@ static const char usage[] =
     "  ws listen [--seconds N]         print each push as one JSON line until\n"
     "                                  interrupted or N seconds pass\n"
     "conversations (end-to-end encrypted; kept in the state file):\n"
-    "  chat create --app APP --with ACCOUNT_ID:APP... [--group]   a direct conversation\n"
-    "                                  (one --with) or a group; members are account ids\n"
-    "                                  (`whoami` shows yours: profiles do not carry\n"
-    "                                  them) and the app of the profile they are\n"
-    "                                  reached at; prints the conversation id\n"
+    "  chat create --app APP --with WHO:APP... [--group]   a direct conversation (one\n"
+    "                                  member) or a group; WHO is the member's profile\n"
+    "                                  in APP as you would type it: +15550101 (chat),\n"
+    "                                  @bob (social), carol (messenger); e.g. --with\n"
+    "                                  @bob:social --with +15550101:chat; prints the\n"
+    "                                  conversation id\n"
+    "      --with-account ACCOUNT_ID:APP   a member by account id (22 characters, as\n"
+    "                                  in `chat read`), reached at their APP profile\n"
     "  chat list                       joins what is waiting, lists conversations\n"
     "  chat send CONVERSATION TEXT     prints the seq the server gave it\n"
     "  chat read CONVERSATION          syncs, prints the messages: seq, time, sender,\n"
@@ -1135,19 +1138,27 @@ static int chat_create(tsr_client *c, int argc, char **argv) {
       app = need_app(optval(argc, argv, &i));
     } else if (!strcmp(argv[i], "--group")) {
       group = true;
-    } else if (!strcmp(argv[i], "--with")) {
+    } else if (!strcmp(argv[i], "--with") || !strcmp(argv[i], "--with-account")) {
+      bool by_id = !strcmp(argv[i], "--with-account");
       char *v = (char *)optval(argc, argv, &i);
       char *colon = strrchr(v, ':');
-      if (!colon || n >= 63) die("usage", "--with ACCOUNT_ID:APP (at most 63)");
+      if (!colon || colon == v || n >= 63)
+        die("usage", "%s (at most 63 members)",
+            by_id ? "--with-account ACCOUNT_ID:APP" : "--with WHO:APP");
       *colon = '\0';
-      m[n].account = v;
-      m[n].app = need_app(colon + 1);
+      if (by_id && strlen(v) != TSR_ID_B64_SIZE - 1)
+        die("usage", "--with-account: %s is not an account id (22 characters)", v);
+      m[n] = (tsr_member){.account = by_id ? v : NULL,
+                          .app = need_app(colon + 1),
+                          .key = by_id ? NULL : v};
       n++;
     } else {
       die("usage", "chat create: unknown argument %s", argv[i]);
     }
   }
-  if (!app || n == 0) die("usage", "chat create --app APP --with ACCOUNT_ID:APP...");
+  if (!app || n == 0)
+    die("usage",
+        "chat create --app APP --with WHO:APP... [--with-account ACCOUNT_ID:APP]");
   ensure_keypackages(c);
   tsr_chat *h = chat_open(c, false);
   chat_refresh(h);
@@ -1156,7 +1167,7 @@ static int chat_create(tsr_client *c, int argc, char **argv) {
   int rc = tsr_conversation_create_sync(h, &p, &r);
   tsr_chat_free(h);
   if (rc == TSR_EINVAL && !r.done)
-    die("usage", "chat create: bad account id, app, or a member given twice");
+    die("usage", "chat create: bad profile, account id or app, or a member given twice");
   if (rc) die_call(rc, &r, "chat create");
   if (json_out) {
     print_body(&r);

@@ -27,6 +27,7 @@
 #define CONV_SUITE 1        /* MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519 */
 #define MAX_TEXT 60000      /* bytes of one text message */
 #define MAX_MEMBERS 63      /* others at creation (docs/protocol.md) */
+#define MEMBER_KEY_MAX 64   /* a member's profile key as given (before the @) */
 #define SEND_TRIES 3        /* stale_epoch rounds per send */
 #define SYNC_LIMIT 100      /* messages per sync call */
 #define MAX_SYNC_ROUNDS 100 /* sync calls per tsr_conversation_sync */
@@ -1052,10 +1053,13 @@ typedef struct {
   void *arg;
   char app[16], kind[8];
   size_t n_members;
-  char (*accounts)[TSR_ID_B64_SIZE]; /* members, then our own account last */
+  char (*accounts)[TSR_ID_B64_SIZE]; /* members, then our own account last;
+                                        filled by the claim for members given
+                                        by profile */
   char (*apps)[16];
-  size_t next; /* account being claimed */
-  buf_t *kps;  /* claimed KeyPackages (MLSMessage) */
+  char (*keys)[MEMBER_KEY_MAX + 1]; /* profile key, or "" when given by id */
+  size_t next;                      /* account being claimed */
+  buf_t *kps;                       /* claimed KeyPackages (MLSMessage) */
   size_t n_kps;
   mls_group *g;
   char conv[TSR_ID_B64_SIZE];
@@ -1066,6 +1070,7 @@ static void create_free(create_job *j) {
   free(j->kps);
   free(j->accounts);
   free(j->apps);
+  free(j->keys);
   group_free(j->g);
   free(j);
 }
@@ -1189,6 +1194,34 @@ static int create_send(create_job *j) {
   return rc;
 }
 
+/* A member given by profile: the account the claim answered, which must be
+ * neither ours nor another member's. Fails the job (and returns nonzero)
+ * otherwise. */
+static int take_account(create_job *j, const tsr_result *res) {
+  char id[TSR_ID_B64_SIZE + 8] = "";
+  pj p;
+  if (pj_parse(&p, res->body, res->body_len) == 0) {
+    pj_str(&p, 0, "account_id", id, sizeof id);
+    pj_free(&p);
+  }
+  if (!valid_id(id)) {
+    create_fail(j, TSR_EDECODE, "bad_response", "the claim answer has no account_id");
+    return TSR_EDECODE;
+  }
+  const char *why = !strcmp(id, j->accounts[j->n_members]) ? "is your own" : NULL;
+  for (size_t k = 0; !why && k < j->n_members; k++)
+    if (k != j->next && !strcmp(id, j->accounts[k])) why = "is another member's";
+  if (why) {
+    char msg[128];
+    snprintf(msg, sizeof msg, "the profile %s:%s %s", j->keys[j->next], j->apps[j->next],
+             why);
+    create_fail(j, TSR_EINVAL, "bad_member", msg);
+    return TSR_EINVAL;
+  }
+  memcpy(j->accounts[j->next], id, sizeof j->accounts[0]); /* valid_id: 22 + NUL */
+  return 0;
+}
+
 static void on_claim(void *arg, const tsr_result *res) {
   create_job *j = arg;
   if (res->err) {
@@ -1225,10 +1258,15 @@ static void on_claim(void *arg, const tsr_result *res) {
     return;
   }
   bool own = j->next == j->n_members;
+  if (!own && j->keys[j->next][0] && (rc = take_account(j, res)) != 0) return;
   if (got == 0 && !own) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "account %s has no device with a KeyPackage",
-             j->accounts[j->next]);
+    char msg[128];
+    if (j->keys[j->next][0])
+      snprintf(msg, sizeof msg, "%s:%s has no device with a KeyPackage", j->keys[j->next],
+               j->apps[j->next]);
+    else
+      snprintf(msg, sizeof msg, "account %s has no device with a KeyPackage",
+               j->accounts[j->next]);
     create_fail(j, TSR_ENOTFOUND, "no_key_packages", msg);
     return;
   }
@@ -1237,11 +1275,58 @@ static void on_claim(void *arg, const tsr_result *res) {
   if (rc) create_fail(j, rc, "local", "the conversation could not be made");
 }
 
+/* Claims for member j->next (by account id or by profile), or for our own
+ * account's other devices once every member is done. */
 static int claim_next(create_job *j) {
-  char body[128];
-  snprintf(body, sizeof body, "{\"account_id\":\"%s\",\"suite\":%d}",
-           j->accounts[j->next], CONV_SUITE);
-  return tsr_call(j->h->c, "POST", "/v1/keypackages/claim", body, on_claim, j);
+  buf_t b;
+  buf_init(&b);
+  json_writer w;
+  json_writer_init(&w, &b, 0);
+  json_write_object_begin(&w);
+  if (j->next < j->n_members && j->keys[j->next][0]) {
+    json_write_key(&w, "app");
+    json_write_string(&w, j->apps[j->next]);
+    json_write_key(&w, "key");
+    json_write_string(&w, j->keys[j->next]);
+  } else {
+    json_write_key(&w, "account_id");
+    json_write_string(&w, j->accounts[j->next]);
+  }
+  json_write_key(&w, "suite");
+  json_write_u64(&w, CONV_SUITE);
+  json_write_object_end(&w);
+  int rc = json_writer_finish(&w) || buf_append(&b, "", 1) ? TSR_ENOMEM : 0;
+  if (rc == 0)
+    rc = tsr_call(j->h->c, "POST", "/v1/keypackages/claim", (const char *)b.ptr, on_claim,
+                  j);
+  buf_free(&b);
+  return rc;
+}
+
+/* The profile key of member m as the server takes it (a leading '@' of a
+ * handle or username dropped) into out; false when m has none or it
+ * cannot be one (empty, too long, control characters). */
+static bool member_key(const tsr_member *m, char out[MEMBER_KEY_MAX + 1]) {
+  const char *k = m->key;
+  if (!k) return false;
+  if (k[0] == '@' && strcmp(m->app, "chat")) k++;
+  size_t n = strlen(k);
+  if (n == 0 || n > MEMBER_KEY_MAX) return false;
+  for (size_t i = 0; i < n; i++)
+    if ((unsigned char)k[i] < 0x20 || k[i] == 0x7f) return false;
+  memcpy(out, k, n + 1);
+  return true;
+}
+
+/* Two keys of one app naming the same profile (handles and usernames
+ * compare case-insensitively). */
+static bool same_key(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = *a >= 'A' && *a <= 'Z' ? (char)(*a - 'A' + 'a') : *a;
+    char y = *b >= 'A' && *b <= 'Z' ? (char)(*b - 'A' + 'a') : *b;
+    if (x != y) return false;
+  }
+  return *a == *b;
 }
 
 int tsr_conversation_create(tsr_chat *h, const tsr_conversation_params *p,
@@ -1255,12 +1340,20 @@ int tsr_conversation_create(tsr_chat *h, const tsr_conversation_params *p,
   int rc = tsr_client_session(h->c, &info);
   if (rc) return rc;
   if (!info.logged_in || !info.account_id[0]) return TSR_ESTATE;
+  /* Each member by account id, else by profile key. */
   for (size_t i = 0; i < p->n_members; i++) {
-    if (!valid_id(p->members[i].account) || !valid_app(p->members[i].app))
-      return TSR_EINVAL;
-    if (!strcmp(p->members[i].account, info.account_id)) return TSR_EINVAL;
-    for (size_t k = 0; k < i; k++)
-      if (!strcmp(p->members[i].account, p->members[k].account)) return TSR_EINVAL;
+    const tsr_member *m = &p->members[i];
+    char k[MEMBER_KEY_MAX + 1], k2[MEMBER_KEY_MAX + 1];
+    if (!valid_app(m->app)) return TSR_EINVAL;
+    if (m->account ? !valid_id(m->account) : !member_key(m, k)) return TSR_EINVAL;
+    if (m->account && !strcmp(m->account, info.account_id)) return TSR_EINVAL;
+    for (size_t x = 0; x < i; x++) {
+      const tsr_member *o = &p->members[x];
+      if (m->account ? o->account && !strcmp(m->account, o->account)
+                     : !o->account && !strcmp(m->app, o->app) && member_key(o, k2) &&
+                           same_key(k, k2))
+        return TSR_EINVAL;
+    }
   }
   create_job *j = calloc(1, sizeof *j);
   if (!j) return TSR_ENOMEM;
@@ -1272,12 +1365,16 @@ int tsr_conversation_create(tsr_chat *h, const tsr_conversation_params *p,
   j->n_members = p->n_members;
   j->accounts = calloc(p->n_members + 1, sizeof *j->accounts);
   j->apps = calloc(p->n_members + 1, sizeof *j->apps);
-  if (!j->accounts || !j->apps) {
+  j->keys = calloc(p->n_members + 1, sizeof *j->keys);
+  if (!j->accounts || !j->apps || !j->keys) {
     create_free(j);
     return TSR_ENOMEM;
   }
   for (size_t i = 0; i < p->n_members; i++) {
-    snprintf(j->accounts[i], sizeof j->accounts[i], "%s", p->members[i].account);
+    if (p->members[i].account)
+      snprintf(j->accounts[i], sizeof j->accounts[i], "%s", p->members[i].account);
+    else
+      member_key(&p->members[i], j->keys[i]);
     snprintf(j->apps[i], sizeof j->apps[i], "%s", p->members[i].app);
   }
   snprintf(j->accounts[p->n_members], sizeof j->accounts[0], "%s", info.account_id);

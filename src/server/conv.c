@@ -446,6 +446,32 @@ static int get_app(wsd_call *call, int obj, const char *key) {
   return app_parse(s);
 }
 
+/* How a member of conversation.create / conversation.members was given. */
+enum { MEMBER_OK, MEMBER_BAD, MEMBER_NOT_FOUND, MEMBER_INTERNAL };
+
+/* Member e, {"account": id, "app": app} or {"app": app, "key": number,
+ * handle or username}: its app into *to_app and its account into acc (a
+ * key is normalised and resolved here; an unknown profile is
+ * MEMBER_NOT_FOUND, answered like a block). *by_profile (may be NULL)
+ * tells which form it had. */
+static int member_account(wsd_call *call, int e, int *to_app, uint8_t acc[DSP_ID],
+                          bool *by_profile) {
+  if (call->toks[e].type != JSON_OBJECT) return MEMBER_BAD;
+  *to_app = get_app(call, e, "app");
+  int ai = json_object_get(call->text, call->toks, e, "account");
+  int ki = json_object_get(call->text, call->toks, e, "key");
+  if (by_profile) *by_profile = ai < 0;
+  if (*to_app < 0 || (ai >= 0) == (ki >= 0)) return MEMBER_BAD;
+  if (ai >= 0) return get_id(call, ai, acc) ? MEMBER_OK : MEMBER_BAD;
+  char key[64], norm[PROFILES_KEY_MAX + 1];
+  if (json_get_string(call->text, call->toks, ki, key, sizeof key, NULL, 0) != 0 ||
+      !profiles_key_normalize((app_id)*to_app, key, norm))
+    return MEMBER_BAD;
+  int rc = profiles_resolve(NULL, (app_id)*to_app, norm, acc);
+  if (rc == TSR_ENOTFOUND) return MEMBER_NOT_FOUND;
+  return rc ? MEMBER_INTERNAL : MEMBER_OK;
+}
+
 /* The live devices of account into the frame: a vector of (id, signature
  * key) — the key its MLS leaves must carry. */
 static int write_devices(buf_t *b, const uint8_t acc[ACCOUNTS_ID_BYTES]) {
@@ -497,16 +523,17 @@ static int op_create(wsd_call *call) {
     if (n == MAX_MEMBERS)
       return wsd_call_error(call, "too_large", "at most %d members at creation",
                             MAX_MEMBERS);
-    int to_app = get_app(call, e, "app");
-    if (call->toks[e].type != JSON_OBJECT || to_app < 0 ||
-        !get_id(call, json_object_get(call->text, call->toks, e, "account"), acc[n]))
+    int to_app = -1;
+    rc = member_account(call, e, &to_app, acc[n], NULL);
+    if (rc == MEMBER_BAD)
       return wsd_call_error(call, "bad_request",
-                            "each member is {\"account\": id, \"app\": app}");
+                            "each member is {\"account\": id, \"app\": app} or "
+                            "{\"app\": app, \"key\": number, handle or username}");
+    if (rc == MEMBER_INTERNAL) return wsd_call_error(call, "internal", "internal error");
+    if (rc == MEMBER_NOT_FOUND)
+      return wsd_call_error(call, "not_found", "no such profile");
     if (memcmp(acc[n], me, DSP_ID) == 0)
       return wsd_call_error(call, "bad_request", "you are a member already");
-    for (size_t k = 0; k < n; k++)
-      if (memcmp(acc[k], acc[n], DSP_ID) == 0)
-        return wsd_call_error(call, "bad_request", "a member is listed twice");
     rc = profiles_exists(NULL, (app_id)to_app, acc[n]);
     if (rc < 0) return wsd_call_error(call, "internal", "internal error");
     if (rc == 0 || blocks_between(NULL, me, acc[n]))
@@ -518,6 +545,12 @@ static int op_create(wsd_call *call) {
             "not reachable: a group can only take people who let you in");
       request = true; /* a direct conversation outside their rules is a request */
     }
+    /* Only after the checks above: two profiles of one person are found
+     * to be one account only by someone both let in (who could claim
+     * their KeyPackages and read the account id anyway). */
+    for (size_t k = 0; k < n; k++)
+      if (memcmp(acc[k], acc[n], DSP_ID) == 0)
+        return wsd_call_error(call, "bad_request", "a member is listed twice");
     n++;
   }
   if (n == 0 || (direct && n != 1))
@@ -653,12 +686,17 @@ static int op_members(wsd_call *call) {
        e = json_next_sibling(call->toks, ai, e)) {
     if (na == MAX_MEMBERS)
       return wsd_call_error(call, "too_large", "at most %d members at once", MAX_MEMBERS);
-    int to_app = get_app(call, e, "app");
-    if (call->toks[e].type != JSON_OBJECT || to_app < 0 ||
-        !get_id(call, json_object_get(call->text, call->toks, e, "account"), add[na]))
+    int to_app = -1;
+    bool by_profile = false;
+    int rc = member_account(call, e, &to_app, add[na], &by_profile);
+    if (rc == MEMBER_BAD)
       return wsd_call_error(call, "bad_request",
-                            "each added member is {\"account\": id, \"app\": app}");
-    int rc = profiles_exists(NULL, (app_id)to_app, add[na]);
+                            "each added member is {\"account\": id, \"app\": app} or "
+                            "{\"app\": app, \"key\": number, handle or username}");
+    if (rc == MEMBER_INTERNAL) return wsd_call_error(call, "internal", "internal error");
+    if (rc == MEMBER_NOT_FOUND)
+      return wsd_call_error(call, "not_found", "no such profile");
+    rc = profiles_exists(NULL, (app_id)to_app, add[na]);
     if (rc < 0) return wsd_call_error(call, "internal", "internal error");
     if (rc == 0 || blocks_between(NULL, me, add[na]))
       return wsd_call_error(call, "not_found", "no such profile");
@@ -668,6 +706,15 @@ static int op_members(wsd_call *call) {
     for (int from = 0; from < APP_COUNT; from++)
       if (reach_allowed(NULL, (app_id)from, (app_id)to_app, me, add[na]))
         reach[na] |= (uint8_t)(1u << from);
+    /* Someone reachable from none of the caller's apps is refused here
+     * whatever the conversation's app (the delivery service would refuse
+     * them too), before anything can tell which account their profile
+     * belongs to (below: the same account given twice). */
+    if (by_profile && reach[na] == 0)
+      return wsd_call_error(call, "forbidden", "not reachable from any of your apps");
+    for (size_t k = 0; by_profile && k < na; k++)
+      if (memcmp(add[k], add[na], DSP_ID) == 0)
+        return wsd_call_error(call, "bad_request", "a member is listed twice");
     na++;
   }
   for (int e = ri >= 0 ? json_first_child(call->toks, ri) : -1; e >= 0;

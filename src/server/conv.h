@@ -5,6 +5,13 @@
  * the delivery service sends back, written to the sessions of the devices
  * they are for.
  *
+ * Members are named by account id or by profile (app and key): a profile
+ * is resolved here (profiles_resolve), so the delivery service only ever
+ * sees accounts. An unknown profile answers like a block (not_found); the
+ * same account named twice is reported only after each naming passed the
+ * block and reachability checks (so that it tells no one outside a
+ * person's rules that two of their profiles are one account).
+ *
  * The worker keeps one connection to the delivery service, made at start
  * and remade (every 100 ms) whenever it drops; ops that arrive meanwhile
  * answer error "unavailable", and requests in flight when it drops answer

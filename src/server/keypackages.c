@@ -15,6 +15,7 @@
 #include "server/log.h"
 #include "server/profiles.h"
 #include "server/ratelimit.h"
+#include "server/reach.h"
 #include "server/worker.h"
 #include "tessera/error.h"
 
@@ -69,8 +70,11 @@ struct kp_op {
   kp_item *items;
   size_t n;
   bool has_lr;
-  /* claim */
+  /* claim: the target account, or its profile (by_profile: key normalised) */
   uint8_t target[ACCOUNTS_ID_BYTES];
+  bool by_profile;
+  app_id app;
+  char key[PROFILES_KEY_MAX + 1];
   uint16_t suite;
   kp_claimed *res;
   size_t n_res, cap_res;
@@ -603,19 +607,44 @@ static int claim_one(store_conn *c, kp_op *o, kp_claimed *d) {
   return rc < 0 ? rc : 0;
 }
 
+/* A claim by profile: the account behind o->app / o->key into o->target.
+ * An unknown profile and a block either way give the same answer; someone
+ * the profile's owner does not let start a conversation (reach_allowed from
+ * none of the claimer's apps) is refused, since the answer (and each
+ * KeyPackage's credential) reveals the account id, which would link the
+ * owner's profiles across apps. Claiming one's own profile is allowed. */
+static int resolve_target(store_conn *c, kp_op *o) {
+  int rc = profiles_resolve(c, o->app, o->key, o->target);
+  if (rc == TSR_ENOTFOUND) return refuse(o, 404, "not_found", "no such profile");
+  if (rc) return rc;
+  if (memcmp(o->target, o->account, ACCOUNTS_ID_BYTES) == 0) return 0;
+  if (blocks_between(c, o->account, o->target))
+    return refuse(o, 404, "not_found", "no such profile");
+  for (int from = 0; from < APP_COUNT; from++)
+    if (reach_allowed(c, (app_id)from, o->app, o->account, o->target)) return 0;
+  return refuse(o, 403, "forbidden",
+                "not reachable: that profile does not let you start a conversation"
+                " (POST /v1/reach makes a message request)");
+}
+
 static int run_claim(store_conn *c, kp_op *o) {
   buf_reset(&o->data);
   o->n_res = 0;
   store_stmt *s;
-  int rc = store_conn_prepare(c, "SELECT 1 FROM accounts WHERE id = ?", &s);
-  if (rc) return rc;
-  store_bind_blob(s, 1, BYTES(o->target, ACCOUNTS_ID_BYTES));
-  rc = store_step(s);
-  store_stmt_reset(s);
-  if (rc < 0) return rc;
-  /* A block either way answers like an unknown account. */
-  if (rc != STORE_ROW || blocks_between(c, o->account, o->target))
-    return refuse(o, 404, "not_found", "no such account");
+  int rc;
+  if (o->by_profile) {
+    if ((rc = resolve_target(c, o)) != 0) return rc;
+  } else {
+    if ((rc = store_conn_prepare(c, "SELECT 1 FROM accounts WHERE id = ?", &s)) != 0)
+      return rc;
+    store_bind_blob(s, 1, BYTES(o->target, ACCOUNTS_ID_BYTES));
+    rc = store_step(s);
+    store_stmt_reset(s);
+    if (rc < 0) return rc;
+    /* A block either way answers like an unknown account. */
+    if (rc != STORE_ROW || blocks_between(c, o->account, o->target))
+      return refuse(o, 404, "not_found", "no such account");
+  }
   if ((rc = store_conn_prepare(c,
                                "SELECT id FROM devices WHERE account_id = ? AND"
                                " revoked = 0 ORDER BY created_at, id",
@@ -641,6 +670,8 @@ static int run_claim(store_conn *c, kp_op *o) {
 }
 
 static void write_claim(kp_op *o, json_writer *jw) {
+  json_write_key(jw, "account_id");
+  json_write_base64url(jw, BYTES(o->target, ACCOUNTS_ID_BYTES));
   json_write_key(jw, "key_packages");
   json_write_array_begin(jw);
   for (size_t i = 0; i < o->n_res; i++) {
@@ -663,7 +694,8 @@ static void write_claim(kp_op *o, json_writer *jw) {
 }
 
 static const char CLAIM_ERR[] =
-    "body must be {\"account_id\": base64url of 16 bytes, \"suite\": 1 or 3}";
+    "body must be {\"account_id\": base64url of 16 bytes, \"suite\": 1 or 3} or"
+    " {\"app\": app, \"key\": number, handle or username, \"suite\": 1 or 3}";
 
 static int h_claim(const httpd_req *r, httpd_resp *resp,
                    const uint8_t acc[ACCOUNTS_ID_BYTES],
@@ -676,24 +708,43 @@ static int h_claim(const httpd_req *r, httpd_resp *resp,
     return 0;
   }
   app_body b;
-  char id[32];
+  char id[32], app[16], key[64];
   int st;
   int64_t suite = 0;
   uint8_t target[ACCOUNTS_ID_BYTES];
   size_t got = 0;
-  if (!app_body_parse(r, &b) || app_body_str(&b, 0, "account_id", id, sizeof id) != 1 ||
-      (st = json_object_get(b.buf, b.t, 0, "suite")) < 0 ||
-      json_get_i64(b.buf, b.t, st, &suite) != 0 ||
-      strlen(id) != b64_encoded_len(ACCOUNTS_ID_BYTES, B64_MODE_URL_NOPAD) ||
-      b64_decode(target, sizeof target, id, strlen(id), B64_MODE_URL_NOPAD, &got) != 0 ||
-      got != ACCOUNTS_ID_BYTES)
+  if (!app_body_parse(r, &b) || (st = json_object_get(b.buf, b.t, 0, "suite")) < 0 ||
+      json_get_i64(b.buf, b.t, st, &suite) != 0)
     return app_error(resp, 400, "bad_request", CLAIM_ERR);
+  /* Either an account id, or a profile (app and key); not both. */
+  int has_id = app_body_str(&b, 0, "account_id", id, sizeof id);
+  int has_app = app_body_str(&b, 0, "app", app, sizeof app);
+  int has_key = app_body_str(&b, 0, "key", key, sizeof key);
+  bool by_profile = has_id == 0 && has_app == 1 && has_key == 1;
+  if (!by_profile &&
+      (has_id != 1 || has_app != 0 || has_key != 0 ||
+       strlen(id) != b64_encoded_len(ACCOUNTS_ID_BYTES, B64_MODE_URL_NOPAD) ||
+       b64_decode(target, sizeof target, id, strlen(id), B64_MODE_URL_NOPAD, &got) != 0 ||
+       got != ACCOUNTS_ID_BYTES))
+    return app_error(resp, 400, "bad_request", CLAIM_ERR);
+  int a = by_profile ? app_parse(app) : 0;
+  if (a < 0) return app_error(resp, 400, "bad_request", "unknown app");
+  char norm[PROFILES_KEY_MAX + 1];
+  if (by_profile && !profiles_key_normalize((app_id)a, key, norm))
+    return app_error(resp, 400, "bad_request",
+                     "key breaks the app's key rules (number, handle or username)");
   if (suite != MLS_SUITE_X25519_AES128GCM_SHA256_ED25519 &&
       suite != MLS_SUITE_X25519_CHACHA20POLY1305_SHA256_ED25519)
     return app_error(resp, 400, "bad_request", "suite must be 1 or 3");
   kp_op *o = op_new(acc, dev);
   if (!o) return busy(resp);
-  memcpy(o->target, target, ACCOUNTS_ID_BYTES);
+  o->by_profile = by_profile;
+  if (by_profile) {
+    o->app = (app_id)a;
+    memcpy(o->key, norm, strlen(norm) + 1);
+  } else {
+    memcpy(o->target, target, ACCOUNTS_ID_BYTES);
+  }
   o->suite = (uint16_t)suite;
   o->run = run_claim;
   o->write_ok = write_claim;

@@ -24,6 +24,14 @@
  * committed (httpd_defer / httpd_complete), so a KeyPackage handed out is
  * durably gone and an acknowledged upload survives kill -9.
  *
+ * Claims name the account by id, or by a profile (app and key, resolved
+ * with profiles_resolve in the job). Either answer carries the account id
+ * (each KeyPackage's credential holds it anyway), so a claim by profile
+ * links that profile to its account: it needs the claimer to be allowed
+ * to start a conversation with the profile (reach_allowed from at least
+ * one of the claimer's apps), except for one's own profile. Unknown
+ * profiles and blocks either way answer the same 404.
+ *
  * Expiry: a KeyPackage past its leaf lifetime's not_after is never
  * counted or handed out; a device's expired rows are deleted when it
  * uploads or is claimed from.

@@ -14,5 +14,6 @@ check_eq "demo exits 0" 0 "$?"
 check_eq "three reads of the group, same order" 3 \
   "$(grep -c $'^3\t.*\tand from messenger$' "$work/out")"
 check_eq "the direct message arrives" 1 "$(grep -c $'^1\t.*\tjust us two$' "$work/out")"
+check_eq "the one by phone number arrives" 1 "$(grep -c $'^1\t.*\tgot your number$' "$work/out")"
 check_eq "no plaintext on the server" 0 "$(grep -c 'found plaintext' "$work/out")"
 summary demo

@@ -150,7 +150,8 @@ static void test_create_and_join(void) {
   if (!ann.h || !ben.h || !cat.h) TEST_SKIP("no chats");
   /* Ben is online before the group exists: his Welcome is pushed. */
   CHECK_OK(tsr_conversations_refresh_sync(ben.h, NULL));
-  tsr_member m[2] = {{ben.info.account_id, "social"}, {cat.info.account_id, "social"}};
+  tsr_member m[2] = {{ben.info.account_id, "social", NULL},
+                     {cat.info.account_id, "social", NULL}};
   tsr_conversation_params p = {"social", "group", m, 2};
   tsr_reply r = {0};
   CHECK_OK(tsr_conversation_create_sync(ann.h, &p, &r));

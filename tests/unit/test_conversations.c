@@ -1109,6 +1109,176 @@ static void device_free(device *d) {
   free(d->ws);
 }
 
+/* Members named by profile, {"app", "key"}, in conversation.create and
+ * conversation.members: the worker resolves the key (normalised); an
+ * unknown profile and a block either way answer alike; two profiles of
+ * one account are told apart from a repeat only for someone both let in. */
+static void test_members_by_profile(void) {
+  static user pia = {.phone = NULL}, quin = {.phone = NULL}, ugo = {.phone = NULL},
+              vic = {.phone = NULL};
+  static device P, Q, U;
+  CHECK(make_user(&srv, &pia, "pia") && make_user(&srv, &quin, "quin") &&
+        make_user(&srv, &ugo, "ugo") && make_user(&srv, &vic, "vic"));
+  CHECK(social_profile(&pia, "pia") && social_profile(&quin, "quin") &&
+        social_profile(&vic, "vic"));
+  CHECK(call(srv.port, "PUT", "/v1/apps/social/profile", ugo.s.token,
+             "{\"handle\":\"ugo.s\"}") == 201);
+  CHECK(call(srv.port, "PUT", "/v1/apps/messenger/profile", ugo.s.token,
+             "{\"username\":\"ugo.m\"}") == 201);
+  CHECK(call(srv.port, "POST", "/v1/blocks", vic.s.token,
+             "{\"app\":\"social\",\"target\":\"pia\"}") == 200);
+  CHECK(device_new(&pia, &P) && device_new(&quin, &Q) && device_new(&ugo, &U));
+  if (test_failing()) return;
+  char req[1024], code[2][64], text[2][160];
+  /* Refused before the MLS fields are looked at. */
+  static const char *const bad[] = {
+      "{\"app\":\"social\",\"key\":\"q\"}",                       /* key rules */
+      "{\"app\":\"social\",\"key\":\"@quin\"}",                   /* not normalised */
+      "{\"app\":\"mail\",\"key\":\"quin\"}",                      /* app */
+      "{\"key\":\"quin\"}",                                       /* no app */
+      "{\"app\":\"social\",\"key\":\"quin\",\"account\":\"%s\"}", /* both */
+      "{\"app\":\"social\",\"key\":7}"};
+  for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+    char m[256];
+    snprintf(m, sizeof m, bad[i], quin.s.account_id);
+    snprintf(req, sizeof req,
+             "{\"op\":\"conversation.create\",\"id\":41,\"app\":\"social\",\"kind\":"
+             "\"group\",\"members\":[%s],\"group_info\":\"AA\",\"commit\":\"AA\","
+             "\"welcome\":\"AA\"}",
+             m);
+    cJSON *r = op(&P, req);
+    CHECK(strcmp(code_of(r), "bad_request") == 0);
+    cJSON_Delete(r);
+  }
+  /* Unknown, and blocked (Vic blocked Pia): the same answer. */
+  static const char *const hidden[2] = {"nobody", "vic"};
+  for (int i = 0; i < 2; i++) {
+    snprintf(req, sizeof req,
+             "{\"op\":\"conversation.create\",\"id\":42,\"app\":\"social\",\"kind\":"
+             "\"group\",\"members\":[{\"app\":\"social\",\"key\":\"%s\"}],"
+             "\"group_info\":\"AA\",\"commit\":\"AA\",\"welcome\":\"AA\"}",
+             hidden[i]);
+    cJSON *r = op(&P, req);
+    const cJSON *e = cJSON_GetObjectItemCaseSensitive(r, "error");
+    snprintf(code[i], sizeof code[i], "%s", json_str(e, "code"));
+    snprintf(text[i], sizeof text[i], "%s", json_str(e, "message"));
+    cJSON_Delete(r);
+  }
+  CHECK(strcmp(code[0], "not_found") == 0 && strcmp(code[1], "not_found") == 0);
+  CHECK(strcmp(text[0], text[1]) == 0);
+  /* Ugo's two profiles, while he lets Pia in on his social one only: not
+   * reachable (a group), not "listed twice" (which would tell Pia that the
+   * two are one person). */
+  CHECK(call(srv.port, "PUT", "/v1/apps/social/reachability", ugo.s.token,
+             "{\"from\":{\"social\":\"everyone\"}}") == 200);
+  static const char two[] =
+      "{\"op\":\"conversation.create\",\"id\":43,\"app\":\"social\",\"kind\":\"group\","
+      "\"members\":[{\"app\":\"social\",\"key\":\"ugo.s\"},{\"app\":\"messenger\","
+      "\"key\":\"ugo.m\"}],\"group_info\":\"AA\",\"commit\":\"AA\",\"welcome\":\"AA\"}";
+  cJSON *r = op(&P, two);
+  CHECK(strcmp(code_of(r), "forbidden") == 0);
+  cJSON_Delete(r);
+
+  /* The group, with Quin named by his handle (any case). */
+  randombytes_buf(gid, sizeof gid);
+  b64(gid, 16, conv_id);
+  buf_t gi, kp, commit, welcome, wb;
+  buf_init(&gi);
+  buf_init(&kp);
+  buf_init(&commit);
+  buf_init(&welcome);
+  buf_init(&wb);
+  kp_secret *ks = NULL, *ku = NULL;
+  CHECK_OK(group_create(P.id, NULL, BYTES(gid, 16), NULL, &P.g));
+  CHECK_OK(group_info(P.g, true, &gi));
+  CHECK_OK(kp_create(Q.id, 0, 0, &kp, &ks));
+  bytes_t kv = buf_view(&kp);
+  group_commit_params cp = {.add_key_packages = &kv, .n_adds = 1};
+  CHECK_OK(group_commit(P.g, &cp, &commit, &welcome));
+  if (test_failing()) goto out;
+  char *g = b64dup(buf_view(&gi)), *c = b64dup(buf_view(&commit)),
+       *w = b64dup(buf_view(&welcome));
+  size_t cap = strlen(g) + strlen(c) + strlen(w) + 512;
+  char *big = malloc(cap);
+  snprintf(big, cap,
+           "{\"op\":\"conversation.create\",\"id\":44,\"app\":\"social\",\"kind\":"
+           "\"group\",\"members\":[{\"app\":\"social\",\"key\":\"QUIN\"}],"
+           "\"group_info\":\"%s\",\"commit\":\"%s\",\"welcome\":\"%s\"}",
+           g, c, w);
+  r = op(&P, big);
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "next_seq") == 1);
+  cJSON_Delete(r);
+  free(g);
+  free(c);
+  free(w);
+  free(big);
+  CHECK_OK(group_merge_pending(P.g));
+  cJSON *pw = next_push(&Q, "welcome");
+  CHECK(pw && strcmp(json_str(pw, "conversation"), conv_id) == 0);
+  cJSON_Delete(pw);
+
+  /* Adding Ugo by his messenger username: refused while that profile does
+   * not let Pia in, whatever the commit; an unknown one is not_found. */
+  buf_reset(&kp);
+  buf_reset(&commit);
+  buf_reset(&welcome);
+  CHECK_OK(kp_create(U.id, 0, 0, &kp, &ku));
+  kv = buf_view(&kp);
+  CHECK_OK(group_commit(P.g, &cp, &commit, &welcome));
+  static const char add_ugo[] = "[{\"app\":\"messenger\",\"key\":\"ugo.m\"}]";
+  r = members_op(&P, add_ugo, "[]", buf_view(&commit), buf_view(&welcome), "p-u1");
+  CHECK(strcmp(code_of(r), "forbidden") == 0);
+  cJSON_Delete(r);
+  static const char add_both[] = "[{\"app\":\"social\",\"key\":\"ugo.s\"},"
+                                 "{\"app\":\"messenger\",\"key\":\"ugo.m\"}]";
+  r = members_op(&P, add_both, "[]", buf_view(&commit), buf_view(&welcome), "p-u1b");
+  CHECK(strcmp(code_of(r), "forbidden") == 0); /* not "listed twice" */
+  cJSON_Delete(r);
+  r = members_op(&P, "[{\"app\":\"messenger\",\"key\":\"nobody\"}]", "[]",
+                 buf_view(&commit), buf_view(&welcome), "p-u2");
+  CHECK(strcmp(code_of(r), "not_found") == 0);
+  cJSON_Delete(r);
+  r = members_op(&P, "[{\"app\":\"messenger\",\"key\":\"u\"}]", "[]", buf_view(&commit),
+                 buf_view(&welcome), "p-u3");
+  CHECK(strcmp(code_of(r), "bad_request") == 0);
+  cJSON_Delete(r);
+  /* Ugo lets social people in on both profiles: now the repeat is one. */
+  CHECK(call(srv.port, "PUT", "/v1/apps/messenger/reachability", ugo.s.token,
+             "{\"from\":{\"social\":\"everyone\"}}") == 200);
+  r = op(&P, two);
+  CHECK(
+      strcmp(code_of(r), "bad_request") == 0 &&
+      strstr(json_str(cJSON_GetObjectItemCaseSensitive(r, "error"), "message"), "twice"));
+  cJSON_Delete(r);
+  r = members_op(&P, add_both, "[]", buf_view(&commit), buf_view(&welcome), "p-u4");
+  CHECK(strcmp(code_of(r), "bad_request") == 0);
+  cJSON_Delete(r);
+  r = members_op(&P, add_ugo, "[]", buf_view(&commit), buf_view(&welcome), "p-u5");
+  CHECK(strcmp(code_of(r), "") == 0 && num(ok_of(r), "seq") == 1);
+  cJSON_Delete(r);
+  CHECK_OK(group_merge_pending(P.g));
+  pw = next_push(&U, "welcome");
+  if (pw && unb64(json_str(pw, "welcome"), &wb))
+    CHECK_OK(group_join(U.id, NULL, &ku, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL,
+                        NULL, &U.g));
+  CHECK(pw != NULL && U.g != NULL);
+  cJSON_Delete(pw);
+out:
+  kp_secret_free(ks);
+  kp_secret_free(ku);
+  buf_free(&gi);
+  buf_free(&kp);
+  buf_free(&commit);
+  buf_free(&welcome);
+  buf_free(&wb);
+  drop_pushes(&P);
+  drop_pushes(&Q);
+  drop_pushes(&U);
+  device_free(&P);
+  device_free(&Q);
+  device_free(&U);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0 || crypto_init() != 0 || !find_binary()) {
@@ -1130,6 +1300,7 @@ int main(void) {
   RUN(test_members);
   RUN(test_retention);
   RUN(test_requests_and_blocks);
+  RUN(test_members_by_profile);
   drop_pushes(&A);
   drop_pushes(&B);
   drop_pushes(&C);

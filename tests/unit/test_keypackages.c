@@ -801,6 +801,98 @@ static void test_blocks(void) {
   CHECK(is_missing(ben.s.device_id));
 }
 
+/* POST /v1/keypackages/claim by profile: {"app", "key", "suite"}. The
+ * answer names the account; only someone the profile lets start a
+ * conversation may claim; unknown profiles and blocks either way answer
+ * the same 404; nothing is handed out on a refusal. */
+static int claim_profile(const session *s, const char *app, const char *key, int suite) {
+  char body[160];
+  snprintf(body, sizeof body, "{\"app\":\"%s\",\"key\":\"%s\",\"suite\":%d}", app, key,
+           suite);
+  return call(srv.port, "POST", "/v1/keypackages/claim", s->token, body);
+}
+
+static void test_claim_by_profile(void) {
+  /* fay: a messenger profile with one regular suite-1 KeyPackage on top. */
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/messenger/profile", fay.s.token,
+                 "{\"username\":\"fay.kp\"}"),
+            201);
+  char kps[1][KPB];
+  make_kp(&fay.s, S1, kps[0]);
+  CHECK_INT(upload(&fay.s, kps, 1, NULL), 200);
+  long rows = kp_rows(&fay.s, -1);
+  /* The answer to a claim by account id names the account too. */
+  CHECK_INT(claim(&ben.s, cat.s.account_id, S1), 200);
+  CHECK(strcmp(jstr("account_id"), cat.s.account_id) == 0);
+
+  /* Under fay's default rules (graph) ben (social, not her friend) may
+   * not: the claim would tell him her account id. */
+  CHECK_INT(claim_profile(&ben.s, "messenger", "fay.kp", S1), 403);
+  CHECK(err_is("forbidden"));
+  CHECK(msg_has("not reachable"));
+  CHECK_INT(kp_rows(&fay.s, -1), rows);
+  /* Everyone from social: ben may, by any spelling of the username. */
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/messenger/reachability", fay.s.token,
+                 "{\"from\":{\"social\":\"everyone\"}}"),
+            200);
+  CHECK_INT(claim_profile(&ben.s, "messenger", "Fay.KP", S1), 200);
+  CHECK(strcmp(jstr("account_id"), fay.s.account_id) == 0);
+  CHECK_INT(n_claimed(), 1);
+  CHECK(strcmp(claimed_for(fay.s.device_id), "") != 0);
+  /* The oldest regular one of suite 1 went (not a last resort). */
+  CHECK_INT(kp_rows(&fay.s, -1), rows - 1);
+  /* eve has no profile at all: reachable from none of her apps. */
+  CHECK_INT(claim_profile(&eve.s, "messenger", "fay.kp", S1), 403);
+  CHECK(err_is("forbidden"));
+  /* One's own profile: allowed, one's own device left out as ever. */
+  CHECK_INT(claim_profile(&fay.s, "messenger", "fay.kp", S1), 200);
+  CHECK(strcmp(jstr("account_id"), fay.s.account_id) == 0);
+  CHECK_INT(n_claimed() + n_missing(), 0);
+
+  /* Unknown profile: 404; a block either way answers exactly the same. */
+  CHECK_INT(claim_profile(&cat.s, "messenger", "nobody.kp", S1), 404);
+  CHECK(err_is("not_found"));
+  static char unknown[sizeof resp.body];
+  memcpy(unknown, resp.body, sizeof unknown);
+  CHECK_INT(claim_profile(&cat.s, "social", "nobody.kp", S1), 404);
+  CHECK(strcmp(resp.body, unknown) == 0);
+  CHECK_INT(claim_profile(&cat.s, "messenger", "fay.kp", S1), 200); /* before */
+  rows = kp_rows(&fay.s, -1);
+  CHECK_INT(call(srv.port, "PUT", "/v1/apps/social/reachability", cat.s.token,
+                 "{\"from\":{\"messenger\":\"everyone\"}}"),
+            200);
+  CHECK_INT(claim_profile(&fay.s, "social", "cat.kp", S1), 200);
+  CHECK(strcmp(jstr("account_id"), cat.s.account_id) == 0);
+  CHECK_INT(call(srv.port, "POST", "/v1/blocks", fay.s.token,
+                 "{\"app\":\"social\",\"target\":\"cat.kp\"}"),
+            200);
+  CHECK_INT(claim_profile(&cat.s, "messenger", "fay.kp", S1), 404);
+  CHECK(strcmp(resp.body, unknown) == 0);
+  CHECK_INT(claim_profile(&fay.s, "social", "cat.kp", S1), 404);
+  CHECK(strcmp(resp.body, unknown) == 0);
+  CHECK_INT(kp_rows(&fay.s, -1), rows);
+  CHECK_INT(call(srv.port, "DELETE", "/v1/blocks/social/cat.kp", fay.s.token, NULL), 200);
+  CHECK_INT(claim_profile(&cat.s, "messenger", "fay.kp", S1), 200);
+  CHECK(strcmp(jstr("account_id"), fay.s.account_id) == 0);
+
+  /* Malformed: both forms, a key breaking the rules, an unknown app, a key
+   * without its app, a wrong suite. */
+  char body[160];
+  snprintf(body, sizeof body,
+           "{\"account_id\":\"%s\",\"app\":\"messenger\",\"key\":\"fay.kp\","
+           "\"suite\":1}",
+           fay.s.account_id);
+  CHECK_INT(call(srv.port, "POST", "/v1/keypackages/claim", ben.s.token, body), 400);
+  CHECK(err_is("bad_request"));
+  CHECK_INT(claim_profile(&ben.s, "messenger", "f", S1), 400);
+  CHECK_INT(claim_profile(&ben.s, "chat", "5550101", S1), 400);
+  CHECK_INT(claim_profile(&ben.s, "mail", "fay.kp", S1), 400);
+  CHECK_INT(call(srv.port, "POST", "/v1/keypackages/claim", ben.s.token,
+                 "{\"key\":\"fay.kp\",\"suite\":1}"),
+            400);
+  CHECK_INT(claim_profile(&ben.s, "messenger", "fay.kp", 2), 400);
+}
+
 static void test_unauthenticated(void) {
   CHECK_INT(call(srv.port, "GET", "/v1/keypackages", NULL, NULL), 401);
   CHECK(err_is("unauthorized"));
@@ -896,6 +988,7 @@ int main(void) {
   RUN(test_concurrent_claims);
   RUN(test_expired);
   RUN(test_blocks);
+  RUN(test_claim_by_profile);
   RUN(test_unauthenticated);
   RUN(test_revoke);
   RUN(test_rate_limit);
