@@ -890,6 +890,31 @@ typedef struct {
 
 int tsr_client_session(tsr_client *c, tsr_session_info *out);
 
+/* --- Safety numbers ------------------------------------------------------ */
+
+/* Two people compare one number, read aloud or side by side, to check that
+ * the identity keys their apps use for each other are the real ones (a
+ * server that swapped a key would show them different numbers). 60 digits
+ * in 12 groups of 5 separated by spaces, the same for both people: each
+ * person's 30 digits come from SHA-256 of a fixed label, the account id and
+ * the identity key, and the two halves are put in ascending order. */
+#define TSR_SAFETY_NUMBER_SIZE 72 /* 60 digits, 11 spaces, NUL */
+
+/* The safety number of two (account id, identity key) pairs; order does
+ * not matter. Pure: no network, no state. 0 or TSR_EINVAL. */
+int tsr_safety_number(const uint8_t account_a[16], const uint8_t identity_key_a[32],
+                      const uint8_t account_b[16], const uint8_t identity_key_b[32],
+                      char out[TSR_SAFETY_NUMBER_SIZE]);
+
+/* The safety number of this device's account and account_id (base64url),
+ * with both identity keys fetched from the server (GET
+ * /v1/accounts/{id}/keys; this account's own key is taken from the state
+ * file when the device holds it). Blocking. Errors: TSR_EINVAL (a malformed
+ * id), TSR_ESTATE (not logged in), the call's error (TSR_ENOTFOUND: no such
+ * account, or a block), TSR_EDECODE (a malformed answer). */
+int tsr_safety_number_sync(tsr_client *c, const char *account_id,
+                           char out[TSR_SAFETY_NUMBER_SIZE]);
+
 #ifdef __cplusplus
 }
 #endif

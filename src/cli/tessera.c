@@ -33,6 +33,7 @@ static const char usage[] =
     "  login --login L [--certificate CERT] [--device-name N]\n"
     "  logout\n"
     "  whoami\n"
+    "  safety-number ACCOUNT_ID     the number to compare with that person\n"
     "  devices\n"
     "  device revoke DEVICE_ID\n"
     "  device key                      print this device's public key\n"
@@ -328,6 +329,20 @@ static int cmd_devices(tsr_client *c) {
   else
     print_devices(&r);
   tsr_reply_clear(&r);
+  return 0;
+}
+
+/* tessera safety-number ACCOUNT_ID: the number both people compare. */
+static int cmd_safety_number(tsr_client *c, int argc, char **argv) {
+  if (argc != 1) die("usage", "safety-number ACCOUNT_ID (as `chat read` shows senders)");
+  char num[TSR_SAFETY_NUMBER_SIZE];
+  int rc = tsr_safety_number_sync(c, argv[0], num);
+  if (rc == TSR_EINVAL) die("usage", "ACCOUNT_ID is a 22-character account id");
+  if (rc) die_call(rc, NULL, "safety-number");
+  if (json_out)
+    printf("{\"account_id\":\"%s\",\"safety_number\":\"%s\"}\n", argv[0], num);
+  else
+    printf("%.35s\n%s\n", num, num + 36); /* two lines of six groups */
   return 0;
 }
 
@@ -1410,6 +1425,8 @@ int main(int argc, char **argv) {
     rc = cmd_devices(c);
   else if (!strcmp(cmd, "whoami"))
     rc = cmd_whoami(c);
+  else if (!strcmp(cmd, "safety-number"))
+    rc = cmd_safety_number(c, n, rest);
   else if (!strcmp(cmd, "device"))
     rc = cmd_device(c, n, rest);
   else if (!strcmp(cmd, "keys"))

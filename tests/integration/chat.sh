@@ -174,4 +174,16 @@ check_fails "bad app" t alice chat create --app mail --with @bob:social
 check_fails "no member" t alice chat create --app chat
 check_fails "not logged in" t nobody chat list
 
+# Safety numbers: the same for both people, different for another pair,
+# 60 digits in groups of five.
+sab=$(t alice --json safety-number "$B" | jq -r .safety_number)
+sba=$(t bob --json safety-number "$A" | jq -r .safety_number)
+sac=$(t alice --json safety-number "$C" | jq -r .safety_number)
+check_eq "safety number: 12 groups of 5 digits" 1 \
+  "$(grep -cE '^[0-9]{5}( [0-9]{5}){11}$' <<<"$sab")"
+check_eq "safety number: alice and bob see the same" "$sab" "$sba"
+check_eq "safety number: another pair differs" 1 "$([[ $sab != "$sac" ]] && echo 1)"
+check "safety number (text)" t alice safety-number "$B"
+check_fails "safety number of a malformed id" t alice safety-number nope
+
 summary chat
