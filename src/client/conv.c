@@ -41,9 +41,30 @@ struct tsr_chat {
   size_t n_inflight;
   bool refresh_running; /* a refresh chain is in progress */
   bool refresh_again;   /* ... and another was asked for meanwhile */
+  /* A transient failure ("unavailable" while the server's delivery service
+   * restarts, "network", "timeout") with the session still up: refresh and
+   * resend the outbox again at retry_at (0: none), backing off. */
+  uint64_t retry_at;
+  uint32_t retry_ms;
 };
 
 /* ---- small helpers --------------------------------------------------------- */
+
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS 5000
+
+static bool transient(const char *code) {
+  return !strcmp(code, "unavailable") || !strcmp(code, "network") ||
+         !strcmp(code, "timeout");
+}
+
+/* Schedules a refresh and an outbox flush (once; backing off). */
+static void retry_later(tsr_chat *h) {
+  if (h->retry_at) return;
+  h->retry_ms = h->retry_ms ? h->retry_ms * 2 : RETRY_FIRST_MS;
+  if (h->retry_ms > RETRY_MAX_MS) h->retry_ms = RETRY_MAX_MS;
+  h->retry_at = tsr_client_now_ms(h->c) + h->retry_ms;
+}
 
 static sqlite3 *db_of(tsr_chat *h) { return cstate_db(client_state(h->c)); }
 
@@ -663,8 +684,8 @@ static void refresh_done(refresh_job *j) {
 }
 
 static void on_refresh_sync(void *arg, const tsr_result *res) {
-  (void)res;
   refresh_job *j = arg;
+  if (res->err && transient(res->code)) retry_later(j->h);
   if (--j->syncs == 0) refresh_done(j);
 }
 
@@ -672,11 +693,13 @@ static void on_conversations(void *arg, const tsr_result *res) {
   refresh_job *j = arg;
   tsr_chat *h = j->h;
   if (res->err) {
+    if (transient(res->code)) retry_later(h);
     if (j->cb) j->cb(j->arg, res);
     j->cb = NULL;
     refresh_done(j);
     return;
   }
+  h->retry_ms = 0; /* the delivery service answers again */
   buf_append(&j->body, res->body, res->body_len);
   pj p;
   if (pj_parse(&p, res->body, res->body_len) == 0) {
@@ -816,9 +839,9 @@ static void on_send(void *arg, const tsr_result *res) {
       /* Sync (the winning commit), then encrypt again in the new epoch. */
       if (sync_start(h, j->conv, on_stale_synced, j) == 0) return;
     }
-    if (strcmp(res->code, "network") && strcmp(res->code, "timeout") &&
-        strcmp(res->code, "cancelled") && strcmp(res->code, "unavailable") &&
-        strcmp(res->code, "stale_epoch"))
+    if (transient(res->code))
+      retry_later(h); /* kept; sent again soon (same client id) */
+    else if (strcmp(res->code, "cancelled") && strcmp(res->code, "stale_epoch"))
       outbox_del(db, j->client_id); /* refused for good */
     send_finish(j, res);
     return;
@@ -1479,6 +1502,11 @@ int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg
     if (timeout_ms >= 0 && now - start >= (uint64_t)timeout_ms) return 1;
     tsr_client_on_tick(c, now);
     tsr_ws_on_tick(h->ws, now);
+    if (h->retry_at && now >= h->retry_at && tsr_ws_state(h->ws) == TSR_WS_CONNECTED) {
+      h->retry_at = 0;
+      refresh_start(h, NULL, NULL);
+      tsr_outbox_flush(h);
+    }
     if (until && until(arg)) return 0;
     struct pollfd pf[2];
     int np = 0, ci = -1, wi = -1;
@@ -1499,6 +1527,10 @@ int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg
     if (t >= 0 && t < wait) wait = t;
     t = tsr_ws_next_timeout(h->ws, now);
     if (t >= 0 && t < wait) wait = t;
+    if (h->retry_at) {
+      int64_t r = h->retry_at > now ? (int64_t)(h->retry_at - now) : 0;
+      if (r < wait) wait = r;
+    }
     if (timeout_ms >= 0) {
       int64_t left = (int64_t)timeout_ms - (int64_t)(now - start);
       if (left < wait) wait = left < 0 ? 0 : left;
