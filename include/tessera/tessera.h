@@ -761,6 +761,16 @@ tsr_ws *tsr_chat_ws(tsr_chat *h);
  * NULL) returns nonzero (0) or timeout_ms passed (1; < 0 without limit);
  * TSR_EIO when poll fails. `until` is checked as for tsr_ws_run. */
 int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg);
+
+/* For callers that drive the client and the session with their own loop
+ * (instead of tsr_chat_run): call tsr_chat_on_tick with the client's clock
+ * after tsr_client_on_tick and tsr_ws_on_tick, and no later than
+ * tsr_chat_next_timeout says (milliseconds; -1: nothing due). It retries,
+ * with backoff, a refresh or an outbox send that met a transient failure
+ * ("unavailable" while the server's delivery service restarts, "network",
+ * "timeout") while the session stayed up. */
+int tsr_chat_on_tick(tsr_chat *h, uint64_t now);
+int64_t tsr_chat_next_timeout(const tsr_chat *h, uint64_t now);
 /* Operations of the chat in progress (calls and internal chains). */
 size_t tsr_chat_pending(const tsr_chat *h);
 

@@ -1492,6 +1492,21 @@ tsr_ws *tsr_chat_ws(tsr_chat *h) { return h ? h->ws : NULL; }
 
 size_t tsr_chat_pending(const tsr_chat *h) { return h ? h->jobs : 0; }
 
+int tsr_chat_on_tick(tsr_chat *h, uint64_t now) {
+  if (!h) return TSR_EINVAL;
+  if (h->retry_at && now >= h->retry_at && tsr_ws_state(h->ws) == TSR_WS_CONNECTED) {
+    h->retry_at = 0;
+    refresh_start(h, NULL, NULL);
+    tsr_outbox_flush(h);
+  }
+  return 0;
+}
+
+int64_t tsr_chat_next_timeout(const tsr_chat *h, uint64_t now) {
+  if (!h || !h->retry_at) return -1;
+  return h->retry_at > now ? (int64_t)(h->retry_at - now) : 0;
+}
+
 int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg) {
   if (!h) return TSR_EINVAL;
   tsr_client *c = h->c;
@@ -1502,11 +1517,7 @@ int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg
     if (timeout_ms >= 0 && now - start >= (uint64_t)timeout_ms) return 1;
     tsr_client_on_tick(c, now);
     tsr_ws_on_tick(h->ws, now);
-    if (h->retry_at && now >= h->retry_at && tsr_ws_state(h->ws) == TSR_WS_CONNECTED) {
-      h->retry_at = 0;
-      refresh_start(h, NULL, NULL);
-      tsr_outbox_flush(h);
-    }
+    tsr_chat_on_tick(h, now);
     if (until && until(arg)) return 0;
     struct pollfd pf[2];
     int np = 0, ci = -1, wi = -1;
@@ -1527,10 +1538,8 @@ int tsr_chat_run(tsr_chat *h, int timeout_ms, int (*until)(void *arg), void *arg
     if (t >= 0 && t < wait) wait = t;
     t = tsr_ws_next_timeout(h->ws, now);
     if (t >= 0 && t < wait) wait = t;
-    if (h->retry_at) {
-      int64_t r = h->retry_at > now ? (int64_t)(h->retry_at - now) : 0;
-      if (r < wait) wait = r;
-    }
+    t = tsr_chat_next_timeout(h, now);
+    if (t >= 0 && t < wait) wait = t;
     if (timeout_ms >= 0) {
       int64_t left = (int64_t)timeout_ms - (int64_t)(now - start);
       if (left < wait) wait = left < 0 ? 0 : left;

@@ -73,8 +73,9 @@ static int fetch_identity(tsr_client *c, const char *account_id, uint8_t ik[32])
                 : -1;
     const char *p;
     size_t n;
-    rc = i >= 0 && json_get_string_view(r.body, t, i, &p, &n) == 0 ? decode_id(p, n, ik, 32)
-                                                                   : TSR_EDECODE;
+    rc = i >= 0 && json_get_string_view(r.body, t, i, &p, &n) == 0
+             ? decode_id(p, n, ik, 32)
+             : TSR_EDECODE;
   }
   tsr_reply_clear(&r);
   return rc;

@@ -18,7 +18,8 @@ static void test_symmetric_and_sensitive(void) {
   CHECK_OK(tsr_safety_number(b, kb, a, ka, y));
   CHECK(strcmp(x, y) == 0);
   CHECK_INT(strlen(x), 71);
-  for (int i = 0; i < 71; i++) CHECK(i % 6 == 5 ? x[i] == ' ' : (x[i] >= '0' && x[i] <= '9'));
+  for (int i = 0; i < 71; i++)
+    CHECK(i % 6 == 5 ? x[i] == ' ' : (x[i] >= '0' && x[i] <= '9'));
   kb[31] ^= 1; /* a swapped key shows */
   CHECK_OK(tsr_safety_number(a, ka, b, kb, z));
   CHECK(strcmp(x, z) != 0);
