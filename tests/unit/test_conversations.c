@@ -800,109 +800,6 @@ static void ack(device *d, uint64_t seq) {
   cJSON_Delete(op(d, req));
 }
 
-/* A fresh server keeping messages 1.5 s: a message is deleted once every
- * member device acknowledged it, and when it is older than that, whoever
- * has it; the log's numbering goes on. */
-static void test_retention(void) {
-  server_stop(&srv, true);
-  const char *ret[] = {"--rate-per-address",
-                       "0",
-                       "--rate-per-account",
-                       "0",
-                       "--message-retention",
-                       "1.5",
-                       NULL};
-  if (!server_start(&srv, "convret", true, "2", ret)) {
-    CHECK(!"the server did not start");
-    return;
-  }
-  static user x, y;
-  static device X, Y;
-  CHECK(make_user(&srv, &x, "xena") && make_user(&srv, &y, "yuri"));
-  CHECK(social_profile(&x, "xena") && social_profile(&y, "yuri"));
-  CHECK(device_new(&x, &X) && device_new(&y, &Y));
-  if (test_failing()) return;
-  randombytes_buf(gid, sizeof gid);
-  b64(gid, 16, conv_id);
-  buf_t gi, kp, commit, welcome, wb;
-  buf_init(&gi);
-  buf_init(&kp);
-  buf_init(&commit);
-  buf_init(&welcome);
-  buf_init(&wb);
-  kp_secret *ks = NULL;
-  CHECK_OK(group_create(X.id, NULL, BYTES(gid, 16), NULL, &X.g));
-  CHECK_OK(group_info(X.g, true, &gi));
-  CHECK_OK(kp_create(Y.id, 0, 0, &kp, &ks));
-  bytes_t kv = buf_view(&kp);
-  group_commit_params p = {.add_key_packages = &kv, .n_adds = 1};
-  CHECK_OK(group_commit(X.g, &p, &commit, &welcome));
-  char *g = b64dup(buf_view(&gi)), *c = b64dup(buf_view(&commit)),
-       *w = b64dup(buf_view(&welcome));
-  size_t cap = strlen(g) + strlen(c) + strlen(w) + 512;
-  char *req = malloc(cap);
-  snprintf(
-      req, cap,
-      "{\"op\":\"conversation.create\",\"id\":1,\"app\":\"social\",\"kind\":\"direct\","
-      "\"members\":[{\"account\":\"%s\",\"app\":\"social\"}],\"group_info\":\"%s\","
-      "\"commit\":\"%s\",\"welcome\":\"%s\"}",
-      y.s.account_id, g, c, w);
-  cJSON *r = op(&X, req);
-  CHECK(strcmp(code_of(r), "") == 0);
-  cJSON_Delete(r);
-  CHECK_OK(group_merge_pending(X.g));
-  cJSON *pw = next_push(&Y, "welcome");
-  if (pw && unb64(json_str(pw, "welcome"), &wb))
-    CHECK_OK(group_join(Y.id, NULL, &ks, 1, buf_view(&wb), BYTES_NONE, NULL, 0, NULL,
-                        NULL, &Y.g));
-  cJSON_Delete(pw);
-  free(g);
-  free(c);
-  free(w);
-  free(req);
-  if (!Y.g) goto out;
-  for (int i = 1; i <= 3; i++) {
-    char cid[16];
-    snprintf(cid, sizeof cid, "x%d", i);
-    r = send_text(&X, "kept for a while", cid);
-    CHECK(num(ok_of(r), "seq") == i);
-    cJSON_Delete(r);
-  }
-  CHECK_INT(log_rows(), 3);
-  /* Both devices have 1 and 2 (the sender acknowledges its own too). */
-  ack(&Y, 2);
-  ack(&X, 3);
-  CHECK(rows_become(1));
-  uint64_t first = 0;
-  CHECK_INT(sync_count(&Y, &first), 1);
-  CHECK_INT(first, 3);
-  /* Nobody acknowledged 3: it goes when it is older than 1.5 s. */
-  CHECK(rows_become(0));
-  CHECK_INT(sync_count(&Y, &first), 0);
-  r = send_text(&X, "numbering goes on", "x4");
-  CHECK(num(ok_of(r), "seq") == 4);
-  cJSON_Delete(r);
-  CHECK_INT(sync_count(&Y, &first), 1);
-  CHECK_INT(first, 4);
-out:
-  drop_pushes(&X);
-  drop_pushes(&Y);
-  group_free(X.g);
-  group_free(Y.g);
-  group_identity_free(X.id);
-  group_identity_free(Y.id);
-  close(X.ws->fd);
-  close(Y.ws->fd);
-  free(X.ws);
-  free(Y.ws);
-  kp_secret_free(ks);
-  buf_free(&gi);
-  buf_free(&kp);
-  buf_free(&commit);
-  buf_free(&welcome);
-  buf_free(&wb);
-}
-
 /* S creates a direct social conversation with user `to`; T (to's device,
  * online) joins from the pushed Welcome. The conversation becomes the
  * current one (conv_id). Returns the create answer's error code ("" when
@@ -957,6 +854,67 @@ out:
   buf_free(&welcome);
   buf_free(&wb);
   return code;
+}
+
+/* A fresh server keeping messages 1.5 s: a message is deleted once every
+ * member device acknowledged it, and when it is older than that, whoever
+ * has it; the log's numbering goes on. */
+static void test_retention(void) {
+  server_stop(&srv, true);
+  const char *ret[] = {"--rate-per-address",
+                       "0",
+                       "--rate-per-account",
+                       "0",
+                       "--message-retention",
+                       "1.5",
+                       NULL};
+  if (!server_start(&srv, "convret", true, "2", ret)) {
+    CHECK(!"the server did not start");
+    return;
+  }
+  static user x, y;
+  static device X, Y;
+  CHECK(make_user(&srv, &x, "xena") && make_user(&srv, &y, "yuri"));
+  CHECK(social_profile(&x, "xena") && social_profile(&y, "yuri"));
+  CHECK(device_new(&x, &X) && device_new(&y, &Y));
+  if (test_failing()) return;
+  CHECK(strcmp(create_direct(&X, &y, &Y), "") == 0);
+  cJSON *r;
+  if (!Y.g) goto out;
+  for (int i = 1; i <= 3; i++) {
+    char cid[16];
+    snprintf(cid, sizeof cid, "x%d", i);
+    r = send_text(&X, "kept for a while", cid);
+    CHECK(num(ok_of(r), "seq") == i);
+    cJSON_Delete(r);
+  }
+  CHECK_INT(log_rows(), 3);
+  /* Both devices have 1 and 2 (the sender acknowledges its own too). */
+  ack(&Y, 2);
+  ack(&X, 3);
+  CHECK(rows_become(1));
+  uint64_t first = 0;
+  CHECK_INT(sync_count(&Y, &first), 1);
+  CHECK_INT(first, 3);
+  /* Nobody acknowledged 3: it goes when it is older than 1.5 s. */
+  CHECK(rows_become(0));
+  CHECK_INT(sync_count(&Y, &first), 0);
+  r = send_text(&X, "numbering goes on", "x4");
+  CHECK(num(ok_of(r), "seq") == 4);
+  cJSON_Delete(r);
+  CHECK_INT(sync_count(&Y, &first), 1);
+  CHECK_INT(first, 4);
+out:
+  drop_pushes(&X);
+  drop_pushes(&Y);
+  group_free(X.g);
+  group_free(Y.g);
+  group_identity_free(X.id);
+  group_identity_free(Y.id);
+  close(X.ws->fd);
+  close(Y.ws->fd);
+  free(X.ws);
+  free(Y.ws);
 }
 
 static const char *state_in_list(device *d) {
