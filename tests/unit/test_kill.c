@@ -2,35 +2,52 @@
  * on a fixed port) and three libtessera devices (ann, ben, cat; one
  * account each, state files in a temporary directory) in one group made
  * with tsr_chat. Ann and ben send continuously through tsr_send_text
- * (the outbox, client ids) while the whole server is killed with SIGKILL
- * (master and every child at once) at random moments and restarted on the
- * same port and data directory, ROUNDS times. The devices keep running
- * across the kills and reconnect by themselves; the test drives all of
- * them in one thread with the non-blocking API.
+ * (the outbox, client ids: a message every SEND_EVERY_MS each, also while
+ * the server is down) while the whole server is killed with SIGKILL
+ * (master and every child at once) and restarted on the same port and data
+ * directory, ROUNDS times. The devices keep running across the kills and
+ * reconnect by themselves; the test drives all of them in one thread with
+ * the non-blocking API (client, session, tsr_chat_on_tick).
+ *
+ * Each round: both senders connected again, a random time of sending
+ * (DELAY_MIN_MS..DELAY_MAX_MS), then the kill; in three rounds of four the
+ * sessions first settle, each sender queues a burst and the kill comes
+ * while the answer to a send sits unread in a sender's socket (so that an
+ * answer given before the commit would be caught). Then a random time of
+ * queueing while the server is down, and the restart.
  *
  * Recorded as it happens: every message's client_id (read from the
  * sender's outbox right after tsr_send_text), the seq its sender was told
  * (the send callback, or the row leaving the outbox for the messages table
  * when the outbox resent it), the messages still unacknowledged at each
- * kill, and the delivery service's log as the kill left it (seq and
- * client_id of every row, read from its store while the server is down).
+ * kill (each must still be in its sender's outbox under its client_id),
+ * and the delivery service's log as the kill left it (seq and client_id of
+ * every row, read from its store while the server is down).
  *
  * After the last round everything drains (outboxes empty, every message
- * acknowledged, every device at the same last seq, nothing in flight),
- * then on every device:
- *   - seqs run 1, 2, 3, ... without a gap or a repeat, up to the number of
- *     messages queued, and the server's last seq is that number too;
- *   - every message is stored exactly once, at the seq its sender was told
- *     (so the three devices hold the same messages in the same order), and
- *     handed to on_message once on each receiving device;
+ * acknowledged, every device at the same last seq, nothing in flight;
+ * bounded by DRAIN_MS), then:
+ *   - no message is left in an outbox, and none left its outbox without a
+ *     seq;
+ *   - on every device seqs run 1, 2, 3, ... without a gap or a repeat, up
+ *     to the number of messages queued, and the server's last seq is that
+ *     number too;
+ *   - every message is stored exactly once on every device, at the seq its
+ *     sender was told, and no two messages were told the same seq (so the
+ *     three devices hold the same messages in the same order); it was
+ *     handed to on_message once on each receiving device, never on its
+ *     sender's;
  *   - every message unacknowledged at a kill was delivered after the
  *     restart exactly once, and every log row seen in the delivery
- *     service's store carries the client_id the message was queued with,
+ *     service's store carries the client_id its message was queued with,
  *     at the seq its sender was finally told (a resend under a new
  *     client_id, or an answer given before the commit, breaks these).
  * The per-round record (delay, acknowledged so far, unacknowledged at the
- * kill, of which already stored) is printed only when a check fails. Set
- * TSR_KILL_SEED to repeat a sequence of delays. */
+ * kill and how many of those the log already held, log rows, timings) and
+ * the messages that failed a check are printed only when a check fails
+ * (or with TSR_KILL_VERBOSE set); every run's server log is kept in the
+ * test's directory, which is kept on failure. Set TSR_KILL_SEED to repeat
+ * a sequence of delays (the timing of the rest still varies). */
 #define _GNU_SOURCE /* memmem */
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -41,7 +58,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "server_harness.h"
@@ -54,9 +73,9 @@
 #define DOWN_MAX_MS 100  /* of queueing while the server is down */
 #define SEND_EVERY_MS 8  /* a new message per sender this often ... */
 #define MAX_UNACKED 40   /* ... while it has fewer unacknowledged */
-#define BURST 12         /* messages queued at once before such a kill */
+#define BURST 12         /* messages queued at once before a kill at an answer */
 #define SETTLE_MS 300    /* for the sessions to settle before a burst */
-#define ACK_WAIT_MS 1000 /* for the answer such a kill waits for */
+#define ACK_WAIT_MS 1000 /* for the answer that kill waits for */
 #define MAX_MSGS 20000
 #define DRAIN_MS 15000
 #define NP 3 /* devices: ann, ben (senders) and cat */
@@ -76,7 +95,7 @@ static uint32_t rnd(uint32_t lo, uint32_t hi) {
   return lo + (uint32_t)(rng % (hi - lo + 1));
 }
 
-/* ---- what happened ------------------------------------------------------------ */
+/* ---- what happened -------------------------------------------------------------- */
 
 typedef struct {
   char text[24];      /* "from A #17": unique */
@@ -106,7 +125,7 @@ typedef struct {
   uint64_t log_last;   /* last seq in the log at the kill */
   int log_rows;        /* rows left in the log (acknowledged rows are swept) */
   uint64_t restart_ms; /* server_start */
-  uint64_t kill_ms;    /* server_kill9 */
+  uint64_t kill_ms;    /* kill9 */
   uint64_t back_ms;    /* until both senders were connected again */
 } round_rec;
 
@@ -209,11 +228,8 @@ static void on_sent(void *arg, const tsr_result *res) {
   cJSON_Delete(j);
 }
 
-/* ---- driving ------------------------------------------------------------------------
- */
+/* ---- driving -------------------------------------------------------------------- */
 
-/* One poll over every device's client and session (up to max_ms), then
- * their handlers and timers. */
 /* Whether the bytes waiting unread on fd hold the answer to a `send`
  * ({"id":N,"ok":{"seq":S,"duplicate":false}}, in an unmasked frame). */
 static bool send_answer_waiting(int fd) {
@@ -222,6 +238,9 @@ static bool send_answer_waiting(int fd) {
   return n > 0 && memmem(peek, (size_t)n, "\"duplicate\":", 12) != NULL;
 }
 
+/* One poll over every device's client and session (up to max_ms), after
+ * their timers, then their handlers. With kill_on_input, returns before
+ * handling anything when a sender's session has a send answer waiting. */
 static void drive_once(int max_ms) {
   struct pollfd pf[2 * NP];
   int who[2 * NP], ws[2 * NP], np = 0;
@@ -375,7 +394,24 @@ static void scan_own(void) {
     CHECK_OK(tsr_messages_local(P[s].c, conv, 0, scan_own_each, &s));
 }
 
-/* ---- the delivery service's log, read while the server is down --------------------- */
+/* server_kill9 (kill -9 of the master and every child at once, then wait
+ * until the whole process group is gone), reaping the children itself:
+ * this process is their subreaper (main), so the workers and the delivery
+ * service, orphaned by the master's death, are gone as soon as they are
+ * reaped here, not whenever the system's init gets to them (seconds in
+ * some containers). */
+static void kill9(server *s) {
+  pid_t pg = s->pid;
+  kill(-pg, SIGKILL);
+  uint64_t deadline = now_ms() + DEADLINE_MS;
+  while (kill(-pg, 0) == 0 && now_ms() < deadline)
+    if (waitpid(-1, NULL, WNOHANG) <= 0) tick();
+  while (waitpid(-1, NULL, WNOHANG) > 0) {
+  }
+  s->pid = 0;
+}
+
+/* ---- the delivery service's log, read while the server is down ------------------ */
 
 static int find_cid(const char *cid, size_t len) {
   for (int i = nmsgs - 1; i >= 0; i--)
@@ -456,8 +492,7 @@ static void keep_log(int round) {
   free(t);
 }
 
-/* ---- setup
- * ------------------------------------------------------------------------------- */
+/* ---- setup ---------------------------------------------------------------------- */
 
 static bool make_person(person *p) {
   snprintf(p->path, sizeof p->path, "%s/%s.db", tmpdir, p->login);
@@ -515,8 +550,7 @@ static void test_setup(void) {
   if (!all_joined(NULL)) conv[0] = '\0';
 }
 
-/* ---- the rounds
- * ---------------------------------------------------------------------------- */
+/* ---- the rounds ----------------------------------------------------------------- */
 
 static int senders_connected(void) {
   return tsr_ws_state(tsr_chat_ws(P[0].h)) == TSR_WS_CONNECTED &&
@@ -525,9 +559,10 @@ static int senders_connected(void) {
 
 static void print_rounds(void) {
   fprintf(stderr,
-          "  seed %llu; round: delay ms (sending), down ms (queueing), acked/queued at "
-          "the kill, unacked at the kill (already in the log), log rows (last seq), "
-          "restart ms\n",
+          "  seed %llu; per round: ms of sending (+ a burst and a kill at its first "
+          "answer), ms of queueing while down, acknowledged/queued at the kill, "
+          "unacknowledged at the kill (of which the log held), log rows (last seq), "
+          "ms of restart, of kill9, of reconnecting\n",
           (unsigned long long)seed0);
   for (int k = 1; k <= nrounds; k++) {
     round_rec *r = &rounds[k];
@@ -581,7 +616,7 @@ static void test_rounds(void) {
       r->at_ack = input_seen ? 1 : -1;
     }
     t0 = now_ms();
-    server_kill9(&srv);
+    kill9(&srv);
     r->kill_ms = now_ms() - t0;
     keep_log(k);
     /* What the kill left: acknowledgements seen so far (the callbacks and
@@ -619,8 +654,7 @@ static void test_rounds(void) {
   if (test_failing() || getenv("TSR_KILL_VERBOSE")) print_rounds();
 }
 
-/* ---- drain and the checks
- * ------------------------------------------------------------------ */
+/* ---- drain and the checks ------------------------------------------------------- */
 
 static uint64_t last_seq_of(person *p, uint64_t *outbox) {
   tsr_conversation_info *v = NULL;
@@ -856,8 +890,7 @@ static void test_drain_and_check(void) {
   fprintf(stderr, "  server logs of every run: %s (kept)\n", alllog);
 }
 
-/* ---- main
- * ------------------------------------------------------------------------------------ */
+/* ---- main ----------------------------------------------------------------------- */
 
 static int listen_any(uint16_t *port) {
   int fd = socket(AF_INET, SOCK_STREAM, 0);
@@ -875,6 +908,7 @@ static int listen_any(uint16_t *port) {
 
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_CHILD_SUBREAPER, 1); /* for kill9 */
   const char *seed = getenv("TSR_KILL_SEED");
   rng = seed ? strtoull(seed, NULL, 10) : (now_ms() ^ ((uint64_t)getpid() << 20));
   if (!rng) rng = 1;
