@@ -156,6 +156,18 @@ void client_net_settings_get(const tsr_client *c, client_net_settings *out);
  * bad_request -> TSR_EINVAL, ..., anything else TSR_EPROTOCOL). */
 int client_error_code(const char *code);
 
+/* Shared by the HTTP connection (net.c) and the session (ws.c). */
+struct addrinfo;
+typedef struct ssl_st SSL;
+typedef struct ssl_ctx_st SSL_CTX;
+/* A non-blocking TCP socket (TCP_NODELAY) connecting to the first address
+ * from *next on that takes the attempt; *next moves past it. Returns the fd
+ * (*done: connected already, else in progress) or -1 when none is left. */
+int client_connect_next(struct addrinfo **next, bool *done);
+/* An SSL on fd checking that the certificate names host (DNS name, or IP
+ * for a numeric host), with SNI for names only (RFC 6066); NULL on failure. */
+SSL *client_tls_new(SSL_CTX *ctx, int fd, const char *host);
+
 /* ---- keys ---------------------------------------------------------------- */
 
 /* The 55 signed bytes: TSR_DEVICE_CERT_LABEL, 0x00, device key. */

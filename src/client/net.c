@@ -377,33 +377,25 @@ static void tls_step(tsr_client *c, uint64_t now) {
   }
 }
 
-static void connected(tsr_client *c, uint64_t now) {
-  if (!c->tls) {
-    c->conn = CS_OPEN;
-    send_next(c, now);
-    return;
-  }
-  c->ssl = SSL_new(c->ctx);
+SSL *client_tls_new(SSL_CTX *ctx, int fd, const char *host) {
+  SSL *ssl = SSL_new(ctx);
   /* The certificate must name host (a DNS name, or an IP address for a
    * numeric host); SNI carries names only (RFC 6066). */
   struct in6_addr ip;
   bool numeric =
-      inet_pton(AF_INET, c->host, &ip) == 1 || inet_pton(AF_INET6, c->host, &ip) == 1;
-  if (!c->ssl || SSL_set_fd(c->ssl, c->fd) != 1 || SSL_set1_host(c->ssl, c->host) != 1 ||
-      (!numeric && SSL_set_tlsext_host_name(c->ssl, c->host) != 1)) {
-    conn_fail(c, now, false);
-    return;
+      inet_pton(AF_INET, host, &ip) == 1 || inet_pton(AF_INET6, host, &ip) == 1;
+  if (!ssl || SSL_set_fd(ssl, fd) != 1 || SSL_set1_host(ssl, host) != 1 ||
+      (!numeric && SSL_set_tlsext_host_name(ssl, host) != 1)) {
+    SSL_free(ssl);
+    return NULL;
   }
-  c->conn = CS_TLS;
-  tls_step(c, now);
+  return ssl;
 }
 
-/* Starts a connection to the next untried address of the host; false when
- * none is left. */
-static bool try_next_address(tsr_client *c, uint64_t now) {
-  while (c->ai_next) {
-    struct addrinfo *a = c->ai_next;
-    c->ai_next = a->ai_next;
+int client_connect_next(struct addrinfo **next, bool *done) {
+  while (*next) {
+    struct addrinfo *a = *next;
+    *next = a->ai_next;
     int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
                     a->ai_protocol);
     if (fd < 0) continue;
@@ -414,13 +406,38 @@ static bool try_next_address(tsr_client *c, uint64_t now) {
     }
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    c->fd = fd;
-    c->conn = CS_CONNECTING;
-    c->conn_deadline = now + c->connect_timeout_ms;
-    if (rc == 0) connected(c, now);
-    return true;
+    *done = rc == 0;
+    return fd;
   }
-  return false;
+  return -1;
+}
+
+static void connected(tsr_client *c, uint64_t now) {
+  if (!c->tls) {
+    c->conn = CS_OPEN;
+    send_next(c, now);
+    return;
+  }
+  c->ssl = client_tls_new(c->ctx, c->fd, c->host);
+  if (!c->ssl) {
+    conn_fail(c, now, false);
+    return;
+  }
+  c->conn = CS_TLS;
+  tls_step(c, now);
+}
+
+/* Starts a connection to the next untried address of the host; false when
+ * none is left. */
+static bool try_next_address(tsr_client *c, uint64_t now) {
+  bool done = false;
+  int fd = client_connect_next(&c->ai_next, &done);
+  if (fd < 0) return false;
+  c->fd = fd;
+  c->conn = CS_CONNECTING;
+  c->conn_deadline = now + c->connect_timeout_ms;
+  if (done) connected(c, now);
+  return true;
 }
 
 /* Resolves the host and connects to its addresses in getaddrinfo's order,

@@ -18,11 +18,9 @@
  * timed out matches nothing and is dropped. In-flight calls all have the
  * same timeout and are written in list order, so the head of the list
  * has the earliest deadline. */
-#include <arpa/inet.h>
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
@@ -424,13 +422,8 @@ static void connected(tsr_ws *s, uint64_t now) {
     upgrade_start(s, now);
     return;
   }
-  s->ssl = SSL_new(s->net.ctx);
-  struct in6_addr ip;
-  bool numeric = inet_pton(AF_INET, s->net.host, &ip) == 1 ||
-                 inet_pton(AF_INET6, s->net.host, &ip) == 1;
-  if (!s->ssl || SSL_set_fd(s->ssl, s->fd) != 1 ||
-      SSL_set1_host(s->ssl, s->net.host) != 1 ||
-      (!numeric && SSL_set_tlsext_host_name(s->ssl, s->net.host) != 1)) {
+  s->ssl = client_tls_new(s->net.ctx, s->fd, s->net.host);
+  if (!s->ssl) {
     conn_fail(s, now, false);
     return;
   }
@@ -442,26 +435,14 @@ static void connected(tsr_ws *s, uint64_t now) {
 }
 
 static bool try_next_address(tsr_ws *s, uint64_t now) {
-  while (s->ai_next) {
-    struct addrinfo *a = s->ai_next;
-    s->ai_next = a->ai_next;
-    int fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC,
-                    a->ai_protocol);
-    if (fd < 0) continue;
-    int rc = connect(fd, a->ai_addr, a->ai_addrlen);
-    if (rc != 0 && errno != EINPROGRESS) {
-      close(fd);
-      continue;
-    }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    s->fd = fd;
-    s->conn = WS_CONNECTING;
-    s->conn_deadline = now + s->net.connect_timeout_ms;
-    if (rc == 0) connected(s, now);
-    return true;
-  }
-  return false;
+  bool done = false;
+  int fd = client_connect_next(&s->ai_next, &done);
+  if (fd < 0) return false;
+  s->fd = fd;
+  s->conn = WS_CONNECTING;
+  s->conn_deadline = now + s->net.connect_timeout_ms;
+  if (done) connected(s, now);
+  return true;
 }
 
 static void start_connect(tsr_ws *s, uint64_t now) {
