@@ -906,52 +906,63 @@ static int h_revoke(const httpd_req *r, httpd_resp *resp) {
   return HTTPD_DEFERRED;
 }
 
+/* Writes member "devices": the live devices of account, oldest first, each
+ * with its id, signature key and certificate; with me (the caller's device,
+ * listing its own account) also name, times and "current". Returns 0 or -1. */
+static int write_devices(store_conn *c, json_writer *jw,
+                         const uint8_t account[ACCOUNTS_ID_BYTES], const uint8_t *me) {
+  store_stmt *s;
+  if (store_conn_prepare(c,
+                         "SELECT id, signature_key, certificate, name, created_at,"
+                         " last_seen_at FROM devices WHERE account_id = ? AND revoked = 0"
+                         " ORDER BY created_at, id",
+                         &s))
+    return -1;
+  store_bind_blob(s, 1, BYTES(account, ACCOUNTS_ID_BYTES));
+  json_write_key(jw, "devices");
+  json_write_array_begin(jw);
+  int rc;
+  while ((rc = store_step(s)) == STORE_ROW) {
+    bytes_t id = store_col_blob(s, 0);
+    json_write_object_begin(jw);
+    json_write_key(jw, "device_id");
+    json_write_base64url(jw, id);
+    if (me) {
+      size_t nl = 0;
+      const char *name = store_col_text(s, 3, &nl);
+      json_write_key(jw, "name");
+      json_write_string_n(jw, name, nl);
+    }
+    json_write_key(jw, "signature_key");
+    json_write_base64url(jw, store_col_blob(s, 1));
+    json_write_key(jw, "certificate");
+    json_write_base64url(jw, store_col_blob(s, 2));
+    if (me) {
+      json_write_key(jw, "created_at");
+      json_write_i64(jw, store_col_int64(s, 4));
+      json_write_key(jw, "last_seen_at");
+      json_write_i64(jw, store_col_int64(s, 5));
+      json_write_key(jw, "current");
+      json_write_bool(jw, bytes_eq(id, BYTES(me, ACCOUNTS_ID_BYTES)));
+    }
+    json_write_object_end(jw);
+  }
+  store_stmt_reset(s);
+  json_write_array_end(jw);
+  return rc < 0 ? -1 : 0;
+}
+
 static int h_devices(const httpd_req *r, httpd_resp *resp) {
   if (!path_is(r, "/v1/devices")) return not_found(resp);
   uint8_t acc[ACCOUNTS_ID_BYTES], me[ACCOUNTS_ID_BYTES];
   if (!accounts_auth_or_refuse(r, resp, acc, me)) return 0;
   store_conn *c;
-  store_stmt *s;
-  int rc = store_reader_get(worker_self->store, &c);
-  if (rc == 0)
-    rc = store_conn_prepare(
-        c,
-        "SELECT id, name, signature_key, certificate, created_at,"
-        " last_seen_at FROM devices WHERE account_id = ? AND revoked = 0"
-        " ORDER BY created_at, id",
-        &s);
-  if (rc) return -1;
-  store_bind_blob(s, 1, BYTES(acc, sizeof acc));
+  if (store_reader_get(worker_self->store, &c)) return -1;
   json_writer jw;
   json_writer_init(&jw, resp->body, 4);
   json_write_object_begin(&jw);
-  json_write_key(&jw, "devices");
-  json_write_array_begin(&jw);
-  while ((rc = store_step(s)) == STORE_ROW) {
-    bytes_t id = store_col_blob(s, 0);
-    size_t nl = 0;
-    const char *name = store_col_text(s, 1, &nl);
-    json_write_object_begin(&jw);
-    json_write_key(&jw, "device_id");
-    json_write_base64url(&jw, id);
-    json_write_key(&jw, "name");
-    json_write_string_n(&jw, name, nl);
-    json_write_key(&jw, "signature_key");
-    json_write_base64url(&jw, store_col_blob(s, 2));
-    json_write_key(&jw, "certificate");
-    json_write_base64url(&jw, store_col_blob(s, 3));
-    json_write_key(&jw, "created_at");
-    json_write_i64(&jw, store_col_int64(s, 4));
-    json_write_key(&jw, "last_seen_at");
-    json_write_i64(&jw, store_col_int64(s, 5));
-    json_write_key(&jw, "current");
-    json_write_bool(&jw, bytes_eq(id, BYTES(me, sizeof me)));
-    json_write_object_end(&jw);
-  }
-  store_stmt_reset(s);
-  json_write_array_end(&jw);
+  if (write_devices(c, &jw, acc, me)) return -1;
   json_write_object_end(&jw);
-  if (rc < 0) return -1;
   return json_writer_finish(&jw) == 0 ? 0 : -1;
 }
 
@@ -996,28 +1007,8 @@ static int h_account_keys(const httpd_req *r, httpd_resp *resp) {
   json_write_key(&jw, "identity_key");
   json_write_base64url(&jw, store_col_blob(s, 0));
   store_stmt_reset(s);
-  rc = store_conn_prepare(c,
-                          "SELECT id, signature_key, certificate FROM devices"
-                          " WHERE account_id = ? AND revoked = 0 ORDER BY created_at, id",
-                          &s);
-  if (rc) return -1;
-  store_bind_blob(s, 1, BYTES(who, sizeof who));
-  json_write_key(&jw, "devices");
-  json_write_array_begin(&jw);
-  while ((rc = store_step(s)) == STORE_ROW) {
-    json_write_object_begin(&jw);
-    json_write_key(&jw, "device_id");
-    json_write_base64url(&jw, store_col_blob(s, 0));
-    json_write_key(&jw, "signature_key");
-    json_write_base64url(&jw, store_col_blob(s, 1));
-    json_write_key(&jw, "certificate");
-    json_write_base64url(&jw, store_col_blob(s, 2));
-    json_write_object_end(&jw);
-  }
-  store_stmt_reset(s);
-  json_write_array_end(&jw);
+  if (write_devices(c, &jw, who, NULL)) return -1;
   json_write_object_end(&jw);
-  if (rc < 0) return -1;
   return json_writer_finish(&jw) == 0 ? 0 : -1;
 }
 
