@@ -20,10 +20,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cli/cli.h"
 #include "proto/json.h"
 #include "tessera/tessera.h"
 
-static bool json_out;
+bool json_out;
 
 static const char usage[] =
     "usage: tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] "
@@ -102,10 +103,7 @@ static const char usage[] =
     "identity key needs no --certificate).\n"
     "The password is read from TSR_PASSWORD, else prompted for without echo.\n";
 
-static _Noreturn void die(const char *code, const char *fmt, ...)
-    __attribute__((format(printf, 2, 3)));
-
-static _Noreturn void die(const char *code, const char *fmt, ...) {
+_Noreturn void die(const char *code, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
   fprintf(stderr, "error: %s: ", code);
@@ -116,7 +114,7 @@ static _Noreturn void die(const char *code, const char *fmt, ...) {
 }
 
 /* A call that failed before or after reaching the server. */
-static _Noreturn void die_call(int rc, tsr_reply *r, const char *what) {
+_Noreturn void die_call(int rc, tsr_reply *r, const char *what) {
   if (r && r->done && r->code && r->code[0]) die(r->code, "%s", r->message);
   switch (rc) {
   case TSR_ESTATE: die("state", "%s", what);
@@ -128,7 +126,7 @@ static _Noreturn void die_call(int rc, tsr_reply *r, const char *what) {
   }
 }
 
-static void print_body(const tsr_reply *r) {
+void print_body(const tsr_reply *r) {
   fwrite(r->body, 1, r->body_len, stdout);
   fputc('\n', stdout);
 }
@@ -175,7 +173,7 @@ static const char *default_device_name(void) {
 }
 
 /* Option value after argv[*i], or die. */
-static const char *optval(int argc, char **argv, int *i) {
+const char *optval(int argc, char **argv, int *i) {
   if (*i + 1 >= argc) die("usage", "%s needs a value", argv[*i]);
   return argv[++*i];
 }

@@ -1,0 +1,26 @@
+/*
+ * What the files of the tessera CLI share: src/cli/tessera.c (usage,
+ * options, dispatch) and the command files src/cli/cli_*.c.
+ */
+#ifndef TSR_CLI_H
+#define TSR_CLI_H
+
+#include <stdbool.h>
+
+#include "tessera/tessera.h"
+
+/* --json: print the server's JSON answers instead of text. */
+extern bool json_out;
+
+/* Prints "error: CODE: message" to stderr and exits 1. */
+_Noreturn void die(const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+/* A call that failed before or after reaching the server: dies with the
+ * server's code and message when r holds an answer, else with rc. */
+_Noreturn void die_call(int rc, tsr_reply *r, const char *what);
+/* The answer's body and a newline on stdout. */
+void print_body(const tsr_reply *r);
+/* Option value after argv[*i] (advancing *i), or dies. */
+const char *optval(int argc, char **argv, int *i);
+
+#endif
