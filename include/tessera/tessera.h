@@ -682,15 +682,20 @@ int tsr_ws_run(tsr_ws *s, int timeout_ms, int (*until)(void *arg), void *arg);
 /* The conversations of docs/protocol.md ("Conversations") as MLS groups of
  * this device, on a realtime session. A tsr_chat owns one tsr_ws (made
  * with the client, its on_push and on_state taken over) and keeps in the
- * state file (schema version 3):
+ * state file (schema version 4):
  *
  *   - per conversation its id, app, kind, state and the saved MLS group
  *     (group secrets included: the file is 0600) and the last seq
  *     processed in order;
  *   - the messages: (conversation, seq) unique, so that nothing is handed
  *     to the app twice; sender account and device from the MLS
- *     credential, text, server time;
- *   - the outbox: a text to send stays there, with its client_id, until
+ *     credential, kind, text, reply, attachment descriptor, server time,
+ *     and the effect of later edits and deletions (a deleted message's
+ *     text and descriptor are wiped from the file); reactions per
+ *     (conversation, message, account, emoji); receipts per
+ *     (conversation, account): delivered and read up to which seq; the
+ *     conversation's title;
+ *   - the outbox: a message to send stays there, with its client_id, until
  *     the server answered with its seq, so that it survives a crash and
  *     is sent again (same client_id: the server stores it once) after the
  *     next connect. The message is encrypted once and the ciphertext kept
@@ -701,8 +706,22 @@ int tsr_ws_run(tsr_ws *s, int timeout_ms, int (*until)(void *arg), void *arg);
  * are one SQLite transaction.
  *
  * Receiving. Pushes and sync results are processed in seq order per
- * conversation: a push after a gap makes the chat sync first. Application
- * messages are stored and handed to on_message once (by seq); commits are
+ * conversation: a push after a gap makes the chat sync first. The
+ * plaintext of an application message is an envelope (docs/protocol.md,
+ * "What is inside the MLS messages"); texts, attachments and kinds this
+ * version does not know are stored and handed to on_message once (by
+ * seq); edits, deletions, reactions, receipts and titles are applied and
+ * handed to on_update. An edit or deletion counts only when its sender's
+ * account is the target's sender account and the target is not deleted;
+ * others are ignored and stored nowhere. After a batch (one push, or one
+ * page of a sync) holding other accounts' texts or attachments, the chat
+ * sends one delivery receipt up to the last of them, except in a message
+ * request (state request or declined: the sender sees no delivery or read
+ * state until it is accepted) and in conversations of more than
+ * TSR_RECEIPTS_MAX_ACCOUNTS member accounts. Typing indicators travel as
+ * transient messages (not stored by the server): decrypted at once,
+ * handed to on_typing, never stored; one that cannot be decrypted is
+ * dropped. Commits are
  * processed and stored; what cannot be processed (e.g. this device's own
  * messages, which the server does not push but sync returns, or another
  * epoch's) is skipped. After each batch the device acknowledges the last
@@ -721,6 +740,7 @@ int tsr_ws_run(tsr_ws *s, int timeout_ms, int (*until)(void *arg), void *arg);
  * client. Cipher suite 1 only. */
 
 typedef struct tsr_chat tsr_chat;
+typedef struct tsr_notice tsr_notice; /* "Notices" below */
 
 /* A stored message; valid only during the call. Strings are
  * NUL-terminated. */
@@ -733,12 +753,59 @@ typedef struct {
   const char *sender_account; /* base64url */
   const char *sender_device;
   int own;          /* sent by this device */
-  const char *text; /* UTF-8 as sent */
+  const char *text; /* UTF-8 as sent: the text of a text message, the
+                       caption of an attachment, the new text of an edit,
+                       the title of a title change; "" otherwise */
   size_t text_len;
+  /* Fields added with the content kinds (docs/protocol.md, "What is
+   * inside the MLS messages"); zero for a plain text message. */
+  int kind;               /* TSR_KIND_* */
+  uint64_t reply_to;      /* text, attachment: the seq answered; 0: none */
+  uint64_t target;        /* edit, delete, reaction: the seq it changes;
+                             receipt: up to which seq (cumulative) */
+  const char *emoji;      /* reaction (UTF-8, at most 64 bytes); else "" */
+  size_t emoji_len;       /*   */
+  int remove;             /* reaction: taken back */
+  int receipt;            /* receipt: TSR_RECEIPT_DELIVERED or _READ */
+  int typing;             /* typing: 1 started, 0 stopped */
+  const char *descriptor; /* attachment: the descriptor as sent
+                             (tsr_attachment_encode's JSON); else "" */
+  size_t descriptor_len;  /*   */
+  int64_t edited_at_ms;   /* tsr_messages_local: server time of the last
+                             edit applied; 0 when never edited */
+  int deleted;            /* tsr_messages_local: deleted for everyone
+                             (text and descriptor wiped: "") */
 } tsr_message;
 
+/* Kinds of tsr_message.kind, one per envelope kind. */
+#define TSR_KIND_TEXT 0
+#define TSR_KIND_EDIT 1
+#define TSR_KIND_DELETE 2
+#define TSR_KIND_REACTION 3
+#define TSR_KIND_RECEIPT 4
+#define TSR_KIND_TYPING 5
+#define TSR_KIND_ATTACHMENT 6
+#define TSR_KIND_TITLE 7
+#define TSR_KIND_UNSUPPORTED                                                             \
+  8 /* a kind of a newer client, or a plaintext that                                     \
+       is no valid envelope: shown as "unsupported                                       \
+       message" */
+#define TSR_RECEIPT_DELIVERED 1
+#define TSR_RECEIPT_READ 2
+/* Receipts (delivered and read) are sent only in conversations of at
+ * most this many member accounts: in larger groups they would cost every
+ * member one stored message per member and batch. */
+#define TSR_RECEIPTS_MAX_ACCOUNTS 32
+#define TSR_TITLE_MAX 256       /* bytes of a conversation title */
+#define TSR_EMOJI_MAX 64        /* bytes of a reaction */
+#define TSR_DESCRIPTOR_MAX 4096 /* bytes of an attachment descriptor */
+#define TSR_TYPING_MAX_RUN                                                               \
+  200 /* typing messages in a row without a stored                                       \
+         message in between (see tsr_send_typing) */
+
 typedef struct {
-  /* A message of another device, stored; once per (conversation, seq). */
+  /* A message of another device, stored; once per (conversation, seq).
+   * Kinds TSR_KIND_TEXT, TSR_KIND_ATTACHMENT and TSR_KIND_UNSUPPORTED. */
   void (*on_message)(void *arg, const tsr_message *m);
   /* This device joined a conversation from a Welcome. May be NULL. */
   void (*on_joined)(void *arg, const char *conversation, const char *app,
@@ -747,6 +814,22 @@ typedef struct {
   /* Settings of the session (NULL: defaults); its on_push, on_state and
    * arg are not used. */
   const tsr_ws_config *ws;
+  /* An edit, deletion, reaction, receipt or title change of another
+   * device, applied and stored; once per (conversation, seq), in seq order
+   * with on_message. What was ignored (an edit or deletion of another
+   * account's message, of a deleted message or of a message not held
+   * here; a reaction to such a message) is not handed over. May be NULL. */
+  void (*on_update)(void *arg, const tsr_message *m);
+  /* A typing indicator of another device (kind TSR_KIND_TYPING, seq 0,
+   * at_ms the local time): transient, never stored; it may arrive
+   * before messages sent earlier. May be NULL. */
+  void (*on_typing)(void *arg, const tsr_message *m);
+  /* Nonzero: send no delivery receipts automatically (a privacy setting;
+   * tsr_mark_read still sends read receipts when called). */
+  int no_delivery_receipts;
+  /* A notice stored in a conversation (tsr_notice: a member's identity key
+   * changed, a member device not certified by it). May be NULL. */
+  void (*on_notice)(void *arg, const tsr_notice *n);
 } tsr_chat_config;
 
 /* Makes a chat for a logged-in client (it starts connecting at the first
@@ -838,6 +921,83 @@ int tsr_send_text(tsr_chat *h, const char *conversation, const char *text,
 int tsr_send_text_sync(tsr_chat *h, const char *conversation, const char *text,
                        tsr_reply *out);
 
+/* The sends below put one envelope of their kind in the outbox and send
+ * it exactly as tsr_send_text does (same durability, retries, errors and
+ * result body); once the server answered, the message is stored here at
+ * its seq and its effect applied here as on the receivers. */
+
+/* A text answering the message at seq reply_to (>= 1). */
+int tsr_send_reply(tsr_chat *h, const char *conversation, const char *text,
+                   uint64_t reply_to, tsr_result_cb cb, void *arg);
+int tsr_send_reply_sync(tsr_chat *h, const char *conversation, const char *text,
+                        uint64_t reply_to, tsr_reply *out);
+
+/* Replaces the text (or an attachment's caption) of one's own message at
+ * target. Checked here first: TSR_ENOTFOUND (no text or attachment at
+ * target here), TSR_ESENDER (another account's message), TSR_ESTATE
+ * (deleted). Receivers apply it only when it comes from the target's
+ * sender account. */
+int tsr_send_edit(tsr_chat *h, const char *conversation, uint64_t target,
+                  const char *text, tsr_result_cb cb, void *arg);
+int tsr_send_edit_sync(tsr_chat *h, const char *conversation, uint64_t target,
+                       const char *text, tsr_reply *out);
+
+/* Deletes one's own message at target for everyone: every member device
+ * wipes its text, descriptor and reactions. Checked as tsr_send_edit. */
+int tsr_send_delete(tsr_chat *h, const char *conversation, uint64_t target,
+                    tsr_result_cb cb, void *arg);
+int tsr_send_delete_sync(tsr_chat *h, const char *conversation, uint64_t target,
+                         tsr_reply *out);
+
+/* Adds (remove 0) or takes back (remove 1) a reaction emoji (UTF-8, 1 ..
+ * TSR_EMOJI_MAX bytes) to the message at target. TSR_ENOTFOUND when no
+ * text or attachment not deleted is at target here. */
+int tsr_send_reaction(tsr_chat *h, const char *conversation, uint64_t target,
+                      const char *emoji, int remove, tsr_result_cb cb, void *arg);
+int tsr_send_reaction_sync(tsr_chat *h, const char *conversation, uint64_t target,
+                           const char *emoji, int remove, tsr_reply *out);
+
+/* An attachment: descriptor is the JSON text tsr_attachment_encode made
+ * (1 .. TSR_DESCRIPTOR_MAX bytes, stored and handed back as is); caption
+ * may be NULL or ""; reply_to 0 for none. */
+int tsr_send_attachment(tsr_chat *h, const char *conversation, const char *descriptor,
+                        const char *caption, uint64_t reply_to, tsr_result_cb cb,
+                        void *arg);
+int tsr_send_attachment_sync(tsr_chat *h, const char *conversation,
+                             const char *descriptor, const char *caption,
+                             uint64_t reply_to, tsr_reply *out);
+
+/* Renames the conversation for its members: the title (UTF-8, 0 ..
+ * TSR_TITLE_MAX bytes, "" for none) travels only inside MLS; the server
+ * never sees it. */
+int tsr_conversation_rename(tsr_chat *h, const char *conversation, const char *title,
+                            tsr_result_cb cb, void *arg);
+int tsr_conversation_rename_sync(tsr_chat *h, const char *conversation, const char *title,
+                                 tsr_reply *out);
+
+/* Sends a read receipt: everything up to up_to (capped at the last seq
+ * processed here) was read. Returns 1 without sending (cb not called)
+ * when no receipt is due: the conversation is a message request not
+ * accepted or declined, it has more than TSR_RECEIPTS_MAX_ACCOUNTS member
+ * accounts, or this account already marked up_to read. */
+int tsr_mark_read(tsr_chat *h, const char *conversation, uint64_t up_to, tsr_result_cb cb,
+                  void *arg);
+int tsr_mark_read_sync(tsr_chat *h, const char *conversation, uint64_t up_to,
+                       tsr_reply *out);
+
+/* Tells the conversation's other online devices that this person started
+ * (on 1) or stopped (on 0) typing: a transient message (docs/protocol.md,
+ * "send"), not stored by the server nor here, no outbox, no retry.
+ * Result body: the server's {"transient": true}. Returns 1 without
+ * sending in a message request not accepted or declined; TSR_ELIMIT
+ * after TSR_TYPING_MAX_RUN typing messages without a stored message in
+ * between (each takes a generation of the sender's MLS ratchet, and
+ * receivers that missed them must skip over them: send a message
+ * first). Other errors as tsr_send_text. */
+int tsr_send_typing(tsr_chat *h, const char *conversation, int on, tsr_result_cb cb,
+                    void *arg);
+int tsr_send_typing_sync(tsr_chat *h, const char *conversation, int on, tsr_reply *out);
+
 /* Lists the device's conversations on the server (`conversations`), joins
  * those with a Welcome not yet joined, updates the states (request,
  * declined, active) and syncs every conversation known here. Result body:
@@ -863,26 +1023,185 @@ int tsr_conversation_answer_sync(tsr_chat *h, const char *conversation, int acce
  * Returns how many were started, or TSR_EIO. */
 int tsr_outbox_flush(tsr_chat *h);
 
+/* --- Conversations: groups ---------------------------------------------------- */
+
+/* Adds people to a group (admins only; docs/protocol.md,
+ * "conversation.members"): syncs, claims a KeyPackage of each of their
+ * devices (members named as in tsr_conversation_create, 1..63), commits
+ * the Adds and sends the commit and the Welcome. The commit is stored
+ * with the group as pending and merged when the sync after the answer
+ * reaches it; stale_epoch (another member's commit won): the winner is
+ * processed and the commit built again (3 rounds). Synchronous errors:
+ * TSR_EINVAL (a bad member, one's own account, a conversation not active
+ * here). Result body: the server's {"seq","duplicate"}; failures: the
+ * failing call's result (forbidden, not_found, no_key_packages, ...). */
+int tsr_conversation_add(tsr_chat *h, const char *conversation, const tsr_member *members,
+                         size_t n, tsr_result_cb cb, void *arg);
+/* Removes people (account ids, 1..63; admins only): every device of each
+ * leaves the MLS group in one commit. As tsr_conversation_add otherwise. */
+int tsr_conversation_remove(tsr_chat *h, const char *conversation,
+                            const char *const *accounts, size_t n, tsr_result_cb cb,
+                            void *arg);
+/* Leaves a group: sends an MLS Remove proposal of this device's own leaf
+ * (conversation.leave); the server marks the account as gone at once and a
+ * remaining member commits the removal of all its devices. On ok the
+ * conversation's state here becomes "left" (nothing more is received).
+ * TSR_ESTATE when already left or removed. */
+int tsr_conversation_leave(tsr_chat *h, const char *conversation, tsr_result_cb cb,
+                           void *arg);
+/* Makes a member admin (admin 1) or a plain member again (admin 0);
+ * admins only, a group keeps one admin. Result body: {"role"}. */
+int tsr_conversation_set_role(tsr_chat *h, const char *conversation, const char *account,
+                              int admin, tsr_result_cb cb, void *arg);
+/* The server's view of a conversation (conversation.info): {"app","kind",
+ * "state","members":[{"account","role"}],"devices"}. */
+int tsr_conversation_details(tsr_chat *h, const char *conversation, tsr_result_cb cb,
+                             void *arg);
+/* Devices are kept in step by the chat itself: after each list of the
+ * conversations (at connect, and when the server pushes "devices" or
+ * "roster") it compares this account's live devices (GET /v1/devices)
+ * with every active conversation and adds the missing ones (a new device
+ * sees messages from the moment it joined), and removes devices waiting
+ * for removal (revoked, or of someone who left) when one of them is this
+ * account's or this device's account administers the group. */
+
 /* --- Conversations: what the state file holds (no network) --- */
 
 typedef struct {
   char id[TSR_ID_B64_SIZE];
   char app[16];
   char kind[8];
-  char state[16];    /* active, request, declined, removed */
-  uint64_t last_seq; /* processed in order */
-  uint64_t members;  /* MLS leaves (devices) */
-  uint64_t outbox;   /* messages waiting to be sent */
+  char state[16];                /* active, request, declined, removed */
+  uint64_t last_seq;             /* processed in order */
+  uint64_t members;              /* MLS leaves (devices) */
+  uint64_t outbox;               /* messages waiting to be sent */
+  char title[TSR_TITLE_MAX + 1]; /* the last title change ("" none) */
 } tsr_conversation_info;
 
 /* The conversations stored here, oldest first: *out (malloc'ed, free())
  * holds *n entries. TSR_EIO, TSR_ENOMEM. */
 int tsr_conversations_local(tsr_client *c, tsr_conversation_info **out, size_t *n);
 
-/* Calls each for every stored message of conversation with seq > after,
- * in seq order. TSR_EINVAL, TSR_ENOTFOUND (no such conversation), TSR_EIO. */
+/* Calls each for every stored text, attachment and unsupported message of
+ * conversation with seq > after, in seq order, as it is now: edited text
+ * and edited_at_ms, deleted with text "". (Edits, deletions, reactions,
+ * receipts and titles are stored too, under their seqs, but shown through
+ * their effect.) TSR_EINVAL, TSR_ENOTFOUND (no such conversation),
+ * TSR_EIO. */
 int tsr_messages_local(tsr_client *c, const char *conversation, uint64_t after,
                        void (*each)(void *arg, const tsr_message *m), void *arg);
+
+/* One account's reaction to a message; valid only during the call. */
+typedef struct {
+  const char *conversation;
+  uint64_t target;     /* the message's seq */
+  const char *account; /* who reacted (base64url) */
+  const char *emoji;   /* UTF-8, NUL-terminated */
+  uint64_t seq;        /* of the reaction message */
+} tsr_reaction;
+
+/* Calls each for every current reaction of conversation, by target, then
+ * in the order they were made. Errors as tsr_messages_local. */
+int tsr_reactions_local(tsr_client *c, const char *conversation,
+                        void (*each)(void *arg, const tsr_reaction *r), void *arg);
+
+/* How far one account (this one included) has received and read a
+ * conversation, from its receipts; never moves back. */
+typedef struct {
+  const char *conversation;
+  const char *account;
+  uint64_t delivered_up_to; /* a read receipt counts as delivered too */
+  uint64_t read_up_to;
+} tsr_receipt_state;
+
+/* Calls each for every account with a receipt in conversation. Errors as
+ * tsr_messages_local. */
+int tsr_receipts_local(tsr_client *c, const char *conversation,
+                       void (*each)(void *arg, const tsr_receipt_state *r), void *arg);
+
+/* --- Notices ------------------------------------------------------------------ */
+
+/* What this device tells the people in a conversation that no member sent:
+ *
+ *   - "identity_changed": an account's identity key is not the one this
+ *     device first saw for it (compare the safety number again);
+ *   - "unverified_device": a member device's MLS signature key has no valid
+ *     certificate of its account's identity key.
+ *
+ * The chat checks, after each list of the conversations and after each
+ * commit, every member device of another account against
+ * GET /v1/accounts/{id}/keys, and remembers each identity key when first
+ * seen (trust on first use). Kept in the state file, each notice once. */
+struct tsr_notice {
+  const char *conversation;
+  uint64_t after_seq; /* the conversation's last seq processed when noticed */
+  int64_t at_ms;
+  const char *kind;    /* "identity_changed" or "unverified_device" */
+  const char *account; /* whom it is about */
+  const char *text;    /* one sentence for people */
+};
+
+/* Calls each for every notice of conversation, oldest first. TSR_EINVAL,
+ * TSR_EIO. */
+int tsr_notices_local(tsr_client *c, const char *conversation,
+                      void (*each)(void *arg, const tsr_notice *n), void *arg);
+
+/* --- Attachments ------------------------------------------------------------ */
+
+/* An attachment (image, file) is encrypted on this device with a fresh
+ * random key (libsodium crypto_secretstream_xchacha20poly1305, chunks of
+ * TSR_ATTACHMENT_CHUNK plaintext bytes, the last tagged FINAL) and
+ * uploaded as an opaque blob (POST /v1/blobs); the server stores
+ * ciphertext only. The tsr_attachment describes it, key included: it is
+ * what goes inside an MLS application message (tsr_attachment_encode),
+ * so only the conversation's members can read the file. Treat it as a
+ * secret. The blob id is the capability to download it; the server
+ * deletes blobs after its message_retention (30 days by default). */
+
+#define TSR_ATTACHMENT_CHUNK 65536      /* plaintext bytes per chunk */
+#define TSR_ATTACHMENT_MAX (4ull << 30) /* local cap on a file's size */
+#define TSR_ATTACHMENT_JSON_SIZE 320    /* enough for tsr_attachment_encode */
+
+typedef struct {
+  char blob[TSR_ID_B64_SIZE]; /* the server's blob id, base64url, NUL-terminated */
+  uint8_t key[32];            /* secretstream key, fresh per file (secret) */
+  uint8_t header[24];         /* secretstream header (the stream's nonce) */
+  uint64_t size;              /* plaintext bytes */
+  uint64_t cipher_size;       /* bytes of the blob: size + 17 per chunk */
+  uint8_t sha256[32];         /* SHA-256 of the whole blob (the ciphertext) */
+} tsr_attachment;
+
+/* Encrypts the regular file at path and uploads it in one request. Memory:
+ * the ciphertext is held whole while it is sent, twice (the request body
+ * and its encoded copy), so about 2 x the file's size; the server's
+ * attachment_max_bytes (16 MiB by default) bounds it in practice. The
+ * request timeout covers the whole upload. On success fills *out.
+ * reply (may be NULL) gets the server's answer. Errors: TSR_EINVAL,
+ * TSR_ESTATE (not logged in), TSR_EIO (file unreadable, or the network),
+ * TSR_ELIMIT (over TSR_ATTACHMENT_MAX locally, or the server's
+ * attachment_max_bytes: code "too_large"), TSR_EDECODE (odd answer), the
+ * server's errors. Key material is wiped from every temporary. */
+int tsr_attachment_upload_sync(tsr_client *c, const char *path, tsr_attachment *out,
+                               tsr_reply *reply);
+
+/* Downloads a's blob with Range requests of at most 1 MiB, checks every
+ * chunk's tag, the FINAL tag at the end and the SHA-256 of the whole
+ * blob, and writes the plaintext to out_path (a temporary file renamed
+ * only once everything verified; out_path is replaced). An altered or
+ * truncated blob gives TSR_EVERIFY (reply code "tampered") and writes
+ * nothing. Other errors as for the upload; TSR_ENOTFOUND when the server
+ * has no such blob (expired). */
+int tsr_attachment_download_sync(tsr_client *c, const tsr_attachment *a,
+                                 const char *out_path, tsr_reply *reply);
+
+/* The descriptor as compact JSON: {"v":1,"blob","key","header","size",
+ * "cipher_size","sha256"} (binary fields base64url without padding),
+ * NUL-terminated in out (TSR_ATTACHMENT_JSON_SIZE is enough). Returns its
+ * length, or TSR_ELIMIT when cap is too small, TSR_EINVAL. */
+int tsr_attachment_encode(const tsr_attachment *a, char *out, size_t cap);
+/* Parses s[0..n) strictly (every field present and well-formed, sizes
+ * consistent). Returns 0 or TSR_EDECODE; *out is set only on success. */
+int tsr_attachment_decode(const char *s, size_t n, tsr_attachment *out);
 
 /* --- Local session state ------------------------------------------------ */
 

@@ -6,6 +6,7 @@
 #define TSR_CLI_H
 
 #include <stdbool.h>
+#include <stddef.h>
 
 #include "tessera/tessera.h"
 
@@ -22,5 +23,21 @@ _Noreturn void die_call(int rc, tsr_reply *r, const char *what);
 void print_body(const tsr_reply *r);
 /* Option value after argv[*i] (advancing *i), or dies. */
 const char *optval(int argc, char **argv, int *i);
+/* tessera chat [open CONVERSATION]: the interactive mode
+ * (src/cli/cli_tui.c); runs until /quit, end of input or a signal.
+ * Returns the exit status. */
+int chat_tui(tsr_client *c, const char *conversation);
+
+/* chat add|remove|leave|promote|demote|members (cli_group.c); -1 when
+ * argv[0] is none of them. */
+int chat_group_command(tsr_client *c, int argc, char **argv);
+
+/* chat attach|save (cli_attach.c); -1 when argv[0] is neither. */
+int chat_attach_command(tsr_client *c, int argc, char **argv);
+/* tessera attach upload FILE | attach download DESCRIPTOR OUT. */
+int cmd_attach(tsr_client *c, int argc, char **argv);
+/* "attachment 3.0 MiB" for a descriptor (plain "attachment" when it does
+ * not decode), NUL-terminated in out. */
+void attach_describe(const char *descriptor, size_t n, char *out, size_t cap);
 
 #endif

@@ -72,8 +72,12 @@ static const char usage[] =
     "  ws listen [--seconds N]         print each push as one JSON line until\n"
     "                                  interrupted or N seconds pass\n"
     "conversations (end-to-end encrypted; kept in the state file):\n"
-    "  chat create --app APP --with WHO:APP... [--group]   a direct conversation (one\n"
-    "                                  member) or a group; WHO is the member's profile\n"
+    "  chat [open CONVERSATION]        interactive: the list and a conversation, live\n"
+    "                                  (/help inside; lines you type are sent)\n"
+    "  chat create --app APP --with WHO:APP... [--group] [--title T]\n"
+    "                                  a direct conversation (one member) or a group\n"
+    "                                  (--title: a group with that title); WHO is the\n"
+    "                                  member's profile\n"
     "                                  in APP as you would type it: +15550101 (chat),\n"
     "                                  @bob (social), carol (messenger); e.g. --with\n"
     "                                  @bob:social --with +15550101:chat; prints the\n"
@@ -81,13 +85,38 @@ static const char usage[] =
     "      --with-account ACCOUNT_ID:APP   a member by account id (22 characters, as\n"
     "                                  in `chat read`), reached at their APP profile\n"
     "  chat list                       joins what is waiting, lists conversations\n"
-    "  chat send CONVERSATION TEXT     prints the seq the server gave it\n"
-    "  chat read CONVERSATION          syncs, prints the messages: seq, time, sender,\n"
-    "                                  text\n"
-    "  chat listen [--seconds N]       prints messages as they come (one line each),\n"
-    "                                  joining conversations on their Welcome\n"
+    "  chat send CONVERSATION TEXT [--reply SEQ]   prints the seq the server gave it\n"
+    "  chat edit CONVERSATION SEQ TEXT   change your own message (everyone sees it)\n"
+    "  chat delete CONVERSATION SEQ    delete your own message for everyone\n"
+    "  chat react CONVERSATION SEQ EMOJI [--remove]   add or take back a reaction\n"
+    "  chat rename CONVERSATION TITLE  the title travels only inside MLS\n"
+    "  chat typing CONVERSATION on|off tell the others online (not stored)\n"
+    "  chat read CONVERSATION [--no-receipt]   syncs, prints the messages: seq, time,\n"
+    "                                  sender, text (replies, edits, deletions,\n"
+    "                                  reactions, delivered/read marks of your own);\n"
+    "                                  sends a read receipt unless --no-receipt\n"
+    "  chat listen [--seconds N]       prints messages, edits, deletions, reactions,\n"
+    "                                  receipts and typing as they come (one line\n"
+    "                                  each), joining conversations on their Welcome\n"
     "  chat accept|decline CONVERSATION   answer a message request\n"
+    "  chat add CONVERSATION WHO:APP... [--with-account ACCOUNT_ID:APP]\n"
+    "                                  add people to a group (admins)\n"
+    "  chat remove CONVERSATION ACCOUNT_ID...   remove people (admins)\n"
+    "  chat leave CONVERSATION         leave a group\n"
+    "  chat promote|demote CONVERSATION ACCOUNT_ID   make admin / plain member\n"
+    "  chat members CONVERSATION       who is in it, with roles\n"
+    "  chat attach CONVERSATION FILE [--caption TEXT]   encrypt FILE here, upload it\n"
+    "                                  and send its key inside MLS; prints the seq\n"
+    "  chat save CONVERSATION SEQ OUT_PATH   download and decrypt the attachment of\n"
+    "                                  message SEQ; OUT_PATH appears only once the\n"
+    "                                  whole file verified\n"
+    "  (every chat command also adds this account's new devices to its\n"
+    "   conversations and removes revoked ones)\n"
     "  (create and listen first upload KeyPackages when the server holds few)\n"
+    "attachments (low level; chat attach/save do both steps):\n"
+    "  attach upload FILE              encrypt and upload FILE; prints the descriptor\n"
+    "                                  (JSON, holds the key: keep it secret)\n"
+    "  attach download DESCRIPTOR OUT  download, verify and decrypt into OUT\n"
     "reachability (who may start a conversation with you, per source app):\n"
     "  reachability APP                show your rules for your APP profile\n"
     "  reachability APP set FROM_APP everyone|graph|nobody\n"
@@ -1058,7 +1087,79 @@ static void ms_time(int64_t ms, char *out, size_t cap) {
     snprintf(out, cap, "%lld", (long long)ms);
 }
 
-/* A message on one line: text with CR/LF shown as spaces. */
+static const char *const kind_names[] = {"text",       "edit",    "delete",
+                                         "reaction",   "receipt", "typing",
+                                         "attachment", "title",   "unsupported"};
+
+static const char *kind_name(int k) {
+  return k >= 0 && k <= TSR_KIND_UNSUPPORTED ? kind_names[k] : "unsupported";
+}
+
+/* Text on one line: CR/LF shown as spaces. */
+static void put_line(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++) fputc(s[i] == '\n' || s[i] == '\r' ? ' ' : s[i], stdout);
+}
+
+/* The kind-specific members of m as JSON (after a comma). */
+static void put_json_kind(const tsr_message *m) {
+  printf(",\"kind\":\"%s\"", kind_name(m->kind));
+  if (m->reply_to) printf(",\"reply_to\":%llu", (unsigned long long)m->reply_to);
+  if (m->target) printf(",\"target\":%llu", (unsigned long long)m->target);
+  if (m->kind == TSR_KIND_REACTION) {
+    fputs(",\"emoji\":", stdout);
+    put_json_string(m->emoji);
+    printf(",\"remove\":%s", m->remove ? "true" : "false");
+  }
+  if (m->kind == TSR_KIND_RECEIPT)
+    printf(",\"receipt\":\"%s\"", m->receipt == TSR_RECEIPT_READ ? "read" : "delivered");
+  if (m->kind == TSR_KIND_TYPING) printf(",\"typing\":%s", m->typing ? "true" : "false");
+  if (m->kind == TSR_KIND_ATTACHMENT) {
+    fputs(",\"descriptor\":", stdout);
+    put_json_string(m->descriptor);
+  }
+  if (m->edited_at_ms) printf(",\"edited_at\":%lld", (long long)m->edited_at_ms);
+  if (m->deleted) fputs(",\"deleted\":true", stdout);
+}
+
+/* What m says, for people, on the rest of a line. */
+static void put_human(const tsr_message *m) {
+  switch (m->kind) {
+  case TSR_KIND_EDIT:
+    printf("edited %llu: ", (unsigned long long)m->target);
+    put_line(m->text, m->text_len);
+    break;
+  case TSR_KIND_DELETE: printf("deleted %llu", (unsigned long long)m->target); break;
+  case TSR_KIND_REACTION:
+    printf("%s %s to %llu", m->remove ? "took back" : "reacted", m->emoji,
+           (unsigned long long)m->target);
+    break;
+  case TSR_KIND_RECEIPT:
+    printf("%s up to %llu", m->receipt == TSR_RECEIPT_READ ? "read" : "received",
+           (unsigned long long)m->target);
+    break;
+  case TSR_KIND_TYPING: fputs(m->typing ? "is typing" : "stopped typing", stdout); break;
+  case TSR_KIND_TITLE:
+    fputs("renamed the conversation: ", stdout);
+    put_line(m->text, m->text_len);
+    break;
+  case TSR_KIND_UNSUPPORTED: fputs("(unsupported message)", stdout); break;
+  default:
+    if (m->deleted) {
+      fputs("message deleted", stdout);
+      break;
+    }
+    if (m->reply_to) printf("(reply to %llu) ", (unsigned long long)m->reply_to);
+    if (m->kind == TSR_KIND_ATTACHMENT) {
+      char what[48];
+      attach_describe(m->descriptor, m->descriptor_len, what, sizeof what);
+      printf("[%s] ", what);
+    }
+    put_line(m->text, m->text_len);
+    if (m->edited_at_ms) fputs(" (edited)", stdout);
+  }
+}
+
+/* A message on one line. */
 static void print_message(const tsr_message *m, bool with_conv) {
   if (json_out) {
     printf("{\"conversation\":\"%s\",\"seq\":%llu,\"at\":%lld,\"sender_account\":\"%s\","
@@ -1066,6 +1167,7 @@ static void print_message(const tsr_message *m, bool with_conv) {
            m->conversation, (unsigned long long)m->seq, (long long)m->at_ms,
            m->sender_account, m->sender_device, m->own ? "true" : "false");
     put_json_string(m->text);
+    put_json_kind(m);
     fputs("}\n", stdout);
   } else {
     char when[40];
@@ -1073,8 +1175,7 @@ static void print_message(const tsr_message *m, bool with_conv) {
     if (with_conv) printf("%s\t", m->conversation);
     printf("%llu\t%s\t%s%s\t", (unsigned long long)m->seq, when, m->sender_account,
            m->own ? " (you)" : "");
-    for (size_t i = 0; i < m->text_len; i++)
-      fputc(m->text[i] == '\n' || m->text[i] == '\r' ? ' ' : m->text[i], stdout);
+    put_human(m);
     fputc('\n', stdout);
   }
   fflush(stdout);
@@ -1095,20 +1196,112 @@ static void on_chat_joined(void *arg, const char *conv, const char *app,
   fflush(stdout);
 }
 
+/* What chat read shows besides the messages: reactions and receipts. */
+typedef struct {
+  bool first;
+  uint64_t last;           /* the last seq shown */
+  const char *me;          /* this account */
+  tsr_reaction *reactions; /* copies (strings strdup'ed) */
+  size_t n_reactions;
+  uint64_t delivered, read; /* by every other account that sent receipts: the least */
+  bool any_receipt;
+} read_ctx;
+
+static void on_read_reaction(void *arg, const tsr_reaction *r) {
+  read_ctx *x = arg;
+  tsr_reaction *n = realloc(x->reactions, (x->n_reactions + 1) * sizeof *n);
+  if (!n) return;
+  x->reactions = n;
+  n[x->n_reactions] = *r;
+  n[x->n_reactions].account = strdup(r->account);
+  n[x->n_reactions].emoji = strdup(r->emoji);
+  if (n[x->n_reactions].account && n[x->n_reactions].emoji) x->n_reactions++;
+}
+
+static void on_read_receipt(void *arg, const tsr_receipt_state *r) {
+  read_ctx *x = arg;
+  if (!strcmp(r->account, x->me)) return;
+  if (!x->any_receipt || r->delivered_up_to < x->delivered)
+    x->delivered = r->delivered_up_to;
+  if (!x->any_receipt || r->read_up_to < x->read) x->read = r->read_up_to;
+  x->any_receipt = true;
+}
+
 static void on_read_message(void *arg, const tsr_message *m) {
-  bool *first = arg;
-  if (json_out && !*first) fputc(',', stdout);
-  *first = false;
+  read_ctx *x = arg;
+  if (json_out && !x->first) fputc(',', stdout);
+  x->first = false;
+  x->last = m->seq;
+  /* Own messages: delivered / read by every other account with receipts. */
+  const char *mark = !m->own || !x->any_receipt ? ""
+                     : x->read >= m->seq        ? "read"
+                     : x->delivered >= m->seq   ? "delivered"
+                                                : "";
   if (json_out) {
     printf("{\"seq\":%llu,\"at\":%lld,\"sender_account\":\"%s\",\"sender_device\":\"%s\","
            "\"own\":%s,\"text\":",
            (unsigned long long)m->seq, (long long)m->at_ms, m->sender_account,
            m->sender_device, m->own ? "true" : "false");
     put_json_string(m->text);
+    put_json_kind(m);
+    if (mark[0]) printf(",\"%s\":true", mark);
+    fputs(",\"reactions\":[", stdout);
+    bool f = true;
+    for (size_t i = 0; i < x->n_reactions; i++) {
+      if (x->reactions[i].target != m->seq) continue;
+      printf("%s{\"account\":\"%s\",\"emoji\":", f ? "" : ",", x->reactions[i].account);
+      put_json_string(x->reactions[i].emoji);
+      fputc('}', stdout);
+      f = false;
+    }
+    fputs("]}", stdout);
+  } else {
+    char when[40];
+    ms_time(m->at_ms, when, sizeof when);
+    printf("%llu\t%s\t%s%s\t", (unsigned long long)m->seq, when, m->sender_account,
+           m->own ? " (you)" : "");
+    put_human(m);
+    for (size_t i = 0; i < x->n_reactions; i++)
+      if (x->reactions[i].target == m->seq) printf(" [%s]", x->reactions[i].emoji);
+    if (mark[0]) printf(" (%s)", mark);
+    fputc('\n', stdout);
+  }
+}
+
+static void on_chat_update(void *arg, const tsr_message *m) {
+  (void)arg;
+  print_message(m, true);
+}
+
+/* A notice (tsr_notice): "!" in place of a seq, then the sentence. */
+static void print_notice(const tsr_notice *n, bool with_conv, bool json_first) {
+  if (json_out) {
+    if (!json_first) fputc(',', stdout);
+    printf("{\"conversation\":\"%s\",\"notice\":\"%s\",\"after_seq\":%llu,\"at\":%lld,"
+           "\"account\":\"%s\",\"text\":",
+           n->conversation, n->kind, (unsigned long long)n->after_seq,
+           (long long)n->at_ms, n->account);
+    put_json_string(n->text);
     fputc('}', stdout);
   } else {
-    print_message(m, false);
+    char when[40];
+    ms_time(n->at_ms, when, sizeof when);
+    if (with_conv) printf("%s\t", n->conversation);
+    printf("!\t%s\tnotice\t%s\n", when, n->text);
   }
+}
+
+static void on_chat_notice(void *arg, const tsr_notice *n) {
+  (void)arg;
+  print_notice(n, true, true);
+  if (json_out) fputc('\n', stdout);
+  fflush(stdout);
+}
+
+static void on_read_notice(void *arg, const tsr_notice *n) {
+  bool *first = arg;
+  print_notice(n, false, *first);
+  *first = false;
 }
 
 /* A session for conversations; listen: print messages and joins. */
@@ -1117,6 +1310,9 @@ static tsr_chat *chat_open(tsr_client *c, bool listen) {
   if (listen) {
     cfg.on_message = on_chat_message;
     cfg.on_joined = on_chat_joined;
+    cfg.on_update = on_chat_update;
+    cfg.on_typing = on_chat_update;
+    cfg.on_notice = on_chat_notice;
   }
   tsr_chat *h = NULL;
   int rc = tsr_chat_new(c, &cfg, &h);
@@ -1142,13 +1338,16 @@ static void chat_refresh(tsr_chat *h) {
 }
 
 static int chat_create(tsr_client *c, int argc, char **argv) {
-  const char *app = NULL;
+  const char *app = NULL, *title = NULL;
   bool group = false;
   tsr_member m[64];
   size_t n = 0;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--app")) {
       app = need_app(optval(argc, argv, &i));
+    } else if (!strcmp(argv[i], "--title")) {
+      title = optval(argc, argv, &i);
+      group = true;
     } else if (!strcmp(argv[i], "--group")) {
       group = true;
     } else if (!strcmp(argv[i], "--with") || !strcmp(argv[i], "--with-account")) {
@@ -1178,21 +1377,27 @@ static int chat_create(tsr_client *c, int argc, char **argv) {
   tsr_conversation_params p = {app, group || n > 1 ? "group" : "direct", m, n};
   tsr_reply r = {0};
   int rc = tsr_conversation_create_sync(h, &p, &r);
-  tsr_chat_free(h);
   if (rc == TSR_EINVAL && !r.done)
     die("usage", "chat create: bad profile, account id or app, or a member given twice");
   if (rc) die_call(rc, &r, "chat create");
-  if (json_out) {
-    print_body(&r);
-  } else {
-    size_t cap = r.body_len / 2 + 8;
-    json_token *t = malloc(cap * sizeof *t);
-    char id[TSR_ID_B64_SIZE] = "";
-    if (t && json_parse(r.body, r.body_len, t, cap, NULL) > 0)
-      json_str(r.body, t, 0, "conversation", id, sizeof id);
-    free(t);
-    printf("%s\n", id);
+  size_t cap = r.body_len / 2 + 8;
+  json_token *t = malloc(cap * sizeof *t);
+  char id[TSR_ID_B64_SIZE] = "";
+  if (t && json_parse(r.body, r.body_len, t, cap, NULL) > 0)
+    json_str(r.body, t, 0, "conversation", id, sizeof id);
+  free(t);
+  /* The title travels inside MLS, as the group's first message. */
+  if (title) {
+    tsr_reply tr = {0};
+    rc = tsr_conversation_rename_sync(h, id, title, &tr);
+    if (rc) die_call(rc, &tr, "chat create (title)");
+    tsr_reply_clear(&tr);
   }
+  tsr_chat_free(h);
+  if (json_out)
+    print_body(&r);
+  else
+    printf("%s\n", id);
   tsr_reply_clear(&r);
   return 0;
 }
@@ -1207,20 +1412,119 @@ static int chat_list(tsr_client *c) {
   if (rc) die_call(rc, NULL, "chat list");
   if (json_out) fputs("{\"conversations\":[", stdout);
   for (size_t i = 0; i < n; i++) {
-    if (json_out)
-      printf("%s{\"conversation\":\"%s\",\"app\":\"%s\",\"kind\":\"%s\",\"state\":\"%s\","
-             "\"devices\":%llu,\"last_seq\":%llu,\"outbox\":%llu}",
-             i ? "," : "", v[i].id, v[i].app, v[i].kind, v[i].state,
+    if (json_out) {
+      printf("%s{\"conversation\":\"%s\",\"id\":\"%s\",\"app\":\"%s\",\"kind\":\"%s\","
+             "\"state\":\"%s\",\"devices\":%llu,\"last_seq\":%llu,\"outbox\":%llu,"
+             "\"title\":",
+             i ? "," : "", v[i].id, v[i].id, v[i].app, v[i].kind, v[i].state,
              (unsigned long long)v[i].members, (unsigned long long)v[i].last_seq,
              (unsigned long long)v[i].outbox);
-    else
-      printf("%s\t%s\t%s\t%s\tdevices=%llu\tlast_seq=%llu\toutbox=%llu\n", v[i].id,
+      put_json_string(v[i].title);
+      fputc('}', stdout);
+    } else {
+      printf("%s\t%s\t%s\t%s\tdevices=%llu\tlast_seq=%llu\toutbox=%llu%s%s\n", v[i].id,
              v[i].app, v[i].kind, v[i].state, (unsigned long long)v[i].members,
-             (unsigned long long)v[i].last_seq, (unsigned long long)v[i].outbox);
+             (unsigned long long)v[i].last_seq, (unsigned long long)v[i].outbox,
+             v[i].title[0] ? "\t" : "", v[i].title);
+    }
   }
   if (json_out) fputs("]}\n", stdout);
   free(v);
   return 0;
+}
+
+/* A seq given on the command line (1 .. 2^63-1). */
+static uint64_t need_seq(const char *v, const char *what) {
+  char *end;
+  errno = 0;
+  unsigned long long n = strtoull(v, &end, 10);
+  if (errno || *end || !*v || *v == '-' || n == 0 || n > INT64_MAX)
+    die("usage", "%s: %s is not a seq", what, v);
+  return (uint64_t)n;
+}
+
+/* The answer of one of the sends: "sent, seq N" (or the body in JSON). */
+static int chat_sent(int rc, tsr_reply *r, const char *what, const char *conv) {
+  if (rc == TSR_ENOTFOUND && !r->done)
+    die("not_found", "%s: no conversation %s here, or no such message", what, conv);
+  if (rc == TSR_ESENDER && !r->done)
+    die("forbidden", "%s: only your own messages can be changed", what);
+  if (rc == TSR_ESTATE && !r->done) die("state", "%s: the message is deleted", what);
+  if (rc == TSR_ELIMIT && !r->done)
+    die("limit", "%s: too many typing messages in a row; send a message first", what);
+  if (rc == TSR_EINVAL && !r->done)
+    die("usage", "%s: bad conversation id, or empty or too long text", what);
+  if (rc == 1) { /* nothing was due (a message request not accepted) */
+    if (json_out)
+      printf("{\"conversation\":\"%s\",\"sent\":false}\n", conv);
+    else
+      printf("not sent (message request)\n");
+    return 0;
+  }
+  if (rc) die_call(rc, r, what);
+  if (json_out) {
+    print_body(r);
+  } else if (r->body && strstr(r->body, "\"transient\"")) {
+    printf("sent\n");
+  } else {
+    size_t cap = r->body_len / 2 + 8;
+    json_token *t = malloc(cap * sizeof *t);
+    char seq[24] = "?";
+    if (t && json_parse(r->body, r->body_len, t, cap, NULL) > 0)
+      json_num(r->body, t, 0, "seq", seq, sizeof seq);
+    free(t);
+    printf("sent, seq %s\n", seq);
+  }
+  tsr_reply_clear(r);
+  return 0;
+}
+
+/* chat send|edit|delete|react|rename|typing (argv[0]) with its arguments. */
+static int chat_change(tsr_client *c, int argc, char **argv) {
+  const char *op = argv[0], *conv = argc > 1 ? argv[1] : "";
+  uint64_t reply = 0;
+  bool remove = false;
+  int n = argc;
+  char what[32];
+  snprintf(what, sizeof what, "chat %s", op);
+  if (!strcmp(op, "send") && argc == 5 && !strcmp(argv[3], "--reply")) {
+    reply = need_seq(argv[4], "--reply");
+    n = 3;
+  }
+  if (!strcmp(op, "react") && argc == 5 && !strcmp(argv[4], "--remove")) {
+    remove = true;
+    n = 4;
+  }
+  uint64_t seq = 0;
+  bool ok = (!strcmp(op, "send") && n == 3) || (!strcmp(op, "edit") && n == 4) ||
+            (!strcmp(op, "delete") && n == 3) || (!strcmp(op, "react") && n == 4) ||
+            (!strcmp(op, "rename") && n == 3) ||
+            (!strcmp(op, "typing") && n == 3 &&
+             (!strcmp(argv[2], "on") || !strcmp(argv[2], "off")));
+  if (!ok)
+    die("usage",
+        "chat send CONV TEXT [--reply SEQ] | edit CONV SEQ TEXT | delete CONV SEQ"
+        " | react CONV SEQ EMOJI [--remove] | rename CONV TITLE"
+        " | typing CONV on|off");
+  if (!strcmp(op, "edit") || !strcmp(op, "delete") || !strcmp(op, "react"))
+    seq = need_seq(argv[2], what);
+  tsr_chat *h = chat_open(c, false);
+  tsr_reply r = {0};
+  int rc;
+  if (!strcmp(op, "send"))
+    rc = tsr_send_reply_sync(h, conv, argv[2], reply, &r);
+  else if (!strcmp(op, "edit"))
+    rc = tsr_send_edit_sync(h, conv, seq, argv[3], &r);
+  else if (!strcmp(op, "delete"))
+    rc = tsr_send_delete_sync(h, conv, seq, &r);
+  else if (!strcmp(op, "react"))
+    rc = tsr_send_reaction_sync(h, conv, seq, argv[3], remove, &r);
+  else if (!strcmp(op, "rename"))
+    rc = tsr_conversation_rename_sync(h, conv, argv[2], &r);
+  else
+    rc = tsr_send_typing_sync(h, conv, !strcmp(argv[2], "on"), &r);
+  tsr_chat_free(h);
+  return chat_sent(rc, &r, what, conv);
 }
 
 static int chat_send(tsr_client *c, const char *conv, const char *text) {
@@ -1247,17 +1551,39 @@ static int chat_send(tsr_client *c, const char *conv, const char *text) {
   return 0;
 }
 
-static int chat_read(tsr_client *c, const char *conv) {
+/* Shows the conversation as it is now and, unless no_receipt, marks what
+ * it showed as read (a read receipt). */
+static int chat_read(tsr_client *c, const char *conv, bool no_receipt) {
   tsr_chat *h = chat_open(c, false);
   chat_refresh(h);
-  tsr_chat_free(h);
-  bool first = true;
-  if (json_out) printf("{\"conversation\":\"%s\",\"messages\":[", conv);
-  int rc = tsr_messages_local(c, conv, 0, on_read_message, &first);
+  tsr_session_info me = {0};
+  tsr_client_session(c, &me);
+  read_ctx x = {.first = true, .me = me.account_id};
+  int rc = tsr_reactions_local(c, conv, on_read_reaction, &x);
+  if (rc == 0) rc = tsr_receipts_local(c, conv, on_read_receipt, &x);
+  if (rc == 0 && json_out) printf("{\"conversation\":\"%s\",\"messages\":[", conv);
+  if (rc == 0) rc = tsr_messages_local(c, conv, 0, on_read_message, &x);
+  for (size_t i = 0; i < x.n_reactions; i++) {
+    free((char *)x.reactions[i].account);
+    free((char *)x.reactions[i].emoji);
+  }
+  free(x.reactions);
   if (rc == TSR_ENOTFOUND) die("not_found", "no conversation %s here", conv);
   if (rc == TSR_EINVAL) die("usage", "chat read: bad conversation id");
   if (rc) die_call(rc, NULL, "chat read");
+  /* What this device noticed (keys changed, devices not certified). */
+  bool nfirst = true;
+  if (json_out) fputs("],\"notices\":[", stdout);
+  tsr_notices_local(c, conv, on_read_notice, &nfirst);
   if (json_out) fputs("]}\n", stdout);
+  fflush(stdout);
+  if (!no_receipt && x.last) {
+    tsr_reply r = {0};
+    rc = tsr_mark_read_sync(h, conv, x.last, &r);
+    if (rc < 0) die_call(rc, &r, "chat read (read receipt)");
+    tsr_reply_clear(&r);
+  }
+  tsr_chat_free(h);
   return 0;
 }
 
@@ -1306,14 +1632,28 @@ static int chat_answer(tsr_client *c, const char *conv, bool accept) {
 }
 
 static int cmd_chat(tsr_client *c, int argc, char **argv) {
+  if (argc == 0 || (argc <= 2 && !strcmp(argv[0], "open")))
+    return chat_tui(c, argc == 2 ? argv[1] : NULL);
   if (argc >= 1 && !strcmp(argv[0], "create")) return chat_create(c, argc, argv);
+  int grc = argc >= 1 ? chat_group_command(c, argc, argv) : -1;
+  if (grc >= 0) return grc;
+  int arc = chat_attach_command(c, argc, argv);
+  if (arc >= 0) return arc;
   if (argc == 1 && !strcmp(argv[0], "list")) return chat_list(c);
   if (argc == 3 && !strcmp(argv[0], "send")) return chat_send(c, argv[1], argv[2]);
-  if (argc == 2 && !strcmp(argv[0], "read")) return chat_read(c, argv[1]);
+  if (argc >= 1 && (!strcmp(argv[0], "send") || !strcmp(argv[0], "edit") ||
+                    !strcmp(argv[0], "delete") || !strcmp(argv[0], "react") ||
+                    !strcmp(argv[0], "rename") || !strcmp(argv[0], "typing")))
+    return chat_change(c, argc, argv);
+  if (argc == 2 && !strcmp(argv[0], "read")) return chat_read(c, argv[1], false);
+  if (argc == 3 && !strcmp(argv[0], "read") && !strcmp(argv[2], "--no-receipt"))
+    return chat_read(c, argv[1], true);
   if (argc >= 1 && !strcmp(argv[0], "listen")) return chat_listen(c, argc, argv);
   if (argc == 2 && (!strcmp(argv[0], "accept") || !strcmp(argv[0], "decline")))
     return chat_answer(c, argv[1], argv[0][0] == 'a');
-  die("usage", "chat create|list|send|read|listen|accept|decline (see --help)");
+  die("usage",
+      "chat [open CONV]|create|list|send|edit|delete|react|rename|typing|read|listen|"
+      "accept|decline|add|remove|leave|promote|demote|members|attach|save (see --help)");
 }
 
 /* Commands of the app graphs and blocks; -1 when cmd is none of them. */
@@ -1433,6 +1773,8 @@ int main(int argc, char **argv) {
     rc = cmd_ws(c, n, rest);
   else if (!strcmp(cmd, "chat"))
     rc = cmd_chat(c, n, rest);
+  else if (!strcmp(cmd, "attach"))
+    rc = cmd_attach(c, n, rest);
   else if ((rc = app_command(c, cmd, n, rest)) < 0)
     die("usage", "unknown command %s (see --help)", cmd);
   tsr_client_free(c);

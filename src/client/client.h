@@ -10,6 +10,7 @@
  *              matched by id, pushes
  *   conv.c     end-to-end encrypted conversations on a session: MLS groups,
  *              messages and the outbox in the state file
+ *   content.c  the envelope inside MLS application messages (content.h)
  *
  * A tsr_client is used by one thread at a time (tessera/tessera.h). */
 #ifndef TSR_CLIENT_CLIENT_H
@@ -44,8 +45,22 @@
  *        UNIQUE (conversation, seq));
  *      outbox(n: order, conversation, client_id UNIQUE, plaintext, state
  *        (0: not encrypted yet, 1: ciphertext holds the encrypted
- *        message of epoch `epoch`), ciphertext, epoch, created_at). */
-#define CSTATE_SCHEMA_VERSION 3
+ *        message of epoch `epoch`), ciphertext, epoch, created_at).
+ *   4: the content kinds of content.h (a version-3 file is migrated: the
+ *      columns and tables are added, its messages become kind text and
+ *      its outbox plaintexts are wrapped in text envelopes):
+ *      messages gains kind (TSR_KIND_*), reply_to, target (edit, delete,
+ *        reaction: the seq changed; receipt: up_to), descriptor, edited_at,
+ *        deleted; text holds the text or caption (empty for the other
+ *        kinds, and wiped when deleted);
+ *      conversations gains title and transient_run (typing messages sent
+ *        since the last stored one);
+ *      reactions(conversation, target, account, emoji, seq), primary key
+ *        (conversation, target, account, emoji);
+ *      receipts(conversation, account, delivered_up_to, read_up_to),
+ *        primary key (conversation, account);
+ *      outbox.plaintext is the envelope (content_encode). */
+#define CSTATE_SCHEMA_VERSION 5
 
 /* Keys of the kv table. */
 #define K_IDENTITY_SK "identity_sk" /* 64 bytes, libsodium Ed25519 secret key */
@@ -197,6 +212,11 @@ int client_mls_identity(tsr_client *c, uint16_t suite, struct group_identity **o
  * field, path not starting with '/'), TSR_ENOMEM. */
 int client_encode_request(buf_t *out, const char *method, const char *host, uint16_t port,
                           bool tls, const char *path, const char *token, bytes_t *body);
+/* The same with the body's content type (NULL: application/json) and one
+ * extra header line without CRLF (NULL or "": none). */
+int client_encode_request_ex(buf_t *out, const char *method, const char *host,
+                             uint16_t port, bool tls, const char *path, const char *token,
+                             bytes_t *body, const char *content_type, const char *extra);
 
 /* What the account layer does with an answer before the user's callback. */
 enum req_kind {
@@ -222,6 +242,13 @@ typedef struct creq {
   tsr_result_cb cb;
   void *cb_arg;
   uint32_t attempts; /* sends started */
+  /* Binary calls (blobs.c): the body's Content-Type (static string; NULL
+   * means application/json), one more header line without CRLF (e.g.
+   * "Range: bytes=0-9"; "" for none), and raw_answer: a 2xx body is
+   * handed over as it came (bytes), not checked to be JSON. */
+  const char *content_type;
+  char extra_header[96];
+  bool raw_answer;
 } creq;
 
 /* Queues r (taking ownership, also on failure). */

@@ -13,12 +13,16 @@
 #include <poll.h>
 #include <sodium.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "client/chat.h"
 #include "client/client.h"
+#include "client/content.h"
+#include "client/pj.h"
 #include "mls/crypto.h"
 #include "mls/group.h"
 #include "proto/base64.h"
@@ -36,8 +40,11 @@ struct tsr_chat {
   tsr_client *c;
   tsr_ws *ws;
   tsr_chat_config cfg;
-  size_t jobs;     /* chains in progress */
-  char **inflight; /* client_ids being sent */
+  struct chat_groups *groups; /* group.c: devices kept in step */
+  struct chat_trust *trust;   /* trust.c: member devices verified */
+  chat_ticket *tickets;       /* HTTP calls in flight for the chat */
+  size_t jobs;                /* chains in progress */
+  char **inflight;            /* client_ids being sent */
   size_t n_inflight;
   bool refresh_running; /* a refresh chain is in progress */
   bool refresh_again;   /* ... and another was asked for meanwhile */
@@ -46,6 +53,13 @@ struct tsr_chat {
    * resend the outbox again at retry_at (0: none), backing off. */
   uint64_t retry_at;
   uint32_t retry_ms;
+  /* Delivery receipts due at the end of the batch being processed: per
+   * conversation, the last text or attachment of another account. */
+  struct receipt_due {
+    char conv[TSR_ID_B64_SIZE];
+    uint64_t up_to;
+  } * due;
+  size_t n_due;
 };
 
 /* ---- small helpers --------------------------------------------------------- */
@@ -94,56 +108,6 @@ static bool valid_id(const char *id) {
 
 static bool valid_app(const char *a) {
   return a && (!strcmp(a, "chat") || !strcmp(a, "social") || !strcmp(a, "messenger"));
-}
-
-/* A parsed JSON text. */
-typedef struct {
-  const char *b;
-  size_t n;
-  json_token *t;
-  int nt;
-} pj;
-
-static int pj_parse(pj *p, const char *b, size_t n) {
-  p->b = b;
-  p->n = n;
-  p->nt = 0;
-  size_t cap = n / 2 + 16;
-  p->t = malloc(cap * sizeof *p->t);
-  if (!p->t) return TSR_ENOMEM;
-  json_limits lim = {0, 100000};
-  p->nt = json_parse(b, n, p->t, cap, &lim);
-  if (p->nt <= 0 || p->t[0].type != JSON_OBJECT) {
-    free(p->t);
-    p->t = NULL;
-    return TSR_EDECODE;
-  }
-  return 0;
-}
-
-static void pj_free(pj *p) {
-  free(p->t);
-  p->t = NULL;
-}
-
-static int pj_get(const pj *p, int obj, const char *key) {
-  return obj < 0 ? -1 : json_object_get(p->b, p->t, obj, key);
-}
-
-/* The string member key of obj as a view; false when absent or escaped. */
-static bool pj_view(const pj *p, int obj, const char *key, const char **s, size_t *len) {
-  int i = pj_get(p, obj, key);
-  return i >= 0 && json_get_string_view(p->b, p->t, i, s, len) == 0;
-}
-
-static bool pj_str(const pj *p, int obj, const char *key, char *out, size_t cap) {
-  int i = pj_get(p, obj, key);
-  return i >= 0 && json_get_string(p->b, p->t, i, out, cap, NULL, 0) == 0;
-}
-
-static bool pj_u64(const pj *p, int obj, const char *key, uint64_t *v) {
-  int i = pj_get(p, obj, key);
-  return i >= 0 && json_get_u64(p->b, p->t, i, v) == 0;
 }
 
 /* Sends op with the members of the JSON object in w's buffer (a whole
@@ -273,10 +237,17 @@ static int msg_insert(sqlite3 *db, const tsr_message *m, int *added) {
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
                          "INSERT OR IGNORE INTO messages(conversation, seq,"
-                         " sender_account, sender_device, own, text, at)"
-                         " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                         " sender_account, sender_device, own, text, at, kind, reply_to,"
+                         " target, descriptor) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                          -1, &st, NULL) != SQLITE_OK)
     return TSR_EIO;
+  sqlite3_bind_int(st, 8, m->kind);
+  sqlite3_bind_int64(st, 9, (int64_t)m->reply_to);
+  sqlite3_bind_int64(st, 10, (int64_t)m->target);
+  if (m->descriptor_len)
+    sqlite3_bind_blob(st, 11, m->descriptor, (int)m->descriptor_len, SQLITE_STATIC);
+  else
+    sqlite3_bind_null(st, 11);
   sqlite3_bind_text(st, 1, m->conversation, -1, SQLITE_STATIC);
   sqlite3_bind_int64(st, 2, (int64_t)m->seq);
   sqlite3_bind_text(st, 3, m->sender_account, -1, SQLITE_STATIC);
@@ -312,6 +283,267 @@ static int advance_own(sqlite3 *db, const char *conv, uint64_t *last) {
   int rc = conv_update(db, conv, NULL, l);
   if (rc == 0) *last = l;
   return rc;
+}
+
+/* ---- what application messages do (content.h) ------------------------------------ */
+
+static bool shown_kind(int kind) {
+  return kind == TSR_KIND_TEXT || kind == TSR_KIND_ATTACHMENT ||
+         kind == TSR_KIND_UNSUPPORTED;
+}
+
+/* Runs one statement with parameters given by types: 't' a NUL-terminated
+ * text, 'b' a blob (pointer, size_t length), 'i' an int64_t. */
+static int sql_run(sqlite3 *db, const char *sql, const char *types, ...) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, NULL) != SQLITE_OK) return TSR_EIO;
+  va_list ap;
+  va_start(ap, types);
+  for (int i = 0; types[i]; i++) {
+    if (types[i] == 't') {
+      sqlite3_bind_text(st, i + 1, va_arg(ap, const char *), -1, SQLITE_STATIC);
+    } else if (types[i] == 'b') {
+      const void *p = va_arg(ap, const void *);
+      size_t n = va_arg(ap, size_t);
+      sqlite3_bind_blob(st, i + 1, n ? p : "", (int)n, SQLITE_STATIC);
+    } else {
+      sqlite3_bind_int64(st, i + 1, va_arg(ap, int64_t));
+    }
+  }
+  va_end(ap);
+  return run_stmt(st);
+}
+
+/* The message at seq of conv: its sender account, kind and deleted flag.
+ * TSR_ENOTFOUND, TSR_EIO. */
+static int target_row(sqlite3 *db, const char *conv, uint64_t seq,
+                      char acc[TSR_ID_B64_SIZE], int *kind, int *deleted) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT sender_account, kind, deleted FROM messages"
+                         " WHERE conversation = ? AND seq = ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
+  sqlite3_bind_int64(st, 2, (int64_t)seq);
+  int rc = sqlite3_step(st);
+  if (rc == SQLITE_ROW) {
+    col_text(st, 0, acc, TSR_ID_B64_SIZE);
+    *kind = sqlite3_column_int(st, 1);
+    *deleted = sqlite3_column_int(st, 2);
+    rc = 0;
+  } else {
+    rc = rc == SQLITE_DONE ? TSR_ENOTFOUND : TSR_EIO;
+  }
+  sqlite3_finalize(st);
+  return rc;
+}
+
+/* Sets m's kind fields from ct (m keeps pointing into ct). */
+static void message_from(tsr_message *m, const content *ct) {
+  m->kind = (int)ct->kind;
+  m->text = ct->body ? ct->body : "";
+  m->text_len = ct->body_len;
+  m->reply_to = ct->reply_to;
+  m->target = ct->target;
+  m->emoji = ct->emoji ? ct->emoji : "";
+  m->emoji_len = ct->emoji_len;
+  m->remove = ct->remove;
+  m->receipt = ct->receipt;
+  m->typing = ct->on;
+  m->descriptor = ct->descriptor ? ct->descriptor : "";
+  m->descriptor_len = ct->descriptor_len;
+}
+
+/* Applies the content ct of the message m (conversation, seq, at, sender
+ * and own set; its kind fields are set here) inside the caller's
+ * transaction and stores its row. *keep = 1 when it is new and applied:
+ * the app is to be told. An edit or deletion counts only from the
+ * target's sender account, a reaction only to a message held here, and
+ * none of them to a deleted message; what does not count is stored
+ * nowhere, except this device's own message, whose row is kept so that
+ * last_seq moves over it (advance_own). Typing is never stored. */
+static int content_apply(sqlite3 *db, tsr_message *m, const content *ct, int *keep) {
+  *keep = 0;
+  message_from(m, ct);
+  bool apply = ct->kind != CONTENT_TYPING;
+  int rc = 0;
+  if (ct->kind == CONTENT_EDIT || ct->kind == CONTENT_DELETE ||
+      ct->kind == CONTENT_REACTION) {
+    char acc[TSR_ID_B64_SIZE] = "";
+    int kind = 0, deleted = 0;
+    rc = target_row(db, m->conversation, ct->target, acc, &kind, &deleted);
+    if (rc && rc != TSR_ENOTFOUND) return rc;
+    apply = rc == 0 && ct->target < m->seq &&
+            (kind == TSR_KIND_TEXT || kind == TSR_KIND_ATTACHMENT) && !deleted &&
+            (ct->kind == CONTENT_REACTION || !strcmp(acc, m->sender_account));
+    rc = 0;
+  }
+  if (!apply && (!m->own || ct->kind == CONTENT_TYPING)) return 0;
+  tsr_message row = *m;
+  if (!shown_kind(row.kind)) row.text_len = 0; /* its effect is stored instead */
+  int added = 0;
+  if ((rc = msg_insert(db, &row, &added)) || !added || !apply) return rc;
+  const char *cv = m->conversation;
+  int64_t tgt = (int64_t)ct->target;
+  switch (ct->kind) {
+  case CONTENT_EDIT:
+    rc = sql_run(db,
+                 "UPDATE messages SET text = ?, edited_at = ? WHERE conversation = ?"
+                 " AND seq = ?",
+                 "biti", ct->body, ct->body_len, m->at_ms, cv, tgt);
+    break;
+  case CONTENT_DELETE:
+    /* secure_delete (state.c) overwrites the freed bytes in the file. */
+    rc = sql_run(db,
+                 "UPDATE messages SET text = x'', descriptor = NULL, deleted = 1"
+                 " WHERE conversation = ? AND seq = ?",
+                 "ti", cv, tgt);
+    if (rc == 0)
+      rc = sql_run(db, "DELETE FROM reactions WHERE conversation = ? AND target = ?",
+                   "ti", cv, tgt);
+    break;
+  case CONTENT_REACTION:
+    rc = ct->remove
+             ? sql_run(db,
+                       "DELETE FROM reactions WHERE conversation = ? AND target = ?"
+                       " AND account = ? AND emoji = ?",
+                       "titb", cv, tgt, m->sender_account, ct->emoji, ct->emoji_len)
+             : sql_run(db,
+                       "INSERT OR REPLACE INTO reactions(conversation, target,"
+                       " account, emoji, seq) VALUES (?, ?, ?, ?, ?)",
+                       "titbi", cv, tgt, m->sender_account, ct->emoji, ct->emoji_len,
+                       (int64_t)m->seq);
+    break;
+  case CONTENT_RECEIPT: {
+    /* Cumulative and never backwards; a receipt covers only earlier seqs. */
+    int64_t up = tgt < (int64_t)m->seq ? tgt : (int64_t)m->seq - 1;
+    rc = sql_run(db,
+                 "INSERT INTO receipts(conversation, account, delivered_up_to,"
+                 " read_up_to) VALUES (?, ?, ?, ?) ON CONFLICT(conversation, account)"
+                 " DO UPDATE SET delivered_up_to = max(delivered_up_to,"
+                 " excluded.delivered_up_to), read_up_to = max(read_up_to,"
+                 " excluded.read_up_to)",
+                 "ttii", cv, m->sender_account, up,
+                 ct->receipt == CONTENT_READ ? up : (int64_t)0);
+    break;
+  }
+  case CONTENT_TITLE:
+    rc = sql_run(db, "UPDATE conversations SET title = CAST(? AS TEXT) WHERE id = ?",
+                 "bt", ct->body, ct->body_len, cv);
+    break;
+  default: break;
+  }
+  if (rc == 0) *keep = 1;
+  return rc;
+}
+
+/* Hands a stored message to the app's callback for its kind. */
+static void hand_over(tsr_chat *h, const tsr_message *m) {
+  if (shown_kind(m->kind)) {
+    if (h->cfg.on_message) h->cfg.on_message(h->cfg.arg, m);
+  } else if (h->cfg.on_update) {
+    h->cfg.on_update(h->cfg.arg, m);
+  }
+}
+
+/* ---- receipts -----------------------------------------------------------------------
+ */
+
+static int send_content(tsr_chat *h, const char *conv, const content *ct,
+                        tsr_result_cb cb, void *arg);
+static void own_ids(tsr_chat *h, char acc[TSR_ID_B64_SIZE], char dev[TSR_ID_B64_SIZE]);
+
+/* Distinct accounts among the group's members; 0 when it does not load. */
+static size_t member_accounts(const buf_t *grp) {
+  mls_group *g = NULL;
+  if (group_load(buf_view(grp), &g)) return 0;
+  uint32_t leaves = group_leaf_count(g);
+  uint8_t(*seen)[16] = calloc(leaves ? leaves : 1, sizeof *seen);
+  size_t n = 0;
+  for (uint32_t l = 0; seen && l < leaves; l++) {
+    bytes_t ident;
+    if (group_member(g, l, &ident) || ident.len < 16) continue;
+    size_t k = 0;
+    while (k < n && memcmp(seen[k], ident.ptr, 16)) k++;
+    if (k == n) memcpy(seen[n++], ident.ptr, 16);
+  }
+  free(seen);
+  group_free(g);
+  return n;
+}
+
+/* Receipts go only into accepted conversations (not a message request
+ * pending or declined: the sender sees no delivery or read state before
+ * the recipient accepts) of at most TSR_RECEIPTS_MAX_ACCOUNTS accounts. */
+static bool receipts_allowed(const conv_row *r) {
+  size_t n = member_accounts(&r->grp);
+  return !strcmp(r->state, "active") && n > 0 && n <= TSR_RECEIPTS_MAX_ACCOUNTS;
+}
+
+/* What this account's receipts in conv say (0, 0 when none). */
+static void own_receipts(sqlite3 *db, const char *conv, const char *acc,
+                         uint64_t *delivered, uint64_t *read) {
+  *delivered = *read = 0;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT delivered_up_to, read_up_to FROM receipts"
+                         " WHERE conversation = ? AND account = ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return;
+  sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
+  sqlite3_bind_text(st, 2, acc, -1, SQLITE_STATIC);
+  if (sqlite3_step(st) == SQLITE_ROW) {
+    *delivered = (uint64_t)sqlite3_column_int64(st, 0);
+    *read = (uint64_t)sqlite3_column_int64(st, 1);
+  }
+  sqlite3_finalize(st);
+}
+
+/* A text or attachment of sender account acc was stored at seq: a
+ * delivery receipt is due at the end of the batch unless it is ours. */
+static void receipt_note(tsr_chat *h, const char *conv, uint64_t seq, const char *acc) {
+  if (h->cfg.no_delivery_receipts) return;
+  char me[TSR_ID_B64_SIZE], dev[TSR_ID_B64_SIZE];
+  own_ids(h, me, dev);
+  if (!strcmp(acc, me)) return;
+  for (size_t i = 0; i < h->n_due; i++)
+    if (!strcmp(h->due[i].conv, conv)) {
+      if (seq > h->due[i].up_to) h->due[i].up_to = seq;
+      return;
+    }
+  struct receipt_due *n = realloc(h->due, (h->n_due + 1) * sizeof *n);
+  if (!n) return; /* a receipt is best effort; the next batch covers it */
+  h->due = n;
+  snprintf(n[h->n_due].conv, sizeof n[0].conv, "%s", conv);
+  n[h->n_due++].up_to = seq;
+}
+
+/* The end of a batch: one cumulative delivery receipt per conversation
+ * that got others' texts or attachments (never for receipts themselves:
+ * only those two kinds are noted). */
+static void receipts_flush(tsr_chat *h) {
+  size_t n = h->n_due;
+  struct receipt_due *due = h->due;
+  h->due = NULL;
+  h->n_due = 0;
+  char me[TSR_ID_B64_SIZE], dev[TSR_ID_B64_SIZE];
+  if (n) own_ids(h, me, dev);
+  for (size_t i = 0; i < n; i++) {
+    conv_row r;
+    uint64_t delivered, read;
+    if (conv_get(db_of(h), due[i].conv, &r) == 0 && receipts_allowed(&r)) {
+      own_receipts(db_of(h), due[i].conv, me, &delivered, &read);
+      if (delivered < due[i].up_to) {
+        content ct = {.kind = CONTENT_RECEIPT,
+                      .receipt = CONTENT_DELIVERED,
+                      .target = due[i].up_to};
+        send_content(h, due[i].conv, &ct, ignore_result, NULL);
+      }
+    }
+    row_clear(&r);
+  }
+  free(due);
 }
 
 /* ---- jobs -------------------------------------------------------------------------- */
@@ -364,6 +596,54 @@ static void send_ack(tsr_chat *h, const char *conv, uint64_t seq) {
 
 enum { PROC_DONE = 0, PROC_SKIPPED = 1, PROC_GAP = 2 };
 
+static int outbox_del(sqlite3 *db, const char *cid);
+
+/* A message of the log that is this device's own outbox ciphertext (its
+ * answer was lost): stored as sent at seq and taken out of the outbox, in
+ * the caller's transaction, so that it is not sent again — a resend after
+ * this device acknowledged seq could meet a log whose row (and with it the
+ * server's de-duplication key) was already deleted. 0 also when it is not
+ * one of ours. */
+static int own_from_outbox(tsr_chat *h, sqlite3 *db, const char *conv, uint64_t seq,
+                           int64_t at, bytes_t msg) {
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db,
+                         "SELECT client_id, plaintext FROM outbox WHERE conversation = ?"
+                         " AND state = 1 AND ciphertext = ?",
+                         -1, &st, NULL) != SQLITE_OK)
+    return TSR_EIO;
+  sqlite3_bind_text(st, 1, conv, -1, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 2, msg.ptr, (int)msg.len, SQLITE_STATIC);
+  char cid[64] = "";
+  content cn;
+  int rc = sqlite3_step(st);
+  if (rc != SQLITE_ROW) {
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? 0 : TSR_EIO;
+  }
+  const unsigned char *c = sqlite3_column_text(st, 0);
+  snprintf(cid, sizeof cid, "%s", c ? (const char *)c : "");
+  rc = content_decode(
+      BYTES(sqlite3_column_blob(st, 1), (size_t)sqlite3_column_bytes(st, 1)), &cn);
+  sqlite3_finalize(st);
+  if (rc == TSR_ENOMEM) return rc;
+  if (rc) cn = (content){.kind = CONTENT_UNSUPPORTED};
+  char acc[TSR_ID_B64_SIZE], dev[TSR_ID_B64_SIZE];
+  own_ids(h, acc, dev);
+  tsr_message m = {.conversation = conv,
+                   .seq = seq,
+                   .at_ms = at,
+                   .sender_account = acc,
+                   .sender_device = dev,
+                   .own = 1,
+                   .text = ""};
+  int kept = 0;
+  rc = content_apply(db, &m, &cn, &kept);
+  if (rc == 0) rc = outbox_del(db, cid);
+  content_clear(&cn);
+  return rc;
+}
+
 /* Processes the message at seq of conv (base64url MLSMessage), in order:
  * PROC_DONE (stored), PROC_SKIPPED (already had it, or it cannot be
  * processed: last_seq moves over it), PROC_GAP (messages before it are
@@ -395,10 +675,18 @@ static int process_one(tsr_chat *h, const char *conv, uint64_t seq, int64_t at,
   group_event_init(&ev);
   int prc = unb64(m64, m64_len, &msg);
   if (prc == 0) prc = group_load(buf_view(&r.grp), &g);
+  bool had_pending = prc == 0 && group_has_pending(g);
   if (prc == 0) prc = group_process(g, buf_view(&msg), &ev);
+  /* Another member's commit won the epoch: a pending one of ours is void. */
+  if (prc == 0 && had_pending && group_has_pending(g) && ev.type == GROUP_EVENT_COMMIT)
+    group_discard_pending(g);
+  /* New members' devices are checked against their identity keys. */
+  if (prc == 0 && ev.type == GROUP_EVENT_COMMIT) trust_check(h);
+  /* Someone asked to leave: list again (the devices to remove come with it). */
+  if (prc == 0 && ev.type == GROUP_EVENT_PROPOSAL) chat_refresh(h);
   tsr_message out = {0};
   char acc[TSR_ID_B64_SIZE] = "", dev[TSR_ID_B64_SIZE] = "";
-  char *text = NULL;
+  content ct = {0};
   if (prc == 0 && ev.type == GROUP_EVENT_APPLICATION) {
     bytes_t ident;
     if (group_member(g, ev.sender, &ident) == 0 && ident.len == 32) {
@@ -408,13 +696,16 @@ static int process_one(tsr_chat *h, const char *conv, uint64_t seq, int64_t at,
       b64_encode(dev, sizeof dev, ident.ptr + 16, 16, B64_MODE_URL_NOPAD, &n);
       dev[n] = '\0';
     }
-    text = malloc(ev.data.len + 1);
-    if (!text) prc = TSR_ENOMEM;
-    if (text) {
-      if (ev.data.len) memcpy(text, ev.data.ptr, ev.data.len);
-      text[ev.data.len] = '\0';
-    }
-    out = (tsr_message){conv, seq, at, acc, dev, 0, text, ev.data.len};
+    /* Not a valid envelope: kept as an unsupported message. */
+    int crc = content_decode(buf_view(&ev.data), &ct);
+    if (crc == TSR_ENOMEM) prc = crc;
+    if (crc) ct = (content){.kind = CONTENT_UNSUPPORTED};
+    out = (tsr_message){.conversation = conv,
+                        .seq = seq,
+                        .at_ms = at,
+                        .sender_account = acc,
+                        .sender_device = dev,
+                        .text = ""};
   }
   if (prc == 0) prc = group_save(g, &saved);
   int added = 0;
@@ -422,26 +713,28 @@ static int process_one(tsr_chat *h, const char *conv, uint64_t seq, int64_t at,
   if (rc == 0) {
     if (prc == 0) {
       /* The group and what it produced, together. */
-      if (ev.type == GROUP_EVENT_APPLICATION) rc = msg_insert(db, &out, &added);
+      if (ev.type == GROUP_EVENT_APPLICATION) rc = content_apply(db, &out, &ct, &added);
       if (rc == 0) rc = conv_update(db, conv, &saved, seq);
       if (rc == 0 && ev.type == GROUP_EVENT_REMOVED)
         rc = conv_set_state(db, conv, "removed");
     } else {
       /* Not for us to read (our own message, another epoch, garbage):
        * the group stays as it was; move on. */
-      rc = conv_update(db, conv, NULL, seq);
+      rc = own_from_outbox(h, db, conv, seq, at, buf_view(&msg));
+      if (rc == 0) rc = conv_update(db, conv, NULL, seq);
     }
     if (rc == 0)
       rc = cstate_commit(client_state(h->c));
     else
       cstate_rollback(client_state(h->c));
   }
-  if (rc == 0 && added && h->cfg.on_message) h->cfg.on_message(h->cfg.arg, &out);
-  if (rc == 0) rc = prc == 0 ? PROC_DONE : PROC_SKIPPED;
-  if (text) {
-    sodium_memzero(text, ev.data.len);
-    free(text);
+  if (rc == 0 && added) {
+    if (out.kind == TSR_KIND_TEXT || out.kind == TSR_KIND_ATTACHMENT)
+      receipt_note(h, conv, seq, acc);
+    hand_over(h, &out);
   }
+  if (rc == 0) rc = prc == 0 ? PROC_DONE : PROC_SKIPPED;
+  content_clear(&ct);
   group_event_clear(&ev);
   group_free(g);
   buf_free(&msg);
@@ -536,6 +829,7 @@ static void on_sync(void *arg, const tsr_result *res) {
     n++;
   }
   pj_free(&p);
+  receipts_flush(j->h); /* a page is a batch */
   if (rc < 0) {
     result_local(j->cb, j->arg, rc, "state", "the state file could not be updated");
     j->cb = NULL;
@@ -590,6 +884,58 @@ int tsr_conversation_sync(tsr_chat *h, const char *conversation, tsr_result_cb c
 
 static int refresh_start(tsr_chat *h, tsr_result_cb cb, void *arg);
 
+/* A transient message (docs/protocol.md, "send"): decrypted now, out of
+ * seq order (the secret tree keeps the keys of the generations it jumps
+ * over for the stored messages still to come), never stored, never
+ * acknowledged. Only a typing indicator counts: its group state (the
+ * ratchet moved, the key deleted) is saved, and it goes to on_typing.
+ * Anything else, or what does not decrypt, is dropped without saving, so
+ * that a stored message pushed as transient is still read at its seq. */
+static void process_transient(tsr_chat *h, const char *conv, const char *m64,
+                              size_t m64_len) {
+  conv_row r;
+  buf_t msg, saved;
+  buf_init(&msg);
+  buf_init(&saved);
+  mls_group *g = NULL;
+  group_event ev;
+  group_event_init(&ev);
+  content ct = {0};
+  int rc = conv_get(db_of(h), conv, &r);
+  if (rc == 0) rc = unb64(m64, m64_len, &msg);
+  if (rc == 0) rc = group_load(buf_view(&r.grp), &g);
+  if (rc == 0) rc = group_process(g, buf_view(&msg), &ev);
+  if (rc == 0 && ev.type != GROUP_EVENT_APPLICATION) rc = TSR_EPROTOCOL;
+  if (rc == 0) rc = content_decode(buf_view(&ev.data), &ct);
+  if (rc == 0 && ct.kind != CONTENT_TYPING) rc = TSR_EPROTOCOL;
+  if (rc == 0) rc = group_save(g, &saved);
+  if (rc == 0) rc = conv_update(db_of(h), conv, &saved, 0);
+  if (rc == 0 && h->cfg.on_typing) {
+    char acc[TSR_ID_B64_SIZE] = "", dev[TSR_ID_B64_SIZE] = "";
+    bytes_t ident;
+    if (group_member(g, ev.sender, &ident) == 0 && ident.len == 32) {
+      size_t n = 0;
+      b64_encode(acc, sizeof acc, ident.ptr, 16, B64_MODE_URL_NOPAD, &n);
+      acc[n] = '\0';
+      b64_encode(dev, sizeof dev, ident.ptr + 16, 16, B64_MODE_URL_NOPAD, &n);
+      dev[n] = '\0';
+    }
+    tsr_message m = {.conversation = conv,
+                     .at_ms = wall_ms(),
+                     .sender_account = acc,
+                     .sender_device = dev,
+                     .text = ""};
+    message_from(&m, &ct);
+    h->cfg.on_typing(h->cfg.arg, &m);
+  }
+  content_clear(&ct);
+  group_event_clear(&ev);
+  group_free(g);
+  buf_free(&msg);
+  buf_free_secret(&saved);
+  row_clear(&r);
+}
+
 static void on_push(void *arg, const char *json, size_t len) {
   tsr_chat *h = arg;
   pj p;
@@ -597,8 +943,15 @@ static void on_push(void *arg, const char *json, size_t len) {
   char kind[16] = "", conv[TSR_ID_B64_SIZE] = "";
   pj_str(&p, 0, "push", kind, sizeof kind);
   pj_str(&p, 0, "conversation", conv, sizeof conv);
-  if (!strcmp(kind, "welcome")) {
+  bool tr = false;
+  int ti = pj_get(&p, 0, "transient");
+  if (ti >= 0) json_get_bool(p.t, ti, &tr);
+  const char *tm = NULL;
+  size_t tml = 0;
+  if (!strcmp(kind, "welcome") || !strcmp(kind, "roster") || !strcmp(kind, "devices")) {
     refresh_start(h, NULL, NULL);
+  } else if (!strcmp(kind, "message") && valid_id(conv) && tr) {
+    if (pj_view(&p, 0, "message", &tm, &tml)) process_transient(h, conv, tm, tml);
   } else if (!strcmp(kind, "message") && valid_id(conv)) {
     uint64_t seq = 0, at = 0;
     const char *m = NULL;
@@ -610,6 +963,7 @@ static void on_push(void *arg, const char *json, size_t len) {
         sync_start(h, conv, NULL, NULL);
       else if (rc == PROC_DONE || rc == PROC_SKIPPED)
         send_ack(h, conv, last_seq_of(h, conv));
+      receipts_flush(h);
     }
   }
   pj_free(&p);
@@ -651,6 +1005,7 @@ static int join(tsr_chat *h, const char *conv, const char *app, const char *kind
   if (rc == 0) {
     send_ack(h, conv, 0);
     if (h->cfg.on_joined) h->cfg.on_joined(h->cfg.arg, conv, app, kind);
+    trust_check(h);
   }
   tsr_secret_free(sec, sec_len);
   kp_secret_free(ks);
@@ -672,6 +1027,7 @@ typedef struct {
 
 static void refresh_done(refresh_job *j) {
   tsr_chat *h = j->h;
+  if (j->status) groups_refreshed(h); /* listed: devices to add or remove */
   result_ok(j->cb, j->arg, &j->body);
   buf_free(&j->body);
   free(j);
@@ -714,6 +1070,19 @@ static void on_conversations(void *arg, const tsr_result *res) {
       pj_str(&p, e, "state", state, sizeof state);
       pj_u64(&p, e, "joined_seq", &joined);
       if (!valid_id(conv)) continue;
+      char role[8] = "";
+      pj_str(&p, e, "role", role, sizeof role);
+      const char *stale[64];
+      char ids[64][TSR_ID_B64_SIZE];
+      size_t n_stale = 0;
+      int ra = pj_get(&p, e, "remove");
+      for (int x = ra >= 0 ? json_first_child(p.t, ra) : -1; x >= 0 && n_stale < 64;
+           x = json_next_sibling(p.t, ra, x))
+        if (json_get_string(p.b, p.t, x, ids[n_stale], TSR_ID_B64_SIZE, NULL, 0) == 0) {
+          stale[n_stale] = ids[n_stale];
+          n_stale++;
+        }
+      groups_note(h, conv, !strcmp(role, "admin"), stale, n_stale);
       conv_row r;
       int rc = conv_get(db_of(h), conv, &r);
       row_clear(&r);
@@ -868,27 +1237,34 @@ static void on_send(void *arg, const tsr_result *res) {
   own_ids(h, acc, dev);
   int rc = outbox_get(db, j->client_id, &pt, &ct, &state, &epoch);
   if (rc == 0) {
-    char *text = malloc(pt.len + 1);
-    if (!text) rc = TSR_ENOMEM;
-    if (text) {
-      if (pt.len) memcpy(text, pt.ptr, pt.len);
-      text[pt.len] = '\0';
-      tsr_message m = {j->conv, seq, wall_ms(), acc, dev, 1, text, pt.len};
+    /* Stored and applied here as the receivers do. */
+    content cn;
+    rc = content_decode(buf_view(&pt), &cn);
+    if (rc != TSR_ENOMEM) {
+      if (rc) cn = (content){.kind = CONTENT_UNSUPPORTED};
+      tsr_message m = {.conversation = j->conv,
+                       .seq = seq,
+                       .at_ms = wall_ms(),
+                       .sender_account = acc,
+                       .sender_device = dev,
+                       .own = 1,
+                       .text = ""};
+      int kept = 0;
       rc = cstate_begin(client_state(h->c));
       if (rc == 0) {
-        rc = msg_insert(db, &m, NULL);
+        rc = content_apply(db, &m, &cn, &kept);
         if (rc == 0) rc = outbox_del(db, j->client_id);
         if (rc == 0)
           rc = cstate_commit(client_state(h->c));
         else
           cstate_rollback(client_state(h->c));
       }
-      free(text);
+      content_clear(&cn);
     }
   } else if (rc == TSR_ENOTFOUND) {
     rc = 0; /* stored by another send of the same row */
   }
-  buf_free(&pt);
+  buf_free_secret(&pt);
   buf_free(&ct);
   if (rc) {
     send_fail(j, rc, "state", "the state file could not be updated");
@@ -957,6 +1333,9 @@ static int send_go(send_job *j) {
         rc = run_stmt(st);
       }
       if (rc == 0) rc = conv_update(db, j->conv, &saved, 0);
+      if (rc == 0) /* a stored message follows the typing messages */
+        rc = sql_run(db, "UPDATE conversations SET transient_run = 0 WHERE id = ?", "t",
+                     j->conv);
       if (rc == 0)
         rc = cstate_commit(client_state(h->c));
       else
@@ -1006,16 +1385,19 @@ static int send_start(tsr_chat *h, const char *conv, const char *cid, tsr_result
   return 0;
 }
 
-int tsr_send_text(tsr_chat *h, const char *conversation, const char *text,
-                  tsr_result_cb cb, void *arg) {
-  if (!h || !valid_id(conversation) || !text) return TSR_EINVAL;
-  size_t len = strlen(text);
-  if (len == 0 || len > MAX_TEXT) return TSR_EINVAL;
+/* Puts the envelope of ct in the outbox and starts sending it (the rules
+ * of tsr_send_text). */
+static int send_content(tsr_chat *h, const char *conversation, const content *ct,
+                        tsr_result_cb cb, void *arg) {
+  if (!h || !valid_id(conversation) || content_check(ct)) return TSR_EINVAL;
   sqlite3 *db = db_of(h);
   conv_row r;
   int rc = conv_get(db, conversation, &r);
   row_clear(&r);
   if (rc) return rc;
+  buf_t pt;
+  buf_init(&pt);
+  if ((rc = content_encode(ct, &pt))) return rc;
   uint8_t raw[16];
   randombytes_buf(raw, sizeof raw);
   char cid[40] = "m-";
@@ -1026,17 +1408,218 @@ int tsr_send_text(tsr_chat *h, const char *conversation, const char *text,
   if (sqlite3_prepare_v2(db,
                          "INSERT INTO outbox(conversation, client_id, plaintext,"
                          " created_at) VALUES (?, ?, ?, ?)",
-                         -1, &st, NULL) != SQLITE_OK)
+                         -1, &st, NULL) != SQLITE_OK) {
+    buf_free_secret(&pt);
     return TSR_EIO;
+  }
   sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
   sqlite3_bind_text(st, 2, cid, -1, SQLITE_STATIC);
-  sqlite3_bind_blob(st, 3, text, (int)len, SQLITE_STATIC);
+  sqlite3_bind_blob(st, 3, pt.ptr, (int)pt.len, SQLITE_STATIC);
   sqlite3_bind_int64(st, 4, wall_ms());
-  if ((rc = run_stmt(st))) return rc;
+  rc = run_stmt(st);
+  buf_free_secret(&pt);
+  if (rc) return rc;
   rc = send_start(h, conversation, cid, cb, arg);
   if (rc == TSR_ENOMEM) outbox_del(db, cid);
   /* Other failures (state file, MLS): the row stays for the next flush. */
   return rc == TSR_ENOMEM ? rc : 0;
+}
+
+int tsr_send_text(tsr_chat *h, const char *conversation, const char *text,
+                  tsr_result_cb cb, void *arg) {
+  return tsr_send_reply(h, conversation, text, 0, cb, arg);
+}
+
+int tsr_send_reply(tsr_chat *h, const char *conversation, const char *text,
+                   uint64_t reply_to, tsr_result_cb cb, void *arg) {
+  if (!text) return TSR_EINVAL;
+  content ct = {
+      .kind = CONTENT_TEXT, .body = text, .body_len = strlen(text), .reply_to = reply_to};
+  return send_content(h, conversation, &ct, cb, arg);
+}
+
+/* One's own text or attachment at target, not deleted (tsr_send_edit). */
+static int own_target(tsr_chat *h, const char *conv, uint64_t target) {
+  char acc[TSR_ID_B64_SIZE], me[TSR_ID_B64_SIZE], dev[TSR_ID_B64_SIZE];
+  int kind = 0, deleted = 0;
+  int rc = target_row(db_of(h), conv, target, acc, &kind, &deleted);
+  if (rc) return rc;
+  if (kind != TSR_KIND_TEXT && kind != TSR_KIND_ATTACHMENT) return TSR_ENOTFOUND;
+  own_ids(h, me, dev);
+  if (strcmp(acc, me)) return TSR_ESENDER;
+  return deleted ? TSR_ESTATE : 0;
+}
+
+int tsr_send_edit(tsr_chat *h, const char *conversation, uint64_t target,
+                  const char *text, tsr_result_cb cb, void *arg) {
+  if (!h || !valid_id(conversation) || !text || target == 0) return TSR_EINVAL;
+  content ct = {
+      .kind = CONTENT_EDIT, .target = target, .body = text, .body_len = strlen(text)};
+  if (content_check(&ct)) return TSR_EINVAL;
+  int rc = own_target(h, conversation, target);
+  return rc ? rc : send_content(h, conversation, &ct, cb, arg);
+}
+
+int tsr_send_delete(tsr_chat *h, const char *conversation, uint64_t target,
+                    tsr_result_cb cb, void *arg) {
+  if (!h || !valid_id(conversation) || target == 0) return TSR_EINVAL;
+  int rc = own_target(h, conversation, target);
+  content ct = {.kind = CONTENT_DELETE, .target = target};
+  return rc ? rc : send_content(h, conversation, &ct, cb, arg);
+}
+
+int tsr_send_reaction(tsr_chat *h, const char *conversation, uint64_t target,
+                      const char *emoji, int remove, tsr_result_cb cb, void *arg) {
+  if (!h || !valid_id(conversation) || !emoji || target == 0) return TSR_EINVAL;
+  content ct = {.kind = CONTENT_REACTION,
+                .target = target,
+                .emoji = emoji,
+                .emoji_len = strlen(emoji),
+                .remove = remove != 0};
+  if (content_check(&ct)) return TSR_EINVAL;
+  char acc[TSR_ID_B64_SIZE];
+  int kind = 0, deleted = 0;
+  int rc = target_row(db_of(h), conversation, target, acc, &kind, &deleted);
+  if (rc == 0 && ((kind != TSR_KIND_TEXT && kind != TSR_KIND_ATTACHMENT) || deleted))
+    rc = TSR_ENOTFOUND;
+  return rc ? rc : send_content(h, conversation, &ct, cb, arg);
+}
+
+int tsr_send_attachment(tsr_chat *h, const char *conversation, const char *descriptor,
+                        const char *caption, uint64_t reply_to, tsr_result_cb cb,
+                        void *arg) {
+  if (!descriptor) return TSR_EINVAL;
+  content ct = {.kind = CONTENT_ATTACHMENT,
+                .descriptor = descriptor,
+                .descriptor_len = strlen(descriptor),
+                .body = caption ? caption : "",
+                .body_len = caption ? strlen(caption) : 0,
+                .reply_to = reply_to};
+  return send_content(h, conversation, &ct, cb, arg);
+}
+
+int tsr_conversation_rename(tsr_chat *h, const char *conversation, const char *title,
+                            tsr_result_cb cb, void *arg) {
+  if (!title) return TSR_EINVAL;
+  content ct = {.kind = CONTENT_TITLE, .body = title, .body_len = strlen(title)};
+  return send_content(h, conversation, &ct, cb, arg);
+}
+
+int tsr_mark_read(tsr_chat *h, const char *conversation, uint64_t up_to, tsr_result_cb cb,
+                  void *arg) {
+  if (!h || !valid_id(conversation) || up_to == 0) return TSR_EINVAL;
+  conv_row r;
+  int rc = conv_get(db_of(h), conversation, &r);
+  bool allowed = rc == 0 && receipts_allowed(&r);
+  row_clear(&r);
+  if (rc) return rc;
+  if (!allowed) return 1;
+  uint64_t last = last_seq_of(h, conversation);
+  if (up_to > last) up_to = last;
+  char me[TSR_ID_B64_SIZE], dev[TSR_ID_B64_SIZE];
+  uint64_t delivered, read;
+  own_ids(h, me, dev);
+  own_receipts(db_of(h), conversation, me, &delivered, &read);
+  if (up_to == 0 || up_to <= read) return 1;
+  content ct = {.kind = CONTENT_RECEIPT, .receipt = CONTENT_READ, .target = up_to};
+  return send_content(h, conversation, &ct, cb, arg);
+}
+
+/* ---- typing (transient) ---------------------------------------------------------------
+ */
+
+typedef struct {
+  tsr_chat *h;
+  tsr_result_cb cb;
+  void *arg;
+} typing_job;
+
+static void on_typing_sent(void *arg, const tsr_result *res) {
+  typing_job *j = arg;
+  tsr_chat *h = j->h;
+  if (j->cb) j->cb(j->arg, res);
+  free(j);
+  job_ended(h);
+}
+
+int tsr_send_typing(tsr_chat *h, const char *conversation, int on, tsr_result_cb cb,
+                    void *arg) {
+  if (!h || !valid_id(conversation)) return TSR_EINVAL;
+  sqlite3 *db = db_of(h);
+  conv_row r;
+  int rc = conv_get(db, conversation, &r);
+  if (rc) {
+    row_clear(&r);
+    return rc;
+  }
+  if (strcmp(r.state, "active")) {
+    row_clear(&r);
+    return !strcmp(r.state, "removed") ? TSR_ESTATE : 1;
+  }
+  int64_t run = 0;
+  sqlite3_stmt *st;
+  if (sqlite3_prepare_v2(db, "SELECT transient_run FROM conversations WHERE id = ?", -1,
+                         &st, NULL) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) run = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+  }
+  if (run >= TSR_TYPING_MAX_RUN) {
+    row_clear(&r);
+    return TSR_ELIMIT;
+  }
+  content ct = {.kind = CONTENT_TYPING, .on = on != 0};
+  buf_t pt, msg, saved, body;
+  buf_init(&pt);
+  buf_init(&msg);
+  buf_init(&saved);
+  buf_init(&body);
+  mls_group *g = NULL;
+  typing_job *j = calloc(1, sizeof *j);
+  rc = j ? content_encode(&ct, &pt) : TSR_ENOMEM;
+  if (rc == 0) rc = group_load(buf_view(&r.grp), &g);
+  if (rc == 0) rc = group_protect(g, buf_view(&pt), BYTES_NONE, &msg);
+  if (rc == 0) rc = group_save(g, &saved);
+  /* The generation is spent before the message leaves: never reused. */
+  if (rc == 0 && (rc = cstate_begin(client_state(h->c))) == 0) {
+    rc = conv_update(db, conversation, &saved, 0);
+    if (rc == 0)
+      rc = sql_run(db,
+                   "UPDATE conversations SET transient_run = transient_run + 1"
+                   " WHERE id = ?",
+                   "t", conversation);
+    if (rc == 0)
+      rc = cstate_commit(client_state(h->c));
+    else
+      cstate_rollback(client_state(h->c));
+  }
+  if (rc == 0) {
+    j->h = h;
+    j->cb = cb;
+    j->arg = arg;
+    json_writer w;
+    json_writer_init(&w, &body, 0);
+    json_write_object_begin(&w);
+    json_write_key(&w, "conversation");
+    json_write_string(&w, conversation);
+    json_write_key(&w, "transient");
+    json_write_bool(&w, true);
+    json_write_key(&w, "message");
+    json_write_base64url(&w, buf_view(&msg));
+    json_write_object_end(&w);
+    rc = ws_call_obj(h, "send", &w, &body, on_typing_sent, j);
+  }
+  if (rc == 0)
+    job_started(h);
+  else
+    free(j);
+  group_free(g);
+  row_clear(&r);
+  buf_free(&pt);
+  buf_free(&msg);
+  buf_free_secret(&saved);
+  buf_free(&body);
+  return rc;
 }
 
 int tsr_outbox_flush(tsr_chat *h) {
@@ -1155,6 +1738,7 @@ static void on_created(void *arg, const tsr_result *res) {
     create_fail(j, TSR_ENOMEM, "local", "out of memory");
     return;
   }
+  trust_check(j->h); /* the members met here: their devices against their keys */
   tsr_result ok = {0, res->status, "", "", (const char *)b.ptr, b.len};
   create_finish(j, &ok);
   buf_free(&b);
@@ -1246,7 +1830,13 @@ static int take_account(create_job *j, const tsr_result *res) {
 }
 
 static void on_claim(void *arg, const tsr_result *res) {
-  create_job *j = arg;
+  create_job *j = NULL;
+  if (!chat_ticket_take(arg, (void **)&j)) { /* the chat is gone */
+    tsr_result gone = {TSR_ESTATE, 0, "cancelled", "the chat was freed", "", 0};
+    if (j->cb) j->cb(j->arg, &gone);
+    create_free(j);
+    return;
+  }
   if (res->err) {
     create_finish(j, res);
     return;
@@ -1320,8 +1910,8 @@ static int claim_next(create_job *j) {
   json_write_object_end(&w);
   int rc = json_writer_finish(&w) || buf_append(&b, "", 1) ? TSR_ENOMEM : 0;
   if (rc == 0)
-    rc = tsr_call(j->h->c, "POST", "/v1/keypackages/claim", (const char *)b.ptr, on_claim,
-                  j);
+    rc = chat_http(j->h, "POST", "/v1/keypackages/claim", (const char *)b.ptr, on_claim,
+                   j);
   buf_free(&b);
   return rc;
 }
@@ -1483,8 +2073,13 @@ int tsr_chat_new(tsr_client *c, const tsr_chat_config *cfg, tsr_chat **out) {
 void tsr_chat_free(tsr_chat *h) {
   if (!h) return;
   tsr_ws_free(h->ws); /* completes what is in flight ("cancelled") */
+  /* HTTP calls outlive the chat: their tickets say it is gone. */
+  for (chat_ticket *t = h->tickets; t; t = t->next) t->h = NULL;
+  groups_free(h);
+  trust_free(h);
   for (size_t i = 0; i < h->n_inflight; i++) free(h->inflight[i]);
   free(h->inflight);
+  free(h->due);
   free(h);
 }
 
@@ -1602,6 +2197,40 @@ int tsr_send_text_sync(tsr_chat *h, const char *conversation, const char *text,
                        tsr_reply *out) {
   CHAT_SYNC(tsr_send_text(h, conversation, text, client_reply_cb, r_));
 }
+int tsr_send_reply_sync(tsr_chat *h, const char *conversation, const char *text,
+                        uint64_t reply_to, tsr_reply *out) {
+  CHAT_SYNC(tsr_send_reply(h, conversation, text, reply_to, client_reply_cb, r_));
+}
+int tsr_send_edit_sync(tsr_chat *h, const char *conversation, uint64_t target,
+                       const char *text, tsr_reply *out) {
+  CHAT_SYNC(tsr_send_edit(h, conversation, target, text, client_reply_cb, r_));
+}
+int tsr_send_delete_sync(tsr_chat *h, const char *conversation, uint64_t target,
+                         tsr_reply *out) {
+  CHAT_SYNC(tsr_send_delete(h, conversation, target, client_reply_cb, r_));
+}
+int tsr_send_reaction_sync(tsr_chat *h, const char *conversation, uint64_t target,
+                           const char *emoji, int remove, tsr_reply *out) {
+  CHAT_SYNC(
+      tsr_send_reaction(h, conversation, target, emoji, remove, client_reply_cb, r_));
+}
+int tsr_send_attachment_sync(tsr_chat *h, const char *conversation,
+                             const char *descriptor, const char *caption,
+                             uint64_t reply_to, tsr_reply *out) {
+  CHAT_SYNC(tsr_send_attachment(h, conversation, descriptor, caption, reply_to,
+                                client_reply_cb, r_));
+}
+int tsr_conversation_rename_sync(tsr_chat *h, const char *conversation, const char *title,
+                                 tsr_reply *out) {
+  CHAT_SYNC(tsr_conversation_rename(h, conversation, title, client_reply_cb, r_));
+}
+int tsr_mark_read_sync(tsr_chat *h, const char *conversation, uint64_t up_to,
+                       tsr_reply *out) {
+  CHAT_SYNC(tsr_mark_read(h, conversation, up_to, client_reply_cb, r_));
+}
+int tsr_send_typing_sync(tsr_chat *h, const char *conversation, int on, tsr_reply *out) {
+  CHAT_SYNC(tsr_send_typing(h, conversation, on, client_reply_cb, r_));
+}
 int tsr_conversations_refresh_sync(tsr_chat *h, tsr_reply *out) {
   CHAT_SYNC(tsr_conversations_refresh(h, client_reply_cb, r_));
 }
@@ -1622,8 +2251,8 @@ int tsr_conversations_local(tsr_client *c, tsr_conversation_info **out, size_t *
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
                          "SELECT id, app, kind, state, last_seq, grp,"
-                         " (SELECT COUNT(*) FROM outbox o WHERE o.conversation = c.id)"
-                         " FROM conversations c ORDER BY created_at, id",
+                         " (SELECT COUNT(*) FROM outbox o WHERE o.conversation = c.id),"
+                         " title FROM conversations c ORDER BY created_at, id",
                          -1, &st, NULL) != SQLITE_OK)
     return TSR_EIO;
   tsr_conversation_info *v = NULL;
@@ -1654,6 +2283,7 @@ int tsr_conversations_local(tsr_client *c, tsr_conversation_info **out, size_t *
     }
     group_free(g);
     e->outbox = (uint64_t)sqlite3_column_int64(st, 6);
+    col_text(st, 7, e->title, sizeof e->title);
   }
   if (rc == 0 && step != SQLITE_DONE) rc = TSR_EIO;
   sqlite3_finalize(st);
@@ -1676,8 +2306,10 @@ int tsr_messages_local(tsr_client *c, const char *conversation, uint64_t after,
   if (rc) return rc;
   sqlite3_stmt *st;
   if (sqlite3_prepare_v2(db,
-                         "SELECT seq, at, sender_account, sender_device, own, text"
-                         " FROM messages WHERE conversation = ? AND seq > ? ORDER BY seq",
+                         "SELECT seq, at, sender_account, sender_device, own, text,"
+                         " kind, reply_to, descriptor, edited_at, deleted FROM messages"
+                         " WHERE conversation = ? AND seq > ? AND kind IN (0, 6, 8)"
+                         " ORDER BY seq",
                          -1, &st, NULL) != SQLITE_OK)
     return TSR_EIO;
   sqlite3_bind_text(st, 1, conversation, -1, SQLITE_STATIC);
@@ -1693,17 +2325,159 @@ int tsr_messages_local(tsr_client *c, const char *conversation, uint64_t after,
     }
     if (len) memcpy(text, p, len);
     text[len] = '\0';
-    tsr_message m = {conversation,
-                     (uint64_t)sqlite3_column_int64(st, 0),
-                     sqlite3_column_int64(st, 1),
-                     (const char *)sqlite3_column_text(st, 2),
-                     (const char *)sqlite3_column_text(st, 3),
-                     sqlite3_column_int(st, 4),
-                     text,
-                     len};
+    tsr_message m = {.conversation = conversation,
+                     .seq = (uint64_t)sqlite3_column_int64(st, 0),
+                     .at_ms = sqlite3_column_int64(st, 1),
+                     .sender_account = (const char *)sqlite3_column_text(st, 2),
+                     .sender_device = (const char *)sqlite3_column_text(st, 3),
+                     .own = sqlite3_column_int(st, 4),
+                     .text = text,
+                     .text_len = len};
+    m.kind = sqlite3_column_int(st, 6);
+    m.reply_to = (uint64_t)sqlite3_column_int64(st, 7);
+    m.emoji = "";
+    /* The descriptor is JSON text without NUL bytes (content.c). */
+    const unsigned char *d = sqlite3_column_text(st, 8);
+    m.descriptor = d ? (const char *)d : "";
+    m.descriptor_len = d ? (size_t)sqlite3_column_bytes(st, 8) : 0;
+    m.edited_at_ms = sqlite3_column_int64(st, 9);
+    m.deleted = sqlite3_column_int(st, 10);
     each(arg, &m);
+    sodium_memzero(text, len);
     free(text);
   }
   sqlite3_finalize(st);
   return step == SQLITE_DONE ? 0 : TSR_EIO;
+}
+
+/* Prepares sql with the conversation as parameter 1 after checking it is
+ * known here. */
+static int local_query(tsr_client *c, const char *conversation, const char *sql,
+                       sqlite3_stmt **st) {
+  if (!c || !valid_id(conversation)) return TSR_EINVAL;
+  sqlite3 *db = cstate_db(client_state(c));
+  conv_row r;
+  int rc = conv_get(db, conversation, &r);
+  row_clear(&r);
+  if (rc) return rc;
+  if (sqlite3_prepare_v2(db, sql, -1, st, NULL) != SQLITE_OK) return TSR_EIO;
+  sqlite3_bind_text(*st, 1, conversation, -1, SQLITE_STATIC);
+  return 0;
+}
+
+int tsr_reactions_local(tsr_client *c, const char *conversation,
+                        void (*each)(void *arg, const tsr_reaction *r), void *arg) {
+  if (!each) return TSR_EINVAL;
+  sqlite3_stmt *st;
+  int rc = local_query(c, conversation,
+                       "SELECT target, account, CAST(emoji AS TEXT), seq FROM reactions"
+                       " WHERE conversation = ? ORDER BY target, seq",
+                       &st);
+  if (rc) return rc;
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    const unsigned char *e = sqlite3_column_text(st, 2);
+    tsr_reaction r = {conversation, (uint64_t)sqlite3_column_int64(st, 0),
+                      (const char *)sqlite3_column_text(st, 1), e ? (const char *)e : "",
+                      (uint64_t)sqlite3_column_int64(st, 3)};
+    each(arg, &r);
+  }
+  sqlite3_finalize(st);
+  return step == SQLITE_DONE ? 0 : TSR_EIO;
+}
+
+int tsr_receipts_local(tsr_client *c, const char *conversation,
+                       void (*each)(void *arg, const tsr_receipt_state *r), void *arg) {
+  if (!each) return TSR_EINVAL;
+  sqlite3_stmt *st;
+  int rc = local_query(c, conversation,
+                       "SELECT account, delivered_up_to, read_up_to FROM receipts"
+                       " WHERE conversation = ? ORDER BY account",
+                       &st);
+  if (rc) return rc;
+  int step;
+  while ((step = sqlite3_step(st)) == SQLITE_ROW) {
+    tsr_receipt_state r = {conversation, (const char *)sqlite3_column_text(st, 0),
+                           (uint64_t)sqlite3_column_int64(st, 1),
+                           (uint64_t)sqlite3_column_int64(st, 2)};
+    /* A read receipt says delivered too. */
+    if (r.read_up_to > r.delivered_up_to) r.delivered_up_to = r.read_up_to;
+    each(arg, &r);
+  }
+  sqlite3_finalize(st);
+  return step == SQLITE_DONE ? 0 : TSR_EIO;
+}
+
+/* ---- for group.c (chat.h) ---------------------------------------------------------- */
+
+tsr_client *chat_client(tsr_chat *h) { return h->c; }
+void chat_job_started(tsr_chat *h) { job_started(h); }
+void chat_job_ended(tsr_chat *h) { job_ended(h); }
+int chat_sync(tsr_chat *h, const char *conv, tsr_result_cb cb, void *arg) {
+  return sync_start(h, conv, cb, arg);
+}
+void chat_refresh(tsr_chat *h) { refresh_start(h, NULL, NULL); }
+struct chat_groups **chat_groups_slot(tsr_chat *h) {
+  return &h->groups;
+}
+struct chat_trust **chat_trust_slot(tsr_chat *h) {
+  return &h->trust;
+}
+const tsr_chat_config *chat_config(tsr_chat *h) { return &h->cfg; }
+
+int chat_group_load(tsr_chat *h, const char *conv, mls_group **out, char state[16]) {
+  conv_row r;
+  int rc = conv_get(db_of(h), conv, &r);
+  if (rc == 0 && state) memcpy(state, r.state, 16);
+  if (rc == 0) rc = group_load(buf_view(&r.grp), out);
+  row_clear(&r);
+  return rc;
+}
+
+int chat_group_store(tsr_chat *h, const char *conv, const mls_group *g) {
+  conv_row r;
+  buf_t saved;
+  buf_init(&saved);
+  int rc = conv_get(db_of(h), conv, &r);
+  if (rc == 0) rc = group_save(g, &saved);
+  if (rc == 0) rc = conv_update(db_of(h), conv, &saved, r.last_seq);
+  buf_free_secret(&saved);
+  row_clear(&r);
+  return rc;
+}
+
+int chat_set_state(tsr_chat *h, const char *conv, const char *state) {
+  return conv_set_state(db_of(h), conv, state);
+}
+
+chat_ticket *chat_ticket_new(tsr_chat *h, void *job) {
+  chat_ticket *t = calloc(1, sizeof *t);
+  if (!t) return NULL;
+  t->h = h;
+  t->job = job;
+  t->next = h->tickets;
+  h->tickets = t;
+  return t;
+}
+
+tsr_chat *chat_ticket_take(chat_ticket *t, void **job) {
+  tsr_chat *h = t->h;
+  if (job) *job = t->job;
+  if (h)
+    for (chat_ticket **pp = &h->tickets; *pp; pp = &(*pp)->next)
+      if (*pp == t) {
+        *pp = t->next;
+        break;
+      }
+  free(t);
+  return h;
+}
+
+int chat_http(tsr_chat *h, const char *method, const char *path, const char *body,
+              tsr_result_cb cb, void *job) {
+  chat_ticket *t = chat_ticket_new(h, job);
+  if (!t) return TSR_ENOMEM;
+  int rc = tsr_call(h->c, method, path, body, cb, t);
+  if (rc) chat_ticket_take(t, NULL);
+  return rc;
 }

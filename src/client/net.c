@@ -108,10 +108,19 @@ static bool field_ok(const char *s) {
 
 int client_encode_request(buf_t *out, const char *method, const char *host, uint16_t port,
                           bool tls, const char *path, const char *token, bytes_t *body) {
+  return client_encode_request_ex(out, method, host, port, tls, path, token, body, NULL,
+                                  NULL);
+}
+
+int client_encode_request_ex(buf_t *out, const char *method, const char *host,
+                             uint16_t port, bool tls, const char *path, const char *token,
+                             bytes_t *body, const char *content_type, const char *extra) {
   if (!out || !method || !host || !path || path[0] != '/') return TSR_EINVAL;
   if (!field_ok(method) || !field_ok(host) || !field_ok(path) ||
-      (token && !field_ok(token)) || strchr(path, ' ') || strchr(method, ' '))
+      (token && !field_ok(token)) || strchr(path, ' ') || strchr(method, ' ') ||
+      (content_type && !field_ok(content_type)) || (extra && !field_ok(extra)))
     return TSR_EINVAL;
+  if (!content_type) content_type = "application/json";
   size_t mark = out->len;
   char line[512];
   bool v6 = strchr(host, ':') != NULL;
@@ -133,9 +142,17 @@ int client_encode_request(buf_t *out, const char *method, const char *host, uint
     buf_append(out, token, strlen(token));
     buf_append(out, "\r\n", 2);
   }
+  if (extra && extra[0]) {
+    buf_append(out, extra, strlen(extra));
+    buf_append(out, "\r\n", 2);
+  }
   if (body) {
-    n = snprintf(line, sizeof line,
-                 "Content-Type: application/json\r\nContent-Length: %zu\r\n", body->len);
+    n = snprintf(line, sizeof line, "Content-Type: %s\r\nContent-Length: %zu\r\n",
+                 content_type, body->len);
+    if (n < 0 || (size_t)n >= sizeof line) {
+      out->len = mark;
+      return TSR_EINVAL;
+    }
     buf_append(out, line, (size_t)n);
   }
   buf_append(out, "\r\n", 2);
@@ -517,8 +534,9 @@ static void send_next(tsr_client *c, uint64_t now) {
   buf_free_secret(&c->out);
   c->out_off = 0;
   bytes_t body = buf_view(&r->body);
-  int rc = client_encode_request(&c->out, r->method, c->host, c->port, c->tls, r->path,
-                                 tok, r->has_body ? &body : NULL);
+  int rc = client_encode_request_ex(&c->out, r->method, c->host, c->port, c->tls, r->path,
+                                    tok, r->has_body ? &body : NULL, r->content_type,
+                                    r->extra_header);
   buf_free_secret(&token);
   if (rc) {
     complete_local(c, rc, "bad_request", "request could not be encoded");
@@ -557,12 +575,14 @@ static void finish_answer(tsr_client *c, const char *body, size_t len, uint64_t 
   bool keep = c->resp.keep_alive && c->body_kind != HTTP_BODY_UNTIL_CLOSE;
   char code[64] = "", message[512] = "";
   tsr_result res = {0, status, code, message, body, len};
-  size_t cap = len / 2 + 4;
+  /* A raw answer's 2xx body is bytes, not JSON: not parsed at all. */
+  bool raw = c->head && c->head->raw_answer && status >= 200 && status < 300;
+  size_t cap = raw ? 1 : len / 2 + 4;
   json_token *toks = malloc(cap * sizeof *toks);
-  int nt = toks ? json_parse(body, len, toks, cap, NULL) : JSON_E_NOMEM;
+  int nt = toks && !raw ? json_parse(body, len, toks, cap, NULL) : JSON_E_NOMEM;
   bool object = nt > 0 && toks[0].type == JSON_OBJECT;
   if (status >= 200 && status < 300) {
-    if (!object) {
+    if (!object && !raw) {
       res.err = TSR_EDECODE;
       snprintf(code, sizeof code, "bad_response");
       snprintf(message, sizeof message, "the answer is not a JSON object");

@@ -64,6 +64,39 @@ static int migrate(sqlite3 *db) {
                 " plaintext BLOB NOT NULL, state INTEGER NOT NULL DEFAULT 0,"
                 " ciphertext BLOB, epoch INTEGER, created_at INTEGER NOT NULL)")))
     goto fail;
+  if (v < 4 &&
+      (exec(db, "ALTER TABLE messages ADD COLUMN kind INTEGER NOT NULL DEFAULT 0") ||
+       exec(db, "ALTER TABLE messages ADD COLUMN reply_to INTEGER NOT NULL DEFAULT 0") ||
+       exec(db, "ALTER TABLE messages ADD COLUMN target INTEGER NOT NULL DEFAULT 0") ||
+       exec(db, "ALTER TABLE messages ADD COLUMN descriptor BLOB") ||
+       exec(db, "ALTER TABLE messages ADD COLUMN edited_at INTEGER NOT NULL DEFAULT 0") ||
+       exec(db, "ALTER TABLE messages ADD COLUMN deleted INTEGER NOT NULL DEFAULT 0") ||
+       exec(db, "ALTER TABLE conversations ADD COLUMN title TEXT NOT NULL DEFAULT ''") ||
+       exec(db, "ALTER TABLE conversations ADD COLUMN transient_run INTEGER NOT NULL"
+                " DEFAULT 0") ||
+       exec(db, "CREATE TABLE reactions(conversation TEXT NOT NULL,"
+                " target INTEGER NOT NULL, account TEXT NOT NULL, emoji BLOB NOT NULL,"
+                " seq INTEGER NOT NULL, PRIMARY KEY (conversation, target, account,"
+                " emoji))") ||
+       exec(db, "CREATE TABLE receipts(conversation TEXT NOT NULL,"
+                " account TEXT NOT NULL, delivered_up_to INTEGER NOT NULL DEFAULT 0,"
+                " read_up_to INTEGER NOT NULL DEFAULT 0,"
+                " PRIMARY KEY (conversation, account))") ||
+       /* Texts waiting in the outbox of a version-3 file were plain UTF-8. */
+       exec(db, "UPDATE outbox SET plaintext = CAST(json_object('v', 1, 'kind', 'text',"
+                " 'body', CAST(plaintext AS TEXT)) AS BLOB)")))
+    goto fail;
+  /* identities: each account's identity key as first seen here (trust.c);
+   * notices: what people in a conversation are told by this device. */
+  if (v < 5 &&
+      (exec(db, "CREATE TABLE identities(account TEXT PRIMARY KEY,"
+                " identity_key BLOB NOT NULL, first_seen INTEGER NOT NULL,"
+                " changed_at INTEGER NOT NULL DEFAULT 0)") ||
+       exec(db, "CREATE TABLE notices(n INTEGER PRIMARY KEY AUTOINCREMENT,"
+                " conversation TEXT NOT NULL, after_seq INTEGER NOT NULL,"
+                " at INTEGER NOT NULL, kind TEXT NOT NULL, account TEXT NOT NULL,"
+                " text TEXT NOT NULL)")))
+    goto fail;
   if (exec(db, "PRAGMA user_version = " STR(CSTATE_SCHEMA_VERSION))) goto fail;
   if (exec(db, "COMMIT")) goto fail;
   return 0;

@@ -221,6 +221,7 @@ int observer_process(mls_group *g, bytes_t msg, observer_event *ev) {
       tmp.sender = c->sender.index;
       if (c->content_type == MLS_CONTENT_PROPOSAL) {
         tmp.proposal_type = c->proposal.proposal_type;
+        if (tmp.proposal_type == MLS_PROPOSAL_REMOVE) tmp.removed = c->proposal.remove;
         rc = obs_proposal(g, &res);
       } else {
         rc = obs_commit(g, &res, &tmp.sender);

@@ -44,6 +44,7 @@ typedef struct {
   uint8_t sender_type;
   uint32_t sender;
   uint16_t proposal_type; /* proposals */
+  uint32_t removed;       /* a Remove proposal: the leaf it removes */
 } observer_event;
 
 /* Starts following a group from a signed GroupInfo MLSMessage (with the

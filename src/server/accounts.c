@@ -162,7 +162,10 @@ static void op_done(store_job *job, int status) {
   op *o = job->arg;
   switch (status) {
   case 0:
-    if (job->run == run_revoke) ws_device_revoked(o->target_id);
+    if (job->run == run_revoke) {
+      ws_device_revoked(o->target_id);
+      accounts_devices_changed(o->account_id, o->target_id);
+    }
     op_ok(o);
     return;
   case TSR_ECONFLICT:
@@ -1430,6 +1433,18 @@ void accounts_set_presence_hook(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
                                            const uint8_t dev[ACCOUNTS_ID_BYTES],
                                            bool online)) {
   presence_hook = fn;
+}
+
+static void (*devices_hook)(const uint8_t acc[ACCOUNTS_ID_BYTES], const uint8_t *revoked);
+
+void accounts_set_devices_hook(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                                          const uint8_t *revoked)) {
+  devices_hook = fn;
+}
+
+void accounts_devices_changed(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                              const uint8_t *revoked) {
+  if (devices_hook) devices_hook(acc, revoked);
 }
 
 void accounts_each_online(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],

@@ -92,6 +92,14 @@ void accounts_each_session(const uint8_t dev[ACCOUNTS_ID_BYTES],
 void accounts_set_presence_hook(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
                                            const uint8_t dev[ACCOUNTS_ID_BYTES],
                                            bool online));
+/* fn runs when an account's devices changed: one was revoked (revoked is
+ * its id) or published KeyPackages, so that it can be added to the
+ * account's conversations (revoked NULL). One hook; set before the
+ * workers start. accounts_devices_changed calls it (keypackages.c). */
+void accounts_set_devices_hook(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                                          const uint8_t *revoked));
+void accounts_devices_changed(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                              const uint8_t *revoked);
 /* Calls fn for every device with sessions on this worker. */
 void accounts_each_online(void (*fn)(const uint8_t acc[ACCOUNTS_ID_BYTES],
                                      const uint8_t dev[ACCOUNTS_ID_BYTES], void *arg),

@@ -56,6 +56,8 @@ static const cfg_key keys[] = {
     {"message_retention", K_MS64, F(message_retention_ms), 1000, 10ull * 365 * 86400000,
      "keep a conversation message at most this long (deleted sooner once every member "
      "device acknowledged it)"},
+    {"attachment_max_bytes", K_SIZE64, F(attachment_max_bytes), 1, 1ull << 32,
+     "largest attachment upload, POST /v1/blobs (413 beyond; not bounded by max_body)"},
     {"drain_timeout", K_MS, F(drain_timeout_ms), 10, 600000,
      "SIGTERM: longest wait for in-flight work before exit"},
     {"rate_per_address", K_INT, F(rate_per_address), 0, 10000000,
@@ -91,6 +93,7 @@ void cfg_defaults(cfg *c) {
   c->close_timeout_ms = 5000;
   c->drain_timeout_ms = 10000;
   c->message_retention_ms = 30ull * 86400000; /* 30 days */
+  c->attachment_max_bytes = 16u << 20;
   c->rate_per_address = 500;
   c->burst_per_address = 1000;
   c->rate_per_account = 50;

@@ -46,6 +46,10 @@ typedef struct {
   /* Conversation messages are deleted once every member device acknowledged
    * them, or at the latest this long after they were stored. */
   uint64_t message_retention_ms;
+  /* Largest attachment upload (POST /v1/blobs), streamed to disk: it is
+   * not bounded by max_body. Blobs are deleted message_retention after
+   * their upload. */
+  uint64_t attachment_max_bytes;
   /* General request limits (ratelimit.h), token buckets shared by the
    * workers: requests and WebSocket messages per second and burst, per
    * source address and per authenticated account. Rate 0 turns one off. */

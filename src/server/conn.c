@@ -56,6 +56,7 @@ conn_io *conn_io_get(conn *c) {
     buf_init(&io->in);
     buf_init(&io->out);
     buf_init(&io->msg);
+    io->file_fd = -1;
   }
   io->next_free = NULL;
   ws_assembler_init(&io->wsa);
@@ -65,7 +66,8 @@ conn_io *conn_io_get(conn *c) {
 
 static bool io_idle(const conn_io *io) {
   return io->in.len == 0 && io->out.len == io->out_off && io->msg.len == 0 &&
-         !ws_assembler_in_message(&io->wsa) && !io->ck_active;
+         !ws_assembler_in_message(&io->wsa) && !io->ck_active && !io->up &&
+         !io->file_active;
 }
 
 static void shrink(buf_t *b) {
@@ -94,6 +96,10 @@ static void io_release(conn *c) {
   io->ck_active = false;
   io->ck_raw = io->ck_body = 0;
   io->continue_sent = false;
+  io->up = NULL;
+  io->up_ctx = NULL;
+  io->file_active = false;
+  io->file_fd = -1;
   io->next_free = w->io_pool;
   w->io_pool = io;
   w->io_pool_n++;
@@ -156,6 +162,58 @@ buf_t *conn_out(conn *c) {
   }
   w->out_owner = c;
   return &w->out;
+}
+
+void conn_send_file(conn *c, int fd, uint64_t off, uint64_t len) {
+  conn_io *io = len ? conn_io_get(c) : NULL;
+  if (!io || io->file_active) {
+    close(fd);
+    if (len) conn_kill(c);
+    return;
+  }
+  io->file_active = true;
+  io->file_fd = fd;
+  io->file_off = off;
+  io->file_left = len;
+}
+
+static void file_end(conn_io *io) {
+  if (!io->file_active) return;
+  close(io->file_fd);
+  io->file_fd = -1;
+  io->file_active = false;
+}
+
+/* Appends the next piece of the file region while little is pending.
+ * Returns true when it appended something. */
+static bool file_pump(conn *c) {
+  conn_io *io = c->io;
+  if (!io || !io->file_active || (conn_flags(c) & CONN_F_DEAD) ||
+      conn_pending(c) >= CONN_FILE_CHUNK)
+    return false;
+  size_t want = io->file_left < CONN_FILE_CHUNK ? (size_t)io->file_left : CONN_FILE_CHUNK;
+  buf_t *out = conn_out(c);
+  uint8_t *dst = buf_extend(out, want);
+  if (!dst) {
+    conn_kill(c);
+    return false;
+  }
+  ssize_t k;
+  do {
+    k = pread(io->file_fd, dst, want, (off_t)io->file_off);
+  } while (k < 0 && errno == EINTR);
+  if (k <= 0) {
+    out->len -= want;
+    log_warn("fd %d: file body ended early (%s)", c->h.fd,
+             k < 0 ? strerror(errno) : "EOF");
+    conn_kill(c);
+    return false;
+  }
+  out->len -= want - (size_t)k;
+  io->file_off += (uint64_t)k;
+  io->file_left -= (uint64_t)k;
+  if (io->file_left == 0) file_end(io);
+  return true;
 }
 
 void conn_timer(conn *c, uint32_t ms) {
@@ -261,6 +319,8 @@ void conn_close(conn *c) {
     w->out_owner = NULL;
   }
   if (c->io) {
+    if (c->io->up) httpd_on_close(c);
+    file_end(c->io);
     c->io->in.len = c->io->msg.len = 0;
     c->io->out.len = c->io->out_off = 0;
     io_release(c);
@@ -389,6 +449,7 @@ void conn_settle(conn *c) {
   }
   for (int round = 0; round < 4; round++) {
     conn_flush(c);
+    if (file_pump(c)) continue; /* a file body: the next piece, then flush it */
     /* Output drained far enough: parse the input held back. */
     if (!(conn_flags(c) & CONN_F_DEAD) && (conn_flags(c) & CONN_F_PAUSED) &&
         conn_pending(c) <= w->cfg->max_write_buffer / 4) {
@@ -401,7 +462,8 @@ void conn_settle(conn *c) {
     break;
   }
   uint8_t f = conn_flags(c);
-  if (!(f & CONN_F_DEAD) && (f & CONN_F_CLOSE_AFTER) && conn_pending(c) == 0)
+  if (!(f & CONN_F_DEAD) && (f & CONN_F_CLOSE_AFTER) && conn_pending(c) == 0 &&
+      !conn_sending_file(c))
     conn_linger(c);
   if (conn_flags(c) & CONN_F_DEAD) {
     conn_close(c);
@@ -411,7 +473,7 @@ void conn_settle(conn *c) {
   if (c->io && io_idle(c->io)) io_release(c);
   unsigned ev = 0;
   if (!(conn_flags(c) & (CONN_F_PAUSED | CONN_F_EOF))) ev |= LOOP_IN;
-  if (conn_pending(c) > 0) ev |= LOOP_OUT;
+  if (conn_pending(c) > 0 || conn_sending_file(c)) ev |= LOOP_OUT;
   if (loop_mod(&w->loop, &c->h, ev) != 0) conn_close(c);
 }
 

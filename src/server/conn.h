@@ -71,6 +71,17 @@ typedef struct conn_io {
   uint32_t ck_body; /* chunked: decoded bytes stored right after the head */
   bool ck_active;
   bool continue_sent; /* 100 Continue already sent for this request */
+  /* HTTP: a request body streamed to a route (httpd.c); up is non-NULL
+   * from the accepted head until the body's last byte or the close. */
+  const struct httpd_stream *up;
+  void *up_ctx;
+  uint64_t up_left;    /* body bytes still to come */
+  http_request up_req; /* the head's framing fields; its views are cleared */
+  /* Output: a file region sent after `out` (conn_send_file), read in
+   * bounded pieces as the socket drains. file_fd is owned while active. */
+  bool file_active;
+  int file_fd;
+  uint64_t file_off, file_left;
 } conn_io;
 
 typedef struct conn {
@@ -126,6 +137,19 @@ static inline void conn_kill(conn *c) { conn_flags(c) |= CONN_F_DEAD; }
  * conn_settle during a batch only records the conn. Not nested. */
 void conn_batch_begin(struct worker *w);
 void conn_batch_end(struct worker *w);
+
+/* Queues len bytes of fd from offset off after everything already queued
+ * on c (a response body). Takes fd (closed when sent, on error and on
+ * close). The bytes are read in pieces of CONN_FILE_CHUNK only while less
+ * than that is pending, so memory stays bounded whatever len is. A file
+ * that turns out shorter kills c (its Content-Length cannot be kept).
+ * HTTP input stays unparsed until the region is sent. */
+#define CONN_FILE_CHUNK (64 * 1024)
+void conn_send_file(conn *c, int fd, uint64_t off, uint64_t len);
+/* True while a file region of c is still being sent. */
+static inline bool conn_sending_file(const conn *c) {
+  return c->io && c->io->file_active;
+}
 
 /* Gets (attaching if needed) the busy state; NULL on ENOMEM. */
 conn_io *conn_io_get(conn *c);

@@ -82,6 +82,7 @@ static void fail_pending(void) {
 }
 
 static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields);
+static void devices_changed(const uint8_t acc[ACCOUNTS_ID_BYTES], const uint8_t *revoked);
 
 static void on_ds_close(ipc_conn *c) {
   (void)c;
@@ -138,6 +139,7 @@ int conv_worker_start(worker *w) {
   loop_set_io_cb(&w->loop, KIND_DS, on_ds_io);
   loop_set_timer_cb(&w->loop, TIMER_DS, on_retry);
   accounts_set_presence_hook(presence);
+  accounts_set_devices_hook(devices_changed);
   connect_ds();
   return 0;
 }
@@ -206,6 +208,10 @@ static const char *state_name(uint8_t s) {
                                    : "active";
 }
 
+static const char *role_name(uint8_t r) {
+  return r == DSP_ROLE_ADMIN ? "admin" : "member";
+}
+
 static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
   json_write_object_begin(jw);
   uint64_t seq = 0;
@@ -218,6 +224,7 @@ static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
     break;
   case DSP_SEND:
   case DSP_MEMBERS:
+  case DSP_LEAVE:
     rd_u64(r, &seq);
     rd_u8(r, &dup);
     json_write_key(jw, "seq");
@@ -235,6 +242,48 @@ static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
     json_write_key(jw, "state");
     json_write_string(jw, state_name(dup));
     break;
+  case DSP_ROLE:
+    rd_u8(r, &dup);
+    json_write_key(jw, "role");
+    json_write_string(jw, role_name(dup));
+    break;
+  case DSP_INFO: {
+    uint8_t app = 0, kind = 0, state = 0;
+    uint32_t devices = 0;
+    reader_t v;
+    rd_u8(r, &app);
+    rd_u8(r, &kind);
+    rd_u8(r, &state);
+    rd_vec(r, &v);
+    if (r->err || app >= APP_COUNT) return false;
+    json_write_key(jw, "app");
+    json_write_string(jw, app_name((app_id)app));
+    json_write_key(jw, "kind");
+    json_write_string(jw, kind_name(kind));
+    json_write_key(jw, "state");
+    json_write_string(jw, state_name(state));
+    json_write_key(jw, "members");
+    json_write_array_begin(jw);
+    while (rd_more(&v) && !v.err) {
+      bytes_t acc;
+      uint8_t role = 0;
+      rd_raw(&v, DSP_ID, &acc);
+      rd_u8(&v, &role);
+      if (v.err) break;
+      json_write_object_begin(jw);
+      json_write_key(jw, "account");
+      json_write_base64url(jw, acc);
+      json_write_key(jw, "role");
+      json_write_string(jw, role_name(role));
+      json_write_object_end(jw);
+    }
+    json_write_array_end(jw);
+    rd_u32(r, &devices);
+    json_write_key(jw, "devices");
+    json_write_u64(jw, devices);
+    if (v.err) return false;
+    break;
+  }
   case DSP_SYNC: {
     reader_t v;
     rd_vec(r, &v);
@@ -280,6 +329,10 @@ static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
       rd_u64(&v, &last);
       rd_u64(&v, &cursor);
       rd_opaque(&v, &welcome);
+      uint8_t role = 0;
+      reader_t stale;
+      rd_u8(&v, &role);
+      rd_vec(&v, &stale);
       if (v.err || app >= APP_COUNT) break;
       json_write_object_begin(jw);
       json_write_key(jw, "conversation");
@@ -300,12 +353,29 @@ static bool write_result(uint8_t op, reader_t *r, json_writer *jw) {
         json_write_key(jw, "welcome");
         json_write_base64url(jw, welcome);
       }
+      json_write_key(jw, "role");
+      json_write_string(jw, role_name(role));
+      if (rd_more(&stale)) {
+        json_write_key(jw, "remove");
+        json_write_array_begin(jw);
+        while (rd_more(&stale)) {
+          bytes_t d;
+          if (rd_raw(&stale, DSP_ID, &d)) break;
+          json_write_base64url(jw, d);
+        }
+        json_write_array_end(jw);
+        if (stale.err) v.err = stale.err;
+      }
       json_write_object_end(jw);
     }
     json_write_array_end(jw);
     if (v.err) return false;
     break;
   }
+  case DSP_TRANSIENT:
+    json_write_key(jw, "transient");
+    json_write_bool(jw, true);
+    break;
   default: return false;
   }
   json_write_object_end(jw);
@@ -372,15 +442,31 @@ static void on_push(reader_t *r) {
   json_writer_init(&jw, &out, 4);
   json_write_object_begin(&jw);
   json_write_key(&jw, "push");
-  json_write_string(&jw, kind == DSP_PUSH_WELCOME ? "welcome" : "message");
-  json_write_key(&jw, "conversation");
-  json_write_base64url(&jw, gid);
-  json_write_key(&jw, "seq");
-  json_write_u64(&jw, seq);
-  json_write_key(&jw, "at");
-  json_write_u64(&jw, at);
-  json_write_key(&jw, kind == DSP_PUSH_WELCOME ? "welcome" : "message");
-  json_write_base64url(&jw, body);
+  if (kind == DSP_PUSH_DEVICES) {
+    json_write_string(&jw, "devices");
+  } else if (kind == DSP_PUSH_ROSTER) {
+    json_write_string(&jw, "roster");
+    json_write_key(&jw, "conversation");
+    json_write_base64url(&jw, gid);
+  } else if (kind == DSP_PUSH_TRANSIENT) { /* never stored: no seq, no time */
+    json_write_string(&jw, "message");
+    json_write_key(&jw, "conversation");
+    json_write_base64url(&jw, gid);
+    json_write_key(&jw, "transient");
+    json_write_bool(&jw, true);
+    json_write_key(&jw, "message");
+    json_write_base64url(&jw, body);
+  } else {
+    json_write_string(&jw, kind == DSP_PUSH_WELCOME ? "welcome" : "message");
+    json_write_key(&jw, "conversation");
+    json_write_base64url(&jw, gid);
+    json_write_key(&jw, "seq");
+    json_write_u64(&jw, seq);
+    json_write_key(&jw, "at");
+    json_write_u64(&jw, at);
+    json_write_key(&jw, kind == DSP_PUSH_WELCOME ? "welcome" : "message");
+    json_write_base64url(&jw, body);
+  }
   json_write_object_end(&jw);
   if (json_writer_finish(&jw) == 0) {
     push_msg m = {(const char *)out.ptr, out.len};
@@ -603,7 +689,10 @@ static int op_create(wsd_call *call) {
   return request_end(call, p);
 }
 
-static int op_send(wsd_call *call) {
+/* Forwards {conversation, client_id (unless transient), field: an MLS
+ * message} as a frame of type: account, device, conversation, client id,
+ * message (SEND, LEAVE; TRANSIENT without the client id). */
+static int forward_message(wsd_call *call, uint8_t type, const char *field) {
   uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID];
   accounts_session_ids(call->conn, me, dev);
   if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid))
@@ -617,21 +706,31 @@ static int op_send(wsd_call *call) {
                           "client_id is a string of at most %d bytes", DSP_CLIENT_ID_MAX);
   buf_t msg;
   buf_init(&msg);
-  if (!get_b64(call, "message", &msg, dsc.w->cfg->max_ws_message) || msg.len == 0) {
+  if (!get_b64(call, field, &msg, dsc.w->cfg->max_ws_message) || msg.len == 0) {
     buf_free(&msg);
-    return wsd_call_error(call, "bad_request", "message must be a base64url MLS message");
+    return wsd_call_error(call, "bad_request", "%s must be a base64url MLS message",
+                          field);
   }
   pend *p = NULL;
-  buf_t *b = request_begin(call, DSP_SEND, &p);
+  buf_t *b = request_begin(call, type, &p);
   if (b) {
     wr_raw(b, BYTES(me, DSP_ID));
     wr_raw(b, BYTES(dev, DSP_ID));
     wr_raw(b, BYTES(gid, DSP_ID));
-    wr_opaque(b, BYTES(cid, cid_len));
+    if (type != DSP_TRANSIENT) wr_opaque(b, BYTES(cid, cid_len));
     wr_opaque(b, buf_view(&msg));
   }
   buf_free(&msg);
   return b ? request_end(call, p) : -1;
+}
+
+static int op_send(wsd_call *call) {
+  /* "transient": pushed to the others online, never stored (no seq). */
+  bool transient = false;
+  int ti = json_object_get(call->text, call->toks, 0, "transient");
+  if (ti >= 0 && json_get_bool(call->toks, ti, &transient) != 0)
+    return wsd_call_error(call, "bad_request", "transient is true or false");
+  return forward_message(call, transient ? DSP_TRANSIENT : DSP_SEND, "message");
 }
 
 static int op_sync(wsd_call *call) {
@@ -796,6 +895,86 @@ static int request_answer(wsd_call *call, uint8_t action) {
 static int op_accept(wsd_call *call) { return request_answer(call, DSP_ACCEPT); }
 static int op_decline(wsd_call *call) { return request_answer(call, DSP_DECLINE); }
 
+/* conversation.leave: the device's Remove proposal of its own leaf. */
+static int op_leave(wsd_call *call) {
+  return forward_message(call, DSP_LEAVE, "proposal");
+}
+
+/* conversation.role: an admin sets a member's role. */
+static int op_role(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID], target[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  char role[8] = "";
+  int ri = json_object_get(call->text, call->toks, 0, "role");
+  if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid) ||
+      !get_id(call, json_object_get(call->text, call->toks, 0, "account"), target) ||
+      ri < 0 ||
+      json_get_string(call->text, call->toks, ri, role, sizeof role, NULL, 0) != 0 ||
+      (strcmp(role, "admin") != 0 && strcmp(role, "member") != 0))
+    return wsd_call_error(call, "bad_request",
+                          "conversation, account (16-byte ids) and role (\"admin\" or "
+                          "\"member\") are required");
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_ROLE, &p);
+  if (!b) return -1;
+  wr_raw(b, BYTES(me, DSP_ID));
+  wr_raw(b, BYTES(dev, DSP_ID));
+  wr_raw(b, BYTES(gid, DSP_ID));
+  wr_raw(b, BYTES(target, DSP_ID));
+  wr_u8(b, role[0] == 'a' ? DSP_ROLE_ADMIN : DSP_ROLE_MEMBER);
+  return request_end(call, p);
+}
+
+/* conversation.info: members with roles, for a member's device. */
+static int op_info(wsd_call *call) {
+  uint8_t me[DSP_ID], dev[DSP_ID], gid[DSP_ID];
+  accounts_session_ids(call->conn, me, dev);
+  if (!get_id(call, json_object_get(call->text, call->toks, 0, "conversation"), gid))
+    return wsd_call_error(call, "bad_request", "conversation must be a 16-byte id");
+  pend *p = NULL;
+  buf_t *b = request_begin(call, DSP_INFO, &p);
+  if (!b) return -1;
+  wr_raw(b, BYTES(dev, DSP_ID));
+  wr_raw(b, BYTES(gid, DSP_ID));
+  return request_end(call, p);
+}
+
+/* An account's devices changed (accounts_devices_changed): the delivery
+ * service marks a revoked device for removal in its conversations and
+ * tells the account's live devices. Lost while it is unreachable: the
+ * delivery service reads revocations from the store when it starts, and
+ * clients check their devices at every connect. */
+static void devices_changed(const uint8_t acc[ACCOUNTS_ID_BYTES],
+                            const uint8_t *revoked) {
+  if (!dsc.up) return;
+  buf_t *b = ipc_begin(&dsc.ipc, DSP_DEVICES, 0);
+  wr_raw(b, BYTES(acc, DSP_ID));
+  size_t mark = wr_vec_begin(b);
+  if (revoked) wr_raw(b, BYTES(revoked, DSP_ID));
+  wr_vec_end(b, mark);
+  /* The live devices: ids only (write_devices' pairs are re-read as ids). */
+  buf_t tmp;
+  buf_init(&tmp);
+  reader_t v;
+  /* A revocation concerns the conversations (a roster push), not the
+   * account's other devices: they are told only of a device to add. */
+  int rc = revoked ? TSR_ENOTFOUND : write_devices(&tmp, acc);
+  mark = wr_vec_begin(b);
+  if (!rc) {
+    reader_t r;
+    rd_init(&r, buf_view(&tmp));
+    rd_vec(&r, &v);
+    while (!v.err && rd_more(&v)) {
+      bytes_t id, key;
+      if (rd_raw(&v, DSP_ID, &id) || rd_raw(&v, DSP_KEY, &key)) break;
+      wr_raw(b, id);
+    }
+  }
+  wr_vec_end(b, mark);
+  buf_free(&tmp);
+  ipc_end(&dsc.ipc);
+}
+
 static int op_list(wsd_call *call) {
   uint8_t me[DSP_ID], dev[DSP_ID];
   accounts_session_ids(call->conn, me, dev);
@@ -815,5 +994,8 @@ int conv_ops(void) {
   if (!rc) rc = wsd_op_add("conversation.members", op_members);
   if (!rc) rc = wsd_op_add("conversation.accept", op_accept);
   if (!rc) rc = wsd_op_add("conversation.decline", op_decline);
+  if (!rc) rc = wsd_op_add("conversation.leave", op_leave);
+  if (!rc) rc = wsd_op_add("conversation.role", op_role);
+  if (!rc) rc = wsd_op_add("conversation.info", op_info);
   return rc;
 }

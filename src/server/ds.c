@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <sodium.h>
 #include <sqlite3.h>
 
 #include "mls/codec.h"
@@ -84,13 +85,18 @@ static const char ds_v1[] = "CREATE TABLE conversations ("
                             " welcome INTEGER NOT NULL,"
                             " PRIMARY KEY (device, conv)) WITHOUT ROWID;";
 
-static const store_migration ds_schema[] = {{"ds-v1", ds_v1}};
+/* first_seq: the seq of the first message kept; every message before it
+ * was deleted (so a conversation whose log is empty keeps counting). */
+static const char ds_v2[] =
+    "ALTER TABLE conversations ADD COLUMN first_seq INTEGER NOT NULL DEFAULT 1;";
+
+static const store_migration ds_schema[] = {{"ds-v1", ds_v1}, {"ds-v2", ds_v2}};
 
 /* ---- in memory ---------------------------------------------------------- */
 
 typedef struct {
   uint8_t account[DSP_ID];
-  uint8_t role; /* 1 admin */
+  uint8_t role; /* DSP_ROLE_*: member, admin, or left (devices not yet removed) */
 } member;
 
 typedef struct {
@@ -100,10 +106,23 @@ typedef struct {
   uint64_t cursor;
   bool dirty;   /* cursor not yet in the store */
   bool welcome; /* a Welcome waits in its mailbox */
+  bool stale;   /* revoked, or its account left: any member may commit its removal */
 } cdev;
+
+/* Hashes (SipHash, a per-process key) of the PrivateMessages accepted in a
+ * conversation's current epoch: the same ciphertext sent again is a replay.
+ * Cleared when the epoch moves (older epochs are refused anyway); open
+ * addressing, 0 = empty. In memory only: after a restart the members'
+ * MLS reuse guard is what catches a replay of an earlier message. */
+typedef struct {
+  uint64_t *v;
+  size_t cap, n;
+  uint64_t epoch;
+} seenset;
 
 typedef struct conv {
   int64_t row;
+  seenset seen;
   uint8_t gid[DSP_ID];
   uint8_t app, kind, state;
   uint8_t request_account[DSP_ID];
@@ -248,6 +267,8 @@ static struct {
   bool stopping;
   sqlite3 *accounts_db; /* the workers' store, read-only: blocks */
   sqlite3_stmt *block_stmt;
+  sqlite3_stmt *device_stmt;
+  uint8_t seen_key[crypto_shorthash_KEYBYTES];
   char sock_path[CFG_PATH_MAX + 16];
   size_t inflight;
 } ds;
@@ -311,6 +332,7 @@ static void conv_free(void *p) {
   conv *cv = p;
   if (!cv) return;
   group_free(cv->obs);
+  free(cv->seen.v);
   free(cv->pos);
   free(cv->at_s);
   free(cv->ddp);
@@ -434,23 +456,47 @@ static int conv_observer(conv *cv, mls_group **out) {
 
 #define BLOCK_RECHECK_MS 1000
 
+/* The workers' store, read-only, with its two questions prepared. */
+static bool accounts_open(void) {
+  if (ds.accounts_db) return true;
+  char path[CFG_PATH_MAX + 16];
+  snprintf(path, sizeof path, "%s/tessera.db", ds.cfg->data_dir);
+  if (sqlite3_open_v2(path, &ds.accounts_db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(
+          ds.accounts_db,
+          "SELECT 1 FROM blocks WHERE (blocker_id = ?1 AND blocked_id = ?2)"
+          " OR (blocker_id = ?2 AND blocked_id = ?1)",
+          -1, &ds.block_stmt, NULL) != SQLITE_OK ||
+      sqlite3_prepare_v2(ds.accounts_db,
+                         "SELECT revoked FROM devices WHERE id = ?1 AND account_id = ?2",
+                         -1, &ds.device_stmt, NULL) != SQLITE_OK) {
+    sqlite3_finalize(ds.block_stmt);
+    ds.block_stmt = NULL;
+    sqlite3_close(ds.accounts_db);
+    ds.accounts_db = NULL;
+    return false;
+  }
+  sqlite3_busy_timeout(ds.accounts_db, 1000);
+  return true;
+}
+
+/* True when the store says the device is revoked or unknown; false when
+ * it is live or the store cannot answer (a live device is never taken for
+ * revoked). */
+static bool device_revoked(const uint8_t *dev, const uint8_t *acc) {
+  if (!accounts_open()) return false;
+  sqlite3_bind_blob(ds.device_stmt, 1, dev, DSP_ID, SQLITE_STATIC);
+  sqlite3_bind_blob(ds.device_stmt, 2, acc, DSP_ID, SQLITE_STATIC);
+  int rc = sqlite3_step(ds.device_stmt);
+  bool revoked =
+      rc == SQLITE_DONE || (rc == SQLITE_ROW && sqlite3_column_int(ds.device_stmt, 0));
+  sqlite3_reset(ds.device_stmt);
+  return revoked;
+}
+
 /* True when the store says a blocks b or b blocks a; fails closed. */
 static bool blocked_between(const uint8_t *a, const uint8_t *b) {
-  if (!ds.accounts_db) {
-    char path[CFG_PATH_MAX + 16];
-    snprintf(path, sizeof path, "%s/tessera.db", ds.cfg->data_dir);
-    if (sqlite3_open_v2(path, &ds.accounts_db, SQLITE_OPEN_READONLY, NULL) != SQLITE_OK ||
-        sqlite3_prepare_v2(
-            ds.accounts_db,
-            "SELECT 1 FROM blocks WHERE (blocker_id = ?1 AND blocked_id = ?2)"
-            " OR (blocker_id = ?2 AND blocked_id = ?1)",
-            -1, &ds.block_stmt, NULL) != SQLITE_OK) {
-      sqlite3_close(ds.accounts_db);
-      ds.accounts_db = NULL;
-      return true;
-    }
-    sqlite3_busy_timeout(ds.accounts_db, 1000);
-  }
+  if (!accounts_open()) return true;
   sqlite3_bind_blob(ds.block_stmt, 1, a, DSP_ID, SQLITE_STATIC);
   sqlite3_bind_blob(ds.block_stmt, 2, b, DSP_ID, SQLITE_STATIC);
   int rc = sqlite3_step(ds.block_stmt);
@@ -502,6 +548,7 @@ static void push(conv *cv, uint8_t kind, uint64_t seq, uint64_t at, bytes_t body
     size_t mark = 0;
     for (size_t i = 0; i < n; i++) {
       if (skip && memcmp(list[i].device, skip, DSP_ID) == 0) continue;
+      if (list[i].stale) continue; /* left or revoked */
       if (cv->state == DSP_STATE_DECLINED &&
           memcmp(list[i].account, cv->request_account, DSP_ID) == 0)
         continue; /* a declined request is not pushed */
@@ -541,6 +588,11 @@ typedef struct dsjob {
   buf_t welcome;   /* CREATE */
   buf_t observer;  /* SEND of a commit: the observer after it */
   bool is_commit;
+  bool save_observer; /* a proposal: the observer remembers it for the commit */
+  /* Role changes stored with the message (a leave; the last admin's
+   * successor). */
+  member set_m[2];
+  size_t n_set_m;
   /* A membership change (MEMBERS): rows to add and remove, and who got the
    * conversation before it (the commit is pushed to them). */
   member *add_m;
@@ -631,6 +683,15 @@ static int run_roster(store_conn *c, dsjob *j) {
       rc = store_stmt_run(s);
     }
   }
+  for (size_t i = 0; !rc && i < j->n_set_m; i++) {
+    rc = store_conn_prepare(
+        c, "UPDATE members SET role = ? WHERE conv = ? AND account = ?", &s);
+    if (rc) break;
+    store_bind_int64(s, 1, j->set_m[i].role);
+    store_bind_int64(s, 2, row);
+    store_bind_blob(s, 3, BYTES(j->set_m[i].account, DSP_ID));
+    rc = store_stmt_run(s);
+  }
   int64_t welcome = 0;
   if (!rc && j->n_add_d) {
     rc = store_conn_prepare(c, "INSERT INTO welcomes(body) VALUES (?)", &s);
@@ -680,7 +741,7 @@ static int run_send(store_conn *c, void *arg) {
   store_bind_blob(s, 6, buf_view(&j->body));
   if ((rc = store_stmt_run(s)) != 0) return rc;
   j->pos = store_conn_last_rowid(c);
-  if (!j->is_commit) return 0;
+  if (!j->is_commit && !j->save_observer) return 0;
   rc = store_conn_prepare(c, "UPDATE conversations SET observer = ? WHERE id = ?", &s);
   if (rc) return rc;
   store_bind_blob(s, 1, buf_view(&j->observer));
@@ -814,33 +875,113 @@ static const char *mls_code(int rc) {
   }
 }
 
-static void op_send(wconn *w, uint32_t id, reader_t *r) {
+/* Whether msg was accepted before in cv's epoch; remembers it if not (a
+ * failure to grow forgets nothing and lets it through). */
+static bool seen_before(conv *cv, uint64_t epoch, bytes_t msg) {
+  seenset *ss = &cv->seen;
+  if (ss->epoch != epoch) {
+    if (ss->v) memset(ss->v, 0, ss->cap * sizeof *ss->v);
+    ss->n = 0;
+    ss->epoch = epoch;
+  }
+  uint64_t h;
+  crypto_shorthash((uint8_t *)&h, msg.ptr, msg.len, ds.seen_key);
+  if (!h) h = 1;
+  if (2 * (ss->n + 1) > ss->cap) {
+    size_t nc = ss->cap ? 2 * ss->cap : 64;
+    uint64_t *nv = calloc(nc, sizeof *nv);
+    if (!nv) return false;
+    for (size_t i = 0; i < ss->cap; i++)
+      if (ss->v[i])
+        for (size_t k = ss->v[i] & (nc - 1);; k = (k + 1) & (nc - 1))
+          if (!nv[k]) {
+            nv[k] = ss->v[i];
+            break;
+          }
+    free(ss->v);
+    ss->v = nv;
+    ss->cap = nc;
+  }
+  for (size_t k = h & (ss->cap - 1);; k = (k + 1) & (ss->cap - 1)) {
+    if (ss->v[k] == h) return true;
+    if (!ss->v[k]) {
+      ss->v[k] = h;
+      ss->n++;
+      return false;
+    }
+  }
+}
+
+/* A refused handshake: rc from the observer (or TSR_ENOMEM), why when a
+ * rule of ours refused it (bad_request), what for the default message. */
+static void refuse_mls(wconn *w, uint32_t id, int rc, const char *why, const char *what) {
+  refuse(w, id, rc,
+         rc == TSR_ENOMEM ? "busy"
+         : why            ? "bad_request"
+                          : mls_code(rc),
+         why                ? why
+         : rc == TSR_EEPOCH ? "not for the conversation's current epoch"
+                            : what);
+}
+
+/* A device's request about one of its conversations. */
+typedef struct {
   bytes_t acc, dev, gid, cid, msg;
-  rd_raw(r, DSP_ID, &acc);
-  rd_raw(r, DSP_ID, &dev);
-  rd_raw(r, DSP_ID, &gid);
-  rd_opaque(r, &cid);
-  rd_opaque(r, &msg);
-  if (rd_done(r) || cid.len > DSP_CLIENT_ID_MAX) {
-    refuse(w, id, TSR_EDECODE, "bad_request", "malformed SEND");
-    return;
+  conv *cv;
+  cdev *me;
+} convreq;
+
+/* Reads id16 account, id16 device, id16 conversation, then (with_cid) an
+ * opaque client id, then an opaque message, and finds the device in the
+ * conversation. false after refusing (bad_request, not_found). */
+static bool read_convreq(wconn *w, uint32_t id, reader_t *r, bool with_cid,
+                         const char *what, convreq *q) {
+  memset(q, 0, sizeof *q);
+  rd_raw(r, DSP_ID, &q->acc);
+  rd_raw(r, DSP_ID, &q->dev);
+  rd_raw(r, DSP_ID, &q->gid);
+  if (with_cid) rd_opaque(r, &q->cid);
+  rd_opaque(r, &q->msg);
+  if (rd_done(r) || q->cid.len > DSP_CLIENT_ID_MAX) {
+    char m[48];
+    snprintf(m, sizeof m, "malformed %s", what);
+    refuse(w, id, TSR_EDECODE, "bad_request", m);
+    return false;
   }
-  conv *cv = idmap_get(&ds.convs, gid.ptr);
-  cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
-  if (!me) {
+  q->cv = idmap_get(&ds.convs, q->gid.ptr);
+  q->me = q->cv ? conv_device(q->cv, q->dev.ptr) : NULL;
+  if (!q->me) {
     refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
-    return;
+    return false;
   }
+  return true;
+}
+
+/* Whether the device may send into its conversation now; refuses
+ * otherwise (request_pending, blocked, forbidden). */
+static bool may_send(wconn *w, uint32_t id, conv *cv, const cdev *me) {
   if ((cv->state == DSP_STATE_REQUEST || cv->state == DSP_STATE_DECLINED) &&
       memcmp(me->account, cv->request_account, DSP_ID) == 0) {
     refuse(w, id, TSR_ESTATE, "request_pending", "accept the message request first");
-    return;
+    return false;
   }
   if (conv_blocked(cv, loop_now(&ds.loop))) {
     refuse(w, id, TSR_ESENDER, "blocked", "a block stands between the two of you");
-    return;
+    return false;
   }
-  if (answered_as_duplicate(w, id, dev.ptr, cid)) return;
+  if (me->stale) {
+    refuse(w, id, TSR_ESENDER, "forbidden", "this device left the conversation");
+    return false;
+  }
+  return true;
+}
+
+static void op_send(wconn *w, uint32_t id, reader_t *r) {
+  convreq q;
+  if (!read_convreq(w, id, r, true, "SEND", &q)) return;
+  bytes_t acc = q.acc, dev = q.dev, cid = q.cid, msg = q.msg;
+  conv *cv = q.cv;
+  if (!may_send(w, id, cv, q.me) || answered_as_duplicate(w, id, dev.ptr, cid)) return;
   mls_group *obs;
   if (conv_observer(cv, &obs)) {
     refuse(w, id, TSR_EIO, "internal", "conversation state unavailable");
@@ -860,7 +1001,12 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
   buf_t before;
   buf_init(&before);
   observer_event ev;
-  rc = observer_save(obs, &before);
+  /* An MLSMessage starts with version and wire_format (u16 each). For a
+   * PrivateMessage the observer only checks group, epoch and type and
+   * changes nothing: no copy to restore. */
+  bool private_msg =
+      msg.len >= 4 && msg.ptr[2] == 0 && msg.ptr[3] == MLS_WIRE_PRIVATE_MESSAGE;
+  if (!private_msg) rc = observer_save(obs, &before);
   if (!rc) rc = observer_process(obs, msg, &ev);
   if (!rc && ev.content_type == MLS_CONTENT_PROPOSAL &&
       ev.proposal_type != MLS_PROPOSAL_UPDATE)
@@ -869,24 +1015,67 @@ static void op_send(wconn *w, uint32_t id, reader_t *r) {
     rc = TSR_EUNSUPPORTED;
   dsjob *j = rc ? NULL : job_new(w, id);
   if (!rc && !j) rc = TSR_ENOMEM;
-  if (!rc && ev.content_type == MLS_CONTENT_COMMIT) {
-    j->is_commit = true;
-    rc = observer_save(obs, &j->observer);
+  if (!rc) {
+    j->is_commit = ev.content_type == MLS_CONTENT_COMMIT;
+    j->save_observer = ev.content_type == MLS_CONTENT_PROPOSAL;
+    if (j->is_commit || j->save_observer) rc = observer_save(obs, &j->observer);
   }
   if (rc) {
     observer_restore(cv, &before);
     if (j) job_free(j);
-    refuse(w, id, rc,
-           rc == TSR_EUNSUPPORTED ? "unsupported"
-           : rc == TSR_ENOMEM     ? "busy"
-                                  : mls_code(rc),
-           rc == TSR_EUNSUPPORTED ? "membership changes are not accepted in send"
+    if (rc == TSR_EUNSUPPORTED)
+      refuse(w, id, rc, "unsupported", "membership changes are not accepted in send");
+    else
+      refuse_mls(w, id, rc, NULL, "the message was refused");
+    return;
+  }
+  buf_free(&before);
+  /* Last, so that a message refused for another reason is not remembered. */
+  if (ev.wire_format == MLS_WIRE_PRIVATE_MESSAGE && seen_before(cv, ev.epoch, msg)) {
+    job_free(j);
+    refuse(w, id, TSR_EREPLAY, "replayed", "this message was sent before");
+    return;
+  }
+  submit_message(j, cv, acc.ptr, dev.ptr, msg, cid, BYTES_NONE);
+}
+
+/* A transient message (docs/protocol.md, "send"): an application
+ * PrivateMessage of the current epoch, pushed at once to the
+ * conversation's other online devices and forgotten: no seq, nothing
+ * stored, no client id. Who may send it is decided as for SEND. */
+static void op_transient(wconn *w, uint32_t id, reader_t *r) {
+  convreq q;
+  if (!read_convreq(w, id, r, false, "TRANSIENT", &q) || !may_send(w, id, q.cv, q.me))
+    return;
+  bytes_t dev = q.dev, msg = q.msg;
+  conv *cv = q.cv;
+  mls_group *obs;
+  if (conv_observer(cv, &obs)) {
+    refuse(w, id, TSR_EIO, "internal", "conversation state unavailable");
+    return;
+  }
+  /* The wire format first: the observer must not process a handshake
+   * here (for a PrivateMessage it only checks group, epoch and type). */
+  arena_t a;
+  arena_init(&a);
+  mls_message m;
+  int rc = msg_decode_message(msg, &a, &m);
+  bool priv = rc == 0 && m.wire_format == MLS_WIRE_PRIVATE_MESSAGE;
+  arena_free(&a);
+  observer_event ev;
+  if (rc == 0 && !priv) rc = TSR_EUNSUPPORTED;
+  if (rc == 0) rc = observer_process(obs, msg, &ev);
+  if (rc) {
+    refuse(w, id, rc == TSR_EUNSUPPORTED ? TSR_EDECODE : rc,
+           rc == TSR_EUNSUPPORTED ? "bad_request" : mls_code(rc),
+           rc == TSR_EUNSUPPORTED ? "only application PrivateMessages may be transient"
            : rc == TSR_EEPOCH     ? "not for the conversation's current epoch"
                                   : "the message was refused");
     return;
   }
-  buf_free(&before);
-  submit_message(j, cv, acc.ptr, dev.ptr, msg, cid, BYTES_NONE);
+  result_begin(w, id, 0, "", "");
+  ipc_end(&w->ipc);
+  push(cv, DSP_PUSH_TRANSIENT, 0, 0, msg, dev.ptr, NULL, 0);
 }
 
 /* ---- MEMBERS ----------------------------------------------------------------- */
@@ -978,8 +1167,9 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
   }
   if (answered_as_duplicate(w, id, dev.ptr, cid)) return;
   const member *caller = conv_member(cv, acc.ptr);
-  bool admin = caller && caller->role == 1;
+  bool admin = caller && caller->role == DSP_ROLE_ADMIN;
   const char *why = NULL;
+  if (!caller || caller->role == DSP_ROLE_LEFT) why = "you left this conversation";
   for (size_t i = 0; i < n_add && !why; i++) {
     bool own = memcmp(add_acc[i], acc.ptr, DSP_ID) == 0;
     if (!own && conv_member(cv, add_acc[i])) why = "already a member";
@@ -1056,8 +1246,8 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
     x->joined_seq = seq + 1; /* members see messages from the moment they joined */
     x->welcome = true;
   }
-  /* Removed devices: of removed accounts (all of them), or the caller's own
-   * other devices. */
+  /* Removed devices: of removed accounts (all of them), the caller's own
+   * other devices, or stale ones (revoked, or of someone who left). */
   size_t n_gone = 0;
   for (size_t k = 0; !rc && k < cv->nd; k++) {
     bool kept = false;
@@ -1065,7 +1255,8 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
       kept = memcmp(nd[x].device, cv->d[k].device, DSP_ID) == 0;
     if (kept) continue;
     n_gone++;
-    if (!in_ids((const uint8_t(*)[DSP_ID])del_acc, n_del, cv->d[k].account) &&
+    if (!cv->d[k].stale &&
+        !in_ids((const uint8_t(*)[DSP_ID])del_acc, n_del, cv->d[k].account) &&
         memcmp(cv->d[k].account, acc.ptr, DSP_ID) != 0) {
       rc = TSR_EPROTOCOL;
       why = "the commit removes a device it was not asked to";
@@ -1102,13 +1293,7 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
     observer_restore(cv, &before);
     free(nd);
     if (j) job_free(j);
-    refuse(w, id, rc,
-           rc == TSR_ENOMEM ? "busy"
-           : why            ? "bad_request"
-                            : mls_code(rc),
-           why                ? why
-           : rc == TSR_EEPOCH ? "not for the conversation's current epoch"
-                              : "the commit was refused");
+    refuse_mls(w, id, rc, why, "the commit was refused");
     return;
   }
   buf_free(&before);
@@ -1119,7 +1304,7 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
   j->add_d = calloc(n_new + 1, sizeof *j->add_d);
   j->del_d = calloc(n_gone + 1, sizeof *j->del_d);
   j->add_m = calloc(n_add + 1, sizeof *j->add_m);
-  j->del_m = calloc(n_del + 1, sizeof *j->del_m);
+  j->del_m = calloc(n_del + cv->nm + 1, sizeof *j->del_m);
   member *nm = calloc(cv->nm + n_add + 1, sizeof *nm);
   if (!j->add_d || !j->del_d || !j->add_m || !j->del_m || !nm) fatal_store(TSR_ENOMEM);
   for (size_t x = 0; x < nnd; x++)
@@ -1134,9 +1319,16 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
     }
   }
   size_t nmm = 0;
-  for (size_t i = 0; i < cv->nm; i++)
-    if (!in_ids((const uint8_t(*)[DSP_ID])del_acc, n_del, cv->m[i].account))
-      nm[nmm++] = cv->m[i];
+  for (size_t i = 0; i < cv->nm; i++) {
+    bool gone = in_ids((const uint8_t(*)[DSP_ID])del_acc, n_del, cv->m[i].account);
+    if (!gone && cv->m[i].role == DSP_ROLE_LEFT) { /* left: gone with its last device */
+      gone = true;
+      for (size_t x = 0; x < nnd && gone; x++)
+        gone = memcmp(nd[x].account, cv->m[i].account, DSP_ID) != 0;
+      if (gone) memcpy(j->del_m[j->n_del_m++], cv->m[i].account, DSP_ID);
+    }
+    if (!gone) nm[nmm++] = cv->m[i];
+  }
   for (size_t i = 0; i < n_del; i++) memcpy(j->del_m[j->n_del_m++], del_acc[i], DSP_ID);
   for (size_t i = 0; i < n_add; i++) {
     if (memcmp(add_acc[i], acc.ptr, DSP_ID) == 0) continue;
@@ -1152,6 +1344,283 @@ static void op_members(wconn *w, uint32_t id, reader_t *r) {
   for (size_t i = 0; i < j->n_add_d; i++)
     if (convlist_add(j->add_d[i].device, cv)) fatal_store(TSR_ENOMEM);
   submit_message(j, cv, acc.ptr, dev.ptr, msg, cid, welcome);
+}
+
+/* ---- LEAVE, ROLE, INFO, DEVICES ------------------------------------------------ */
+
+/* Whether cv has an admin other than acc. */
+static bool other_admin(const conv *cv, const uint8_t *acc) {
+  for (size_t i = 0; i < cv->nm; i++)
+    if (cv->m[i].role == DSP_ROLE_ADMIN && memcmp(cv->m[i].account, acc, DSP_ID) != 0)
+      return true;
+  return false;
+}
+
+/* A member leaves a group. MLS lets no one commit their own removal, so
+ * the device sends a Remove proposal of its own leaf; the account is
+ * marked left at once (it sends nothing more and is pushed nothing more)
+ * and any remaining member commits the removal of all its devices — the
+ * proposal by reference, the account's other devices by value
+ * (op_members accepts removing stale devices from anyone). When the last
+ * admin leaves, the longest-standing remaining member becomes admin. */
+static void op_leave(wconn *w, uint32_t id, reader_t *r) {
+  convreq q;
+  if (!read_convreq(w, id, r, true, "LEAVE", &q)) return;
+  bytes_t acc = q.acc, dev = q.dev, cid = q.cid, msg = q.msg;
+  conv *cv = q.cv;
+  cdev *me = q.me;
+  if (answered_as_duplicate(w, id, dev.ptr, cid)) return;
+  member *mm = conv_member(cv, acc.ptr);
+  if (cv->kind == DSP_KIND_DIRECT) {
+    refuse(w, id, TSR_ESENDER, "forbidden",
+           "a direct conversation is not left (block the person instead)");
+    return;
+  }
+  if (!mm || mm->role == DSP_ROLE_LEFT || me->stale) {
+    refuse(w, id, TSR_ESENDER, "forbidden", "you left this conversation");
+    return;
+  }
+  mls_group *obs;
+  if (conv_observer(cv, &obs)) {
+    refuse(w, id, TSR_EIO, "internal", "conversation state unavailable");
+    return;
+  }
+  int rc = check_public_sender(obs, msg, acc.ptr, dev.ptr);
+  buf_t before;
+  buf_init(&before);
+  observer_event ev;
+  const char *why = NULL;
+  if (!rc) rc = observer_save(obs, &before);
+  if (!rc) rc = observer_process(obs, msg, &ev);
+  if (!rc && (ev.content_type != MLS_CONTENT_PROPOSAL ||
+              ev.proposal_type != MLS_PROPOSAL_REMOVE ||
+              ev.sender_type != MLS_SENDER_MEMBER || ev.removed != ev.sender)) {
+    rc = TSR_EPROTOCOL;
+    why = "leaving takes a Remove proposal of the device's own leaf";
+  }
+  dsjob *j = rc ? NULL : job_new(w, id);
+  if (!rc && !j) rc = TSR_ENOMEM;
+  if (!rc) {
+    j->save_observer = true;
+    rc = observer_save(obs, &j->observer);
+  }
+  if (rc) {
+    observer_restore(cv, &before);
+    if (j) job_free(j);
+    refuse_mls(w, id, rc, why, "the proposal was refused");
+    return;
+  }
+  buf_free(&before);
+  bool was_admin = mm->role == DSP_ROLE_ADMIN;
+  mm->role = DSP_ROLE_LEFT;
+  j->set_m[j->n_set_m++] = *mm;
+  if (was_admin && !other_admin(cv, acc.ptr))
+    for (size_t i = 0; i < cv->nm; i++)
+      if (cv->m[i].role == DSP_ROLE_MEMBER) {
+        cv->m[i].role = DSP_ROLE_ADMIN;
+        j->set_m[j->n_set_m++] = cv->m[i];
+        break;
+      }
+  for (size_t i = 0; i < cv->nd; i++)
+    if (memcmp(cv->d[i].account, acc.ptr, DSP_ID) == 0) cv->d[i].stale = true;
+  submit_message(j, cv, acc.ptr, dev.ptr, msg, cid, BYTES_NONE);
+}
+
+typedef struct {
+  store_job job;
+  int worker;
+  uint32_t id;
+  int64_t row;
+  member m;
+} rolejob;
+
+static int run_role(store_conn *c, void *arg) {
+  rolejob *rj = arg;
+  store_stmt *s;
+  int rc = store_conn_prepare(
+      c, "UPDATE members SET role = ? WHERE conv = ? AND account = ?", &s);
+  if (rc) return rc;
+  store_bind_int64(s, 1, rj->m.role);
+  store_bind_int64(s, 2, rj->row);
+  store_bind_blob(s, 3, BYTES(rj->m.account, DSP_ID));
+  return store_stmt_run(s);
+}
+
+static void done_role(store_job *job, int status) {
+  rolejob *rj = job->arg;
+  ds.inflight--;
+  if (status) fatal_store(status);
+  wconn *w = worker_by_index(rj->worker);
+  if (w && !w->ipc.closed) {
+    buf_t *b = result_begin(w, rj->id, 0, "", "");
+    wr_u8(b, rj->m.role);
+    ipc_end(&w->ipc);
+  }
+  free(rj);
+}
+
+/* An admin makes a member admin, or an admin a member again (a group
+ * keeps at least one admin). Roles are the server's: they decide who may
+ * add and remove people. */
+static void op_role(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t acc, dev, gid, target;
+  uint8_t role = 0;
+  rd_raw(r, DSP_ID, &acc);
+  rd_raw(r, DSP_ID, &dev);
+  rd_raw(r, DSP_ID, &gid);
+  rd_raw(r, DSP_ID, &target);
+  rd_u8(r, &role);
+  if (rd_done(r) || (role != DSP_ROLE_MEMBER && role != DSP_ROLE_ADMIN)) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed ROLE");
+    return;
+  }
+  conv *cv = idmap_get(&ds.convs, gid.ptr);
+  cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
+  if (!me || me->stale) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
+    return;
+  }
+  const member *caller = conv_member(cv, acc.ptr);
+  member *t = conv_member(cv, target.ptr);
+  if (cv->kind == DSP_KIND_DIRECT) {
+    refuse(w, id, TSR_ESENDER, "forbidden",
+           "a direct conversation has no roles to change");
+    return;
+  }
+  if (!caller || caller->role != DSP_ROLE_ADMIN) {
+    refuse(w, id, TSR_ESENDER, "forbidden", "only admins change roles");
+    return;
+  }
+  if (!t || t->role == DSP_ROLE_LEFT) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "not a member of this conversation");
+    return;
+  }
+  if (role == DSP_ROLE_MEMBER && t->role == DSP_ROLE_ADMIN &&
+      !other_admin(cv, t->account)) {
+    refuse(w, id, TSR_ESENDER, "forbidden", "a group keeps at least one admin");
+    return;
+  }
+  rolejob *rj = calloc(1, sizeof *rj);
+  if (!rj) {
+    refuse(w, id, TSR_ENOMEM, "busy", "server busy; retry later");
+    return;
+  }
+  rj->worker = w->index;
+  rj->id = id;
+  rj->row = cv->row;
+  t->role = role;
+  rj->m = *t;
+  rj->job.run = run_role;
+  rj->job.done = done_role;
+  rj->job.arg = rj;
+  if (store_submit(ds.sc, &rj->job) != 0) fatal_store(TSR_ENOMEM); /* memory moved on */
+  ds.inflight++;
+}
+
+/* The state a device sees: the sender of a declined request is not told. */
+static uint8_t state_for(const conv *cv, const cdev *me) {
+  return cv->state == DSP_STATE_DECLINED &&
+                 memcmp(me->account, cv->request_account, DSP_ID) != 0
+             ? DSP_STATE_REQUEST
+             : cv->state;
+}
+
+/* Who is in a conversation, with roles (for a member's device). */
+static void op_info(wconn *w, uint32_t id, reader_t *r) {
+  bytes_t dev, gid;
+  rd_raw(r, DSP_ID, &dev);
+  rd_raw(r, DSP_ID, &gid);
+  if (rd_done(r)) {
+    refuse(w, id, TSR_EDECODE, "bad_request", "malformed INFO");
+    return;
+  }
+  conv *cv = idmap_get(&ds.convs, gid.ptr);
+  cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
+  if (!me || me->stale) {
+    refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
+    return;
+  }
+  buf_t *b = result_begin(w, id, 0, "", "");
+  wr_u8(b, cv->app);
+  wr_u8(b, cv->kind);
+  wr_u8(b, state_for(cv, me));
+  size_t mark = wr_vec_begin(b);
+  for (size_t i = 0; i < cv->nm; i++) {
+    if (cv->m[i].role == DSP_ROLE_LEFT) continue;
+    wr_raw(b, BYTES(cv->m[i].account, DSP_ID));
+    wr_u8(b, cv->m[i].role);
+  }
+  wr_vec_end(b, mark);
+  uint32_t live = 0;
+  for (size_t i = 0; i < cv->nd; i++) live += !cv->d[i].stale;
+  wr_u32(b, live);
+  ipc_end(&w->ipc);
+}
+
+/* Pushes DEVICES to the online ones of devs. */
+static void push_devices(const uint8_t (*devs)[DSP_ID], size_t n) {
+  static const uint8_t none[DSP_ID];
+  for (int wi = 0; wi < MAX_WORKERS; wi++) {
+    wconn *w = ds.workers[wi];
+    if (!w || w->ipc.closed) continue;
+    buf_t *b = NULL;
+    size_t mark = 0;
+    for (size_t i = 0; i < n; i++) {
+      const presence *p = idmap_get(&ds.online, devs[i]);
+      if (!p || !(p->bits[wi / 64] >> (wi % 64) & 1)) continue;
+      if (!b) {
+        b = ipc_begin(&w->ipc, DSP_PUSH, 0);
+        wr_u8(b, DSP_PUSH_DEVICES);
+        wr_raw(b, BYTES(none, DSP_ID));
+        wr_u64(b, 0);
+        wr_u64(b, 0);
+        wr_opaque(b, BYTES_NONE);
+        mark = wr_vec_begin(b);
+      }
+      wr_raw(b, BYTES(devs[i], DSP_ID));
+    }
+    if (b) {
+      wr_vec_end(b, mark);
+      ipc_end(&w->ipc);
+    }
+  }
+}
+
+#define DEVICES_MAX 256 /* live devices of one account named in DEVICES */
+
+/* An account's devices changed (one linked or revoked). Revoked devices
+ * become stale in every conversation, whose members are told (a ROSTER
+ * push: one of them commits the removal); the account's live devices are
+ * told (a DEVICES push: one of them adds a new device to the account's
+ * conversations). */
+static bool op_devices(reader_t *r) {
+  bytes_t acc;
+  reader_t rv, lv;
+  rd_raw(r, DSP_ID, &acc);
+  rd_vec(r, &rv);
+  rd_vec(r, &lv);
+  if (rd_done(r)) return false;
+  while (rd_more(&rv)) {
+    bytes_t d;
+    if (rd_raw(&rv, DSP_ID, &d)) return false;
+    convlist *l = idmap_get(&ds.by_device, d.ptr);
+    for (size_t i = 0; l && i < l->n; i++) {
+      cdev *x = conv_device(l->v[i], d.ptr);
+      if (!x || x->stale || memcmp(x->account, acc.ptr, DSP_ID) != 0) continue;
+      x->stale = true;
+      push(l->v[i], DSP_PUSH_ROSTER, 0, 0, BYTES_NONE, NULL, NULL, 0);
+    }
+  }
+  static uint8_t live[DEVICES_MAX][DSP_ID];
+  size_t n = 0;
+  while (rd_more(&lv)) {
+    bytes_t d;
+    if (rd_raw(&lv, DSP_ID, &d)) return false;
+    if (n < DEVICES_MAX) memcpy(live[n++], d.ptr, DSP_ID);
+  }
+  if (rv.err || lv.err) return false;
+  push_devices((const uint8_t(*)[DSP_ID])live, n);
+  return true;
 }
 
 /* ---- CREATE ------------------------------------------------------------------ */
@@ -1290,7 +1759,8 @@ static void op_create(wconn *w, uint32_t id, reader_t *r) {
     rd_vec(&mv, &dv);
     if (mv.err || na == 64) break;
     memcpy(ms[na].account, a.ptr, DSP_ID);
-    ms[na].role = na == 0; /* the creator administers the group */
+    ms[na].role =
+        na == 0 ? DSP_ROLE_ADMIN : DSP_ROLE_MEMBER; /* the creator administers */
     while (rd_more(&dv) && !dv.err && nd < 1024) {
       bytes_t d, k;
       if (rd_raw(&dv, DSP_ID, &d) || rd_raw(&dv, DSP_KEY, &k)) break;
@@ -1513,7 +1983,7 @@ static void op_sync(wconn *w, uint32_t id, reader_t *r) {
   }
   conv *cv = idmap_get(&ds.convs, gid.ptr);
   cdev *me = cv ? conv_device(cv, dev.ptr) : NULL;
-  if (!me) {
+  if (!me || me->stale) { /* a device that left (or was revoked) reads nothing more */
     refuse(w, id, TSR_ENOTFOUND, "not_found", "no such conversation");
     return;
   }
@@ -1597,15 +2067,11 @@ static void op_list(wconn *w, uint32_t id, reader_t *r) {
   for (size_t i = 0; l && i < l->n; i++) {
     conv *cv = l->v[i];
     cdev *me = conv_device(cv, dev.ptr);
-    if (!me) continue;
+    if (!me || me->stale) continue; /* left, or being removed */
     wr_raw(b, BYTES(cv->gid, DSP_ID));
     wr_u8(b, cv->app);
     wr_u8(b, cv->kind);
-    /* The sender of a declined request is not told. */
-    wr_u8(b, cv->state == DSP_STATE_DECLINED &&
-                     memcmp(me->account, cv->request_account, DSP_ID) != 0
-                 ? DSP_STATE_REQUEST
-                 : cv->state);
+    wr_u8(b, state_for(cv, me));
     wr_u64(b, me->joined_seq);
     wr_u64(b, cv->first_seq + cv->npos - 1);
     wr_u64(b, me->cursor);
@@ -1623,6 +2089,12 @@ static void op_list(wconn *w, uint32_t id, reader_t *r) {
     wr_opaque(b, welcome);
     if (s) store_stmt_reset(s);
     s = NULL;
+    const member *mm = conv_member(cv, me->account);
+    wr_u8(b, mm ? mm->role : DSP_ROLE_MEMBER);
+    size_t smark = wr_vec_begin(b);
+    for (size_t k = 0; k < cv->nd; k++)
+      if (cv->d[k].stale) wr_raw(b, BYTES(cv->d[k].device, DSP_ID));
+    wr_vec_end(b, smark);
   }
   wr_vec_end(b, mark);
   ipc_end(&w->ipc);
@@ -1692,11 +2164,18 @@ static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields) {
     return;
   case DSP_CREATE: op_create(w, id, &r); return;
   case DSP_SEND: op_send(w, id, &r); return;
+  case DSP_TRANSIENT: op_transient(w, id, &r); return;
   case DSP_SYNC: op_sync(w, id, &r); return;
   case DSP_ACK: op_ack(w, id, &r); return;
   case DSP_LIST: op_list(w, id, &r); return;
   case DSP_MEMBERS: op_members(w, id, &r); return;
   case DSP_STATE: op_state(w, id, &r); return;
+  case DSP_LEAVE: op_leave(w, id, &r); return;
+  case DSP_ROLE: op_role(w, id, &r); return;
+  case DSP_INFO: op_info(w, id, &r); return;
+  case DSP_DEVICES:
+    if (!op_devices(&r)) break;
+    return;
   default: break;
   }
   log_error("worker %d: malformed frame (type %u): disconnecting it", w->index, type);
@@ -1841,6 +2320,11 @@ typedef struct {
   store_job job;
   int64_t *pos;
   size_t n;
+  struct swept {
+    int64_t row;        /* a conversation swept */
+    uint64_t first_seq; /* ... and its first message kept from now on */
+  } * convs;
+  size_t n_convs, cap_convs;
 } sweepjob;
 
 static int run_sweep(store_conn *c, void *arg) {
@@ -1850,6 +2334,15 @@ static int run_sweep(store_conn *c, void *arg) {
     int rc = store_conn_prepare(c, "DELETE FROM log WHERE pos = ?", &s);
     if (rc) return rc;
     store_bind_int64(s, 1, sj->pos[i]);
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+  }
+  for (size_t i = 0; i < sj->n_convs; i++) {
+    store_stmt *s;
+    int rc =
+        store_conn_prepare(c, "UPDATE conversations SET first_seq = ? WHERE id = ?", &s);
+    if (rc) return rc;
+    store_bind_int64(s, 1, (int64_t)sj->convs[i].first_seq);
+    store_bind_int64(s, 2, sj->convs[i].row);
     if ((rc = store_stmt_run(s)) != 0) return rc;
   }
   return 0;
@@ -1862,6 +2355,7 @@ static void done_sweep(store_job *job, int status) {
    * restart reloads the rows and the next sweep deletes them). */
   if (status) fatal_store(status);
   free(sj->pos);
+  free(sj->convs);
   free(sj);
 }
 
@@ -1888,6 +2382,13 @@ static void sweep(void) {
       size_t drop = (size_t)(bound - cv->first_seq);
       if (drop > SWEEP_MAX_ROWS - sj->n) drop = SWEEP_MAX_ROWS - sj->n;
       if (!drop) continue;
+      if (sj->n_convs == sj->cap_convs) {
+        size_t nc = sj->cap_convs ? 2 * sj->cap_convs : 64;
+        struct swept *v = realloc(sj->convs, nc * sizeof *v);
+        if (!v) break;
+        sj->convs = v;
+        sj->cap_convs = nc;
+      }
       if (sj->n + drop > cap) {
         size_t nc = cap ? 2 * cap : 1024;
         while (nc < sj->n + drop) nc *= 2;
@@ -1905,10 +2406,12 @@ static void sweep(void) {
       memmove(cv->at_s, cv->at_s + drop, cv->npos * sizeof *cv->at_s);
       memmove(cv->ddp, cv->ddp + drop, cv->npos * sizeof *cv->ddp);
       cv->first_seq += drop;
+      sj->convs[sj->n_convs++] = (struct swept){cv->row, cv->first_seq};
     }
   if (!sj) return;
   if (!sj->n) {
     free(sj->pos);
+    free(sj->convs);
     free(sj);
     return;
   }
@@ -1980,7 +2483,9 @@ static int load(void) {
   int rc = store_reader_get(ds.st, &c);
   if (rc) return rc;
   rc = store_conn_prepare(
-      c, "SELECT id, gid, app, kind, state, request_account FROM conversations", &s);
+      c,
+      "SELECT id, gid, app, kind, state, request_account, first_seq FROM conversations",
+      &s);
   while (rc >= 0 && (rc = store_step(s)) == STORE_ROW) {
     conv *cv = calloc(1, sizeof *cv);
     bytes_t gid = store_col_blob(s, 1);
@@ -1996,7 +2501,8 @@ static int load(void) {
     cv->state = (uint8_t)store_col_int64(s, 4);
     bytes_t ra = store_col_blob(s, 5);
     if (ra.len == DSP_ID) memcpy(cv->request_account, ra.ptr, DSP_ID);
-    cv->next_seq = cv->first_seq = 1;
+    int64_t first = store_col_int64(s, 6);
+    cv->next_seq = cv->first_seq = first > 0 ? (uint64_t)first : 1;
     rc = idmap_put(&ds.convs, cv->gid, cv);
   }
   if (s) store_stmt_reset(s);
@@ -2050,6 +2556,16 @@ static int load(void) {
     if (convlist_add(x->device, cv)) rc = TSR_ENOMEM;
   }
   store_stmt_reset(s);
+  /* Devices of members who left, or revoked while the service was down. */
+  for (size_t i = 0; rc >= 0 && i < n; i++) {
+    conv *cv = by_row[i];
+    for (size_t di = 0; di < cv->nd; di++) {
+      cdev *d = &cv->d[di];
+      const member *mm = conv_member(cv, d->account);
+      d->stale =
+          (mm && mm->role == DSP_ROLE_LEFT) || device_revoked(d->device, d->account);
+    }
+  }
   if (rc >= 0)
     rc = store_conn_prepare(c,
                             "SELECT pos, conv, seq, sender, client_id, at FROM log"
@@ -2128,6 +2644,7 @@ static void on_signal(loop_t *l, loop_handle *h, unsigned events) {
 int ds_main(const cfg *c) {
   memset(&ds, 0, sizeof ds);
   ds.cfg = c;
+  crypto_shorthash_keygen(ds.seen_key);
   ds.listener.fd = ds.sig.fd = ds.store_h.fd = -1;
   int rc = loop_init(&ds.loop);
   if (rc) {
@@ -2182,6 +2699,7 @@ out:
   }
   if (ds.sig.fd >= 0) close(ds.sig.fd);
   sqlite3_finalize(ds.block_stmt);
+  sqlite3_finalize(ds.device_stmt);
   sqlite3_close(ds.accounts_db);
   idmap_free(&ds.convs, conv_free);
   idmap_free(&ds.by_device, convlist_free);

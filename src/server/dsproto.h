@@ -29,18 +29,33 @@
  *            vector of id16 account — accounts to remove
  *   STATE    id16 account, id16 device, id16 conversation, u8 action
  *            (DSP_ACCEPT / DSP_DECLINE a message request)
+ *   LEAVE    id16 account, id16 device, id16 conversation, opaque client_id,
+ *            opaque proposal (a Remove of the device's own leaf)
+ *   ROLE     id16 account, id16 device, id16 conversation, id16 target
+ *            account, u8 role (DSP_ROLE_MEMBER / _ADMIN)
+ *   INFO     id16 device, id16 conversation
+ *   DEVICES  id16 account, vector of id16 revoked devices, vector of id16
+ *            live devices (no answer: id 0) — the account's devices changed
+ *   TRANSIENT id16 account, id16 device, id16 conversation, opaque message
+ *            (an application PrivateMessage pushed to the others online,
+ *            never stored, no seq)
  *
  * DS -> worker:
  *   RESULT   (the request's id) i32 status (0 or a TSR_E* code), opaque
  *            error code, opaque message, then on success the op's fields:
  *              CREATE: u64 next seq
- *              SEND, MEMBERS: u64 seq, u8 duplicate
+ *              SEND, MEMBERS, LEAVE: u64 seq, u8 duplicate
  *              SYNC:   vector of { u64 seq, u64 at_ms, opaque message }, u8 more
  *              ACK:    u64 cursor
  *              STATE:  u8 the conversation's new state
  *              LIST:   vector of { id16 conversation, u8 app, u8 kind, u8 state,
- *                      u64 joined_seq, u64 last_seq, u64 cursor, opaque welcome }
- *   PUSH     (id 0) u8 kind (DSP_PUSH_MESSAGE / _WELCOME), id16 conversation,
+ *                      u64 joined_seq, u64 last_seq, u64 cursor, opaque welcome,
+ *                      u8 role, vector of id16 devices waiting for removal }
+ *              ROLE:   u8 role
+ *              TRANSIENT: nothing (pushed, not stored)
+ *              INFO:   u8 app, u8 kind, u8 state, vector of { id16 account,
+ *                      u8 role }, u32 devices
+ *   PUSH     (id 0) u8 kind (DSP_PUSH_*), id16 conversation (zero for DEVICES),
  *            u64 seq, u64 at_ms, opaque body, vector of id16 device — the
  *            online devices on this worker it is for */
 #ifndef TSR_SERVER_DSPROTO_H
@@ -57,11 +72,26 @@ enum {
   DSP_LIST = 8,
   DSP_MEMBERS = 9,
   DSP_STATE = 10,
+  DSP_LEAVE = 11,
+  DSP_ROLE = 12,
+  DSP_INFO = 13,
+  DSP_DEVICES = 14,
+  DSP_TRANSIENT = 15,
   DSP_RESULT = 64,
   DSP_PUSH = 65,
 };
 
-enum { DSP_PUSH_MESSAGE = 1, DSP_PUSH_WELCOME = 2 };
+enum {
+  DSP_PUSH_MESSAGE = 1,
+  DSP_PUSH_WELCOME = 2,
+  DSP_PUSH_ROSTER = 3,    /* devices wait for removal: list the conversations */
+  DSP_PUSH_DEVICES = 4,   /* the account's device set changed (no conversation) */
+  DSP_PUSH_TRANSIENT = 5, /* a transient message: seq and at_ms are 0 */
+};
+
+/* A member's role. A member who left keeps the row until a commit removed
+ * all their devices. */
+enum { DSP_ROLE_MEMBER = 0, DSP_ROLE_ADMIN = 1, DSP_ROLE_LEFT = 2 };
 
 enum { DSP_KIND_DIRECT = 1, DSP_KIND_GROUP = 2 };
 

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "proto/json.h"
 #include "server/log.h"
@@ -17,6 +18,7 @@ typedef struct {
   const char *prefix;
   size_t len;
   httpd_handler fn;
+  const httpd_stream *stream; /* set for streamed-body routes (fn NULL) */
 } route;
 
 /* conn.spare bit: an answer of this HTTP connection is deferred. */
@@ -28,7 +30,16 @@ static size_t nroutes;
 int httpd_route_add(http_method method, const char *prefix, httpd_handler fn) {
   if (!prefix || prefix[0] != '/' || !fn) return TSR_EINVAL;
   if (nroutes == HTTPD_MAX_ROUTES) return TSR_ELIMIT;
-  routes[nroutes++] = (route){method, prefix, strlen(prefix), fn};
+  routes[nroutes++] = (route){method, prefix, strlen(prefix), fn, NULL};
+  return 0;
+}
+
+int httpd_route_add_stream(http_method method, const char *prefix,
+                           const httpd_stream *s) {
+  if (!prefix || prefix[0] != '/' || !s || !s->begin || !s->data || !s->end || !s->abort)
+    return TSR_EINVAL;
+  if (nroutes == HTTPD_MAX_ROUTES) return TSR_ELIMIT;
+  routes[nroutes++] = (route){method, prefix, strlen(prefix), NULL, s};
   return 0;
 }
 
@@ -71,6 +82,7 @@ static const char *status_code_name(int status) {
   case 411: return "length_required";
   case 413: return "too_large";
   case 414: return "uri_too_long";
+  case 416: return "range_not_satisfiable";
   case 417: return "expectation_failed";
   case 426: return "upgrade_required";
   case 431: return "headers_too_large";
@@ -93,14 +105,24 @@ static void write_response(conn *c, httpd_resp *resp, bool keep, bool http10,
   if (keep && http10) hdrs[n++] = HTTP_HEADER("Connection", "keep-alive");
   buf_t *out = conn_out(c);
   size_t mark = out->len;
-  if (http_write_response_head(out, resp->status, NULL, hdrs, n, (int64_t)resp->body->len,
-                               keep) != 0) {
+  int64_t clen = resp->has_file ? (int64_t)resp->file_len : (int64_t)resp->body->len;
+  if (http_write_response_head(out, resp->status, NULL, hdrs, n, clen, keep) != 0) {
     out->len = mark;
     log_warn("cannot write response head for status %d", resp->status);
+    if (resp->has_file) close(resp->file_fd);
+    resp->has_file = false;
     conn_kill(c);
     return;
   }
-  if (!head_only) buf_append(out, resp->body->ptr, resp->body->len);
+  if (resp->has_file) {
+    resp->has_file = false;
+    if (head_only)
+      close(resp->file_fd);
+    else
+      conn_send_file(c, resp->file_fd, resp->file_off, resp->file_len);
+  } else if (!head_only) {
+    buf_append(out, resp->body->ptr, resp->body->len);
+  }
   metrics_http_status(resp->status);
   if (!keep) conn_flags(c) |= CONN_F_CLOSE_AFTER;
 }
@@ -127,6 +149,24 @@ static bool path_is(http_str path, const char *s) {
   return path.len == strlen(s) && memcmp(path.ptr, s, path.len) == 0;
 }
 
+/* Takes a token of the address's request bucket (ratelimit.h); false with
+ * resp set to the 429 when there is none. */
+static bool address_allowed(conn *c, const http_request *req, httpd_resp *resp) {
+  if (path_is(req->path, "/health") || path_is(req->path, "/metrics")) return true;
+  worker *w = conn_worker(c);
+  uint8_t key[16];
+  size_t kn = conn_peer_key(c, key);
+  uint32_t wait = ratelimit_take(RL_REQUEST_ADDR, key, kn, loop_now(&w->loop));
+  if (!wait) return true;
+  httpd_resp_rate_limited(resp, wait, "too many requests from this address; retry later");
+  return false;
+}
+
+static void drop_file(httpd_resp *resp) {
+  if (resp->has_file) close(resp->file_fd);
+  resp->has_file = false;
+}
+
 static void handle_request(conn *c, const http_request *req, bytes_t body) {
   worker *w = conn_worker(c);
   uint64_t t0 = now_us();
@@ -137,17 +177,10 @@ static void handle_request(conn *c, const http_request *req, bytes_t body) {
   /* Every request but the monitoring ones takes a token of its address's
    * bucket (ratelimit.h); authenticated ones also take their account's
    * (accounts_auth_or_refuse). */
-  if (!path_is(req->path, "/health") && !path_is(req->path, "/metrics")) {
-    uint8_t key[16];
-    size_t kn = conn_peer_key(c, key);
-    uint32_t wait = ratelimit_take(RL_REQUEST_ADDR, key, kn, loop_now(&w->loop));
-    if (wait) {
-      httpd_resp_rate_limited(&resp, wait,
-                              "too many requests from this address; retry later");
-      write_response(c, &resp, keep, req->minor_version == 0, head_only);
-      metrics_latency_us(now_us() - t0);
-      return;
-    }
+  if (!address_allowed(c, req, &resp)) {
+    write_response(c, &resp, keep, req->minor_version == 0, head_only);
+    metrics_latency_us(now_us() - t0);
+    return;
   }
   if (path_is(req->path, "/v1/ws")) {
     if (wsd_handshake(c, req, body, &resp) == 1) {
@@ -165,7 +198,7 @@ static void handle_request(conn *c, const http_request *req, bytes_t body) {
   for (size_t i = 0; i < nroutes && !found; i++) {
     if (!prefix_match(&routes[i], req->path)) continue;
     path_known = true;
-    if (routes[i].method == m) found = &routes[i];
+    if (routes[i].method == m && routes[i].fn) found = &routes[i];
   }
   if (!found) {
     int st = path_known ? 405 : 404;
@@ -174,8 +207,12 @@ static void handle_request(conn *c, const http_request *req, bytes_t body) {
   } else {
     httpd_req hr = {.conn = c, .req = req, .body = body};
     int rc = found->fn(&hr, &resp);
-    if (rc == HTTPD_DEFERRED && (c->spare & SPARE_DEFERRED)) return;
+    if (rc == HTTPD_DEFERRED && (c->spare & SPARE_DEFERRED)) {
+      drop_file(&resp);
+      return;
+    }
     if (rc != 0 || resp.body->err) {
+      drop_file(&resp);
       resp.n_headers = 0;
       httpd_resp_error(&resp, 500, "internal", "internal error");
     }
@@ -193,6 +230,121 @@ static void send_continue(conn *c, const http_request *req) {
   io->continue_sent = true;
 }
 
+/* ---- streamed bodies ---- */
+
+static const route *stream_route(const http_request *req) {
+  for (size_t i = 0; i < nroutes; i++)
+    if (routes[i].stream && routes[i].method == req->method &&
+        prefix_match(&routes[i], req->path))
+      return &routes[i];
+  return NULL;
+}
+
+/* The body has fully arrived: the route answers. */
+static void stream_finish(conn *c) {
+  conn_io *io = c->io;
+  const httpd_stream *st = io->up;
+  void *ctx = io->up_ctx;
+  http_request req = io->up_req;
+  io->up = NULL;
+  io->up_ctx = NULL;
+  io->continue_sent = false;
+  worker *w = conn_worker(c);
+  uint64_t t0 = now_us();
+  buf_reset(&w->body);
+  httpd_resp resp = {.status = 200, .content_type = "application/json", .body = &w->body};
+  httpd_req hr = {.conn = c, .req = &req, .body = BYTES_NONE};
+  int rc = st->end(ctx, &hr, &resp);
+  if (rc == HTTPD_DEFERRED && (c->spare & SPARE_DEFERRED)) {
+    drop_file(&resp);
+    return;
+  }
+  if (rc != 0 || resp.body->err) {
+    drop_file(&resp);
+    resp.n_headers = 0;
+    httpd_resp_error(&resp, 500, "internal", "internal error");
+  }
+  write_response(c, &resp, req.keep_alive && !w->draining, req.minor_version == 0, false);
+  metrics_latency_us(now_us() - t0);
+}
+
+/* A streamed route's head: the route accepts the body or answers at once
+ * (and the connection closes, the body unread). Returns false when the
+ * connection is to close. */
+static bool stream_start(conn *c, const http_request *req, const route *r) {
+  worker *w = conn_worker(c);
+  uint64_t t0 = now_us();
+  buf_reset(&w->body);
+  httpd_resp resp = {.status = 200, .content_type = "application/json", .body = &w->body};
+  void *ctx = NULL;
+  int rc = 1;
+  if (!address_allowed(c, req, &resp)) {
+    rc = 1;
+  } else if (req->chunked || req->content_length < 0) {
+    httpd_resp_error(&resp, 411, "length_required", "this call needs a Content-Length");
+  } else {
+    httpd_req hr = {.conn = c, .req = req, .body = BYTES_NONE};
+    rc = r->stream->begin(&hr, (uint64_t)req->content_length, &resp, &ctx);
+    if (rc < 0 || (rc == 0 && resp.body->err)) {
+      if (rc == 0) r->stream->abort(ctx);
+      rc = 1;
+      resp.n_headers = 0;
+      httpd_resp_error(&resp, 500, "internal", "internal error");
+    }
+  }
+  conn_io *io = rc == 0 ? conn_io_get(c) : NULL;
+  if (rc == 0 && !io) {
+    r->stream->abort(ctx);
+    conn_kill(c);
+    return false;
+  }
+  if (rc != 0) {
+    drop_file(&resp);
+    write_response(c, &resp, false, req->minor_version == 0, false);
+    metrics_latency_us(now_us() - t0);
+    return false;
+  }
+  io->up = r->stream;
+  io->up_ctx = ctx;
+  io->up_left = (uint64_t)req->content_length;
+  io->up_req = (http_request){.method = req->method,
+                              .minor_version = req->minor_version,
+                              .keep_alive = req->keep_alive,
+                              .content_length = req->content_length};
+  send_continue(c, req);
+  conn_flags(c) |= CONN_F_REQ_TIMER;
+  conn_timer(c, w->cfg->request_timeout_ms);
+  if (io->up_left == 0) stream_finish(c);
+  return true;
+}
+
+/* Hands body bytes to the streamed route; returns the bytes used (all of n
+ * after a failure, when the rest is moot). */
+static size_t stream_feed(conn *c, const uint8_t *p, size_t n) {
+  conn_io *io = c->io;
+  size_t k = n < io->up_left ? n : (size_t)io->up_left;
+  if (k && io->up->data(io->up_ctx, p, k) != 0) {
+    httpd_on_close(c);
+    httpd_fail(c, 500, "internal", "the upload could not be stored");
+    return n;
+  }
+  io->up_left -= k;
+  /* Progress restarts the request timer: a stalled upload times out. */
+  conn_timer(c, conn_worker(c)->cfg->request_timeout_ms);
+  if (io->up_left == 0) stream_finish(c);
+  return k;
+}
+
+void httpd_on_close(conn *c) {
+  conn_io *io = c->io;
+  if (!io || !io->up) return;
+  const httpd_stream *st = io->up;
+  void *ctx = io->up_ctx;
+  io->up = NULL;
+  io->up_ctx = NULL;
+  st->abort(ctx);
+}
+
 static void framing_error(conn *c, int err) {
   int st = http_error_status(err);
   metrics_inc(M_ERR_PROTOCOL);
@@ -205,9 +357,14 @@ size_t httpd_input(conn *c, uint8_t *p, size_t n) {
   size_t off = 0;
   while (off < n && conn_state(c) == CONN_HTTP) {
     if (conn_flags(c) & (CONN_F_DEAD | CONN_F_CLOSE_AFTER)) return n; /* rest is moot */
-    if (conn_pending(c) > w->cfg->max_write_buffer / 2 || (c->spare & SPARE_DEFERRED)) {
+    if (conn_pending(c) > w->cfg->max_write_buffer / 2 || (c->spare & SPARE_DEFERRED) ||
+        conn_sending_file(c)) {
       conn_flags(c) |= CONN_F_PAUSED;
       break;
+    }
+    if (c->io && c->io->up) {
+      off += stream_feed(c, p + off, n - off);
+      continue;
     }
     char *base = (char *)p + off;
     size_t avail = n - off;
@@ -218,6 +375,12 @@ size_t httpd_input(conn *c, uint8_t *p, size_t n) {
     if (h < 0) {
       framing_error(c, h);
       return n;
+    }
+    const route *sr = stream_route(&req);
+    if (sr) {
+      if (!stream_start(c, &req, sr)) return n;
+      off += (size_t)h;
+      continue;
     }
     size_t blen = 0, missing = 0, total = (size_t)h;
     int fr = http_body_need(&req, &w->hlim, avail - (size_t)h, &blen, &missing);
@@ -293,10 +456,14 @@ void httpd_resp_init(httpd_resp *resp) {
 
 void httpd_complete(const httpd_ticket *t, httpd_resp *resp) {
   conn *c = conn_ref_get(t->ref);
-  if (!c || conn_state(c) != CONN_HTTP || !(c->spare & SPARE_DEFERRED)) return;
+  if (!c || conn_state(c) != CONN_HTTP || !(c->spare & SPARE_DEFERRED)) {
+    drop_file(resp);
+    return;
+  }
   c->spare &= ~SPARE_DEFERRED;
   worker *w = conn_worker(c);
   if (resp->body->err) {
+    drop_file(resp);
     resp->n_headers = 0;
     httpd_resp_error(resp, 500, "internal", "internal error");
   }
@@ -309,7 +476,8 @@ void httpd_complete(const httpd_ticket *t, httpd_resp *resp) {
 
 void httpd_arm_timer(conn *c) {
   worker *w = conn_worker(c);
-  bool partial = (c->io && c->io->in.len > 0) || (c->spare & SPARE_DEFERRED);
+  bool partial =
+      (c->io && (c->io->in.len > 0 || c->io->up)) || (c->spare & SPARE_DEFERRED);
   if (partial) {
     if (!(conn_flags(c) & CONN_F_REQ_TIMER)) {
       conn_flags(c) |= CONN_F_REQ_TIMER;
@@ -331,6 +499,7 @@ void httpd_on_timeout(conn *c) {
   }
   if (conn_flags(c) & CONN_F_REQ_TIMER) {
     metrics_inc(M_ERR_TIMEOUT);
+    httpd_on_close(c); /* a stalled upload is dropped */
     if (c->io) c->io->ck_active = false;
     httpd_fail(c, 408, "timeout", "request not received in time");
     if (c->io) c->io->in.len = 0; /* framing is lost */
@@ -341,9 +510,10 @@ void httpd_on_timeout(conn *c) {
 
 void httpd_drain(conn *c) {
   if (conn_state(c) != CONN_HTTP) return;
-  bool partial = (c->io && c->io->in.len > 0) || (c->spare & SPARE_DEFERRED);
+  bool partial =
+      (c->io && (c->io->in.len > 0 || c->io->up)) || (c->spare & SPARE_DEFERRED);
   if (partial) return; /* its response will carry Connection: close */
-  if (conn_pending(c) > 0)
+  if (conn_pending(c) > 0 || conn_sending_file(c))
     conn_flags(c) |= CONN_F_CLOSE_AFTER;
   else
     conn_kill(c);

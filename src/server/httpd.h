@@ -17,6 +17,19 @@
  * afterwards, so every worker shares the table. HEAD is served by the GET
  * route without a body.
  *
+ * Streamed bodies (uploads): a route added with httpd_route_add_stream gets
+ * its body piece by piece as it arrives, never collected in memory, so its
+ * size limit is the route's own, not max_body. It needs Content-Length
+ * (411 otherwise). The route sees the head before any body byte and may
+ * refuse it (e.g. 413 for a body over its limit, 401): the answer goes out
+ * at once and the connection closes after it, its body unread. An accepted
+ * upload must make progress: the request timer restarts at every piece, so
+ * a body that stalls for request_timeout gets 408 and aborts the upload.
+ *
+ * File bodies (downloads): a handler may answer with a region of a file
+ * (httpd_resp.file_*) instead of body; it is read in bounded pieces as the
+ * socket drains (conn_send_file).
+ *
  * Deferred answers: a handler that must wait (for a store commit, a
  * password hash) calls httpd_defer, keeps the ticket and returns
  * HTTPD_DEFERRED; later, on the same loop thread, httpd_complete sends the
@@ -61,6 +74,12 @@ typedef struct {
   http_header headers[HTTPD_MAX_RESP_HEADERS];
   size_t n_headers;
   char hdr_store[256];
+  /* With has_file the body is file_len bytes of file_fd from file_off
+   * instead of `body`; httpd owns file_fd once the handler returns (it is
+   * closed on every path, also for HEAD and errors). */
+  bool has_file;
+  int file_fd;
+  uint64_t file_off, file_len;
 } httpd_resp;
 
 #define HTTPD_DEFERRED 1 /* handler result: the answer comes via httpd_complete */
@@ -93,6 +112,29 @@ void httpd_complete(const httpd_ticket *t, httpd_resp *resp);
  * before the workers start. prefix must be static storage. */
 int httpd_route_add(http_method method, const char *prefix, httpd_handler fn);
 
+/* A route whose request body is streamed (see above). The callbacks run on
+ * the loop thread; ctx is the route's per-request state. */
+typedef struct httpd_stream {
+  /* The head arrived, no body byte yet; length is its Content-Length.
+   * Returns 0 with *ctx set to take the body, nonzero with resp set to
+   * refuse it (negative: a 500). req's views are valid during the call. */
+  int (*begin)(const httpd_req *req, uint64_t length, httpd_resp *resp, void **ctx);
+  /* The next body bytes (in order, length bytes in all). Nonzero: the
+   * upload failed (500, connection closed); abort follows. */
+  int (*data)(void *ctx, const uint8_t *p, size_t n);
+  /* The whole body arrived: answer like a handler (0, HTTPD_DEFERRED or
+   * negative). ctx belongs to end from here on. req carries method,
+   * version and keep-alive only (no path, headers or body). */
+  int (*end)(void *ctx, const httpd_req *req, httpd_resp *resp);
+  /* The connection closed or timed out before the body's end, or data
+   * failed: release ctx and whatever it made. */
+  void (*abort)(void *ctx);
+} httpd_stream;
+
+/* Adds a streamed-body route (method + prefix as httpd_route_add). s must
+ * be static storage. */
+int httpd_route_add_stream(http_method method, const char *prefix, const httpd_stream *s);
+
 /* Registers /health and /metrics (and /debug/echo when enabled). */
 int httpd_builtin_routes(bool debug_routes);
 
@@ -114,6 +156,9 @@ void httpd_arm_timer(conn *c);
 /* Writes a whole response with a JSON error body and marks the conn to
  * close after it (used for framing errors, where the rest is unreadable). */
 void httpd_fail(conn *c, int status, const char *code, const char *msg);
+
+/* Called by conn.c when a conn closes during a streamed upload: aborts it. */
+void httpd_on_close(conn *c);
 
 /* Draining: a conn with no partial request is closed now; others get
  * "Connection: close" on their next response. */

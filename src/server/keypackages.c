@@ -11,6 +11,7 @@
 #include "mls/messages.h"
 #include "proto/base64.h"
 #include "proto/json.h"
+#include "server/accounts.h"
 #include "server/blocks.h"
 #include "server/log.h"
 #include "server/profiles.h"
@@ -73,6 +74,8 @@ struct kp_op {
   /* claim: the target account, or its profile (by_profile: key normalised) */
   uint8_t target[ACCOUNTS_ID_BYTES];
   bool by_profile;
+  bool one_device;                 /* only this device of the target: */
+  uint8_t only[ACCOUNTS_ID_BYTES]; /* ... e.g. one's own new device */
   app_id app;
   char key[PROFILES_KEY_MAX + 1];
   uint16_t suite;
@@ -124,6 +127,8 @@ static int refuse(kp_op *o, int status, const char *code, const char *msg) {
   return TSR_ESTATE;
 }
 
+static int run_upload(store_conn *c, kp_op *o);
+
 static void op_done(store_job *job, int status) {
   kp_op *o = job->arg;
   httpd_resp resp;
@@ -133,6 +138,8 @@ static void op_done(store_job *job, int status) {
     app_answer_begin(&jw, &resp, NULL);
     o->write_ok(o, &jw);
     app_answer_end(&jw, &resp);
+    /* A device with KeyPackages can be added to its account's conversations. */
+    if (o->run == run_upload) accounts_devices_changed(o->account, NULL);
   } else if (o->fail_status) {
     httpd_resp_error(&resp, o->fail_status, o->fail_code, o->fail_msg);
     if (o->fail_status == 401) httpd_resp_header(&resp, "WWW-Authenticate", "Bearer");
@@ -655,6 +662,7 @@ static int run_claim(store_conn *c, kp_op *o) {
     bytes_t id = store_col_blob(s, 0);
     if (id.len != ACCOUNTS_ID_BYTES || memcmp(id.ptr, o->device, ACCOUNTS_ID_BYTES) == 0)
       continue; /* the caller's own device is never a target */
+    if (o->one_device && memcmp(id.ptr, o->only, ACCOUNTS_ID_BYTES) != 0) continue;
     kp_claimed *d = claimed_add(o);
     if (!d) {
       rc = TSR_ENOMEM;
@@ -694,7 +702,8 @@ static void write_claim(kp_op *o, json_writer *jw) {
 }
 
 static const char CLAIM_ERR[] =
-    "body must be {\"account_id\": base64url of 16 bytes, \"suite\": 1 or 3} or"
+    "body must be {\"account_id\": base64url of 16 bytes, \"suite\": 1 or 3,"
+    " optional \"device_id\": one of its devices} or"
     " {\"app\": app, \"key\": number, handle or username, \"suite\": 1 or 3}";
 
 static int h_claim(const httpd_req *r, httpd_resp *resp,
@@ -720,7 +729,15 @@ static int h_claim(const httpd_req *r, httpd_resp *resp,
   int has_id = app_body_str(&b, 0, "account_id", id, sizeof id);
   int has_app = app_body_str(&b, 0, "app", app, sizeof app);
   int has_key = app_body_str(&b, 0, "key", key, sizeof key);
+  char one[32];
+  uint8_t only[ACCOUNTS_ID_BYTES];
+  int has_dev = app_body_str(&b, 0, "device_id", one, sizeof one);
   bool by_profile = has_id == 0 && has_app == 1 && has_key == 1;
+  if (has_dev < 0 || (has_dev == 1 && (by_profile ||
+                                       b64_decode(only, sizeof only, one, strlen(one),
+                                                  B64_MODE_URL_NOPAD, &got) != 0 ||
+                                       got != ACCOUNTS_ID_BYTES)))
+    return app_error(resp, 400, "bad_request", CLAIM_ERR);
   if (!by_profile &&
       (has_id != 1 || has_app != 0 || has_key != 0 ||
        strlen(id) != b64_encoded_len(ACCOUNTS_ID_BYTES, B64_MODE_URL_NOPAD) ||
@@ -745,6 +762,8 @@ static int h_claim(const httpd_req *r, httpd_resp *resp,
   } else {
     memcpy(o->target, target, ACCOUNTS_ID_BYTES);
   }
+  o->one_device = has_dev == 1;
+  if (o->one_device) memcpy(o->only, only, ACCOUNTS_ID_BYTES);
   o->suite = (uint16_t)suite;
   o->run = run_claim;
   o->write_ok = write_claim;

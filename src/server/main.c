@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "server/accounts.h"
+#include "server/blobs.h"
 #include "server/blocks.h"
 #include "server/config.h"
 #include "server/conv.h"
@@ -126,10 +127,15 @@ static pid_t spawn(int index, const worker_addr *addr, SSL_CTX *tls, int reserve
 static int hooks_start(worker *w) {
   int rc = accounts_worker_start(w);
   if (!rc && (rc = conv_worker_start(w)) != 0) accounts_worker_stop(w);
+  if (!rc && (rc = blobs_worker_start(w)) != 0) {
+    conv_worker_stop(w);
+    accounts_worker_stop(w);
+  }
   return rc;
 }
 
 static void hooks_stop(worker *w) {
+  blobs_worker_stop(w);
   conv_worker_stop(w);
   accounts_worker_stop(w);
 }
@@ -205,13 +211,15 @@ int main(int argc, char **argv) {
    * /v1/keypackages shares no prefix with the others. */
   if (httpd_builtin_routes(conf.debug_routes) != 0 || accounts_routes() != 0 ||
       reach_routes() != 0 || graphs_routes() != 0 || profiles_routes() != 0 ||
-      blocks_routes() != 0 || keypackages_routes() != 0 || wsd_builtin_ops() != 0 ||
-      conv_ops() != 0 || (rc = metrics_init(nworkers)) != 0 ||
+      blocks_routes() != 0 || keypackages_routes() != 0 || blobs_routes() != 0 ||
+      wsd_builtin_ops() != 0 || conv_ops() != 0 || (rc = metrics_init(nworkers)) != 0 ||
       (rc = ratelimit_init()) != 0) {
     log_error("startup failed");
     return 2;
   }
-  if (worker_prepare_store(&conf) != 0 || ds_prepare_store(&conf) != 0) return 2;
+  if (worker_prepare_store(&conf) != 0 || ds_prepare_store(&conf) != 0 ||
+      blobs_prepare(&conf) != 0)
+    return 2;
   signal(SIGPIPE, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);

@@ -183,10 +183,20 @@ static const char keypackages_v1[] =
     "CREATE INDEX key_packages_by_device"
     " ON key_packages(device_id, suite, last_resort, created_at);";
 
+/* Attachments (server/blobs.h): one row per stored blob, whose bytes are
+ * the file <data_dir>/blobs/<id as base64url>. id: 16 random bytes (the
+ * capability to read it); account_id: the uploader; size: bytes of the
+ * file; created_at: upload time, for the retention sweep (index). The row
+ * is written after the file is durable, and deleted before the file. */
+static const char blobs_v1[] = "CREATE TABLE blobs ("
+                               " id BLOB PRIMARY KEY,"
+                               " account_id BLOB NOT NULL REFERENCES accounts(id),"
+                               " size INTEGER NOT NULL,"
+                               " created_at INTEGER NOT NULL);"
+                               "CREATE INDEX blobs_by_created ON blobs(created_at);";
+
 const store_migration server_schema[] = {
-    {"accounts-v1", accounts_v1},
-    {"social-v1", social_v1},
-    {"reach-v1", reach_v1},
-    {"keypackages-v1", keypackages_v1},
+    {"accounts-v1", accounts_v1},       {"social-v1", social_v1}, {"reach-v1", reach_v1},
+    {"keypackages-v1", keypackages_v1}, {"blobs-v1", blobs_v1},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];

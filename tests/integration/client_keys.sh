@@ -101,7 +101,7 @@ check_eq "200 at once" "200 true 201 true 200 true" "$(keys c upload --count 200
 # The private parts are in the state file, one per KeyPackage (the CLI
 # exposes no claim; the C tests claim and join).
 if command -v sqlite3 >/dev/null; then
-  check_eq "state schema 3" 3 "$(sqlite3 "$work/a.db" 'PRAGMA user_version')"
+  check_eq "state schema 5" 5 "$(sqlite3 "$work/a.db" 'PRAGMA user_version')"
   check_eq "rows of the first device" 202 "$(sqlite3 "$work/a.db" 'SELECT COUNT(*) FROM kp_secrets')"
 else
   skip "sqlite3 not installed: state file not inspected"

@@ -302,15 +302,18 @@ static int unacked_of(int s) {
   return n;
 }
 
-/* The client_id of the outbox row holding text, read from the state
- * file. */
+/* The client_id of the outbox row holding text (in its text envelope,
+ * docs/protocol.md "What is inside the MLS messages"), read from the
+ * state file. */
 static bool outbox_cid(person *p, const char *text, char out[40]) {
   sqlite3_stmt *st;
   bool ok = false;
-  if (sqlite3_prepare_v2(p->db, "SELECT client_id FROM outbox WHERE plaintext = ?", -1,
-                         &st, NULL) != SQLITE_OK)
+  if (sqlite3_prepare_v2(p->db,
+                         "SELECT client_id FROM outbox WHERE json_extract(CAST(plaintext"
+                         " AS TEXT), '$.body') = ?",
+                         -1, &st, NULL) != SQLITE_OK)
     return false;
-  sqlite3_bind_blob(st, 1, text, (int)strlen(text), SQLITE_STATIC);
+  sqlite3_bind_text(st, 1, text, (int)strlen(text), SQLITE_STATIC);
   if (sqlite3_step(st) == SQLITE_ROW) {
     snprintf(out, 40, "%s", (const char *)sqlite3_column_text(st, 0));
     ok = true;
@@ -518,7 +521,11 @@ static bool make_person(person *p) {
   CHECK_OK(tsr_keypackages_replenish_sync(p->c, 1, 3, &r));
   tsr_reply_clear(&r);
   CHECK_OK(tsr_client_session(p->c, &p->info));
-  tsr_chat_config cc = {.on_message = on_message, .on_joined = on_joined, .arg = p};
+  /* Only the texts sent here take seqs: no automatic delivery receipts. */
+  tsr_chat_config cc = {.on_message = on_message,
+                        .on_joined = on_joined,
+                        .arg = p,
+                        .no_delivery_receipts = 1};
   CHECK_OK(tsr_chat_new(p->c, &cc, &p->h));
   CHECK(sqlite3_open_v2(p->path, &p->db, SQLITE_OPEN_READONLY, NULL) == SQLITE_OK);
   if (p->db) sqlite3_busy_timeout(p->db, 5000);
