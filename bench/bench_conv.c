@@ -21,7 +21,10 @@
  * round-robin, each with its own client_id): the server never decrypts,
  * it checks the group and epoch in the header, so its work per message is
  * the same as for fresh ciphertexts; making a fresh one per send would
- * measure the load generator's AES instead.
+ * measure the load generator's AES instead. The server refuses the same
+ * PrivateMessage twice in an epoch (a replay), so each send carries a
+ * counter in the last bytes of its ciphertext (the AEAD tag, which the
+ * server cannot check; receivers here do not decrypt).
  *
  * Usage: bench_conv [-w workers] [-p procs] [-s pairs] [-k in-flight]
  *                   [-t seconds] [-r runs] [-R total msgs/s] [--server path] */
@@ -329,6 +332,9 @@ typedef struct {
   uint64_t sent, acked;
   uint64_t *t_send; /* by seq (ring of 1<<16) */
   uint64_t next_due_us;
+  /* acknowledgements, as clients send them: the last seq processed (a
+   * receiver's last push, a sender's last acknowledged send) */
+  uint64_t seen_seq, acked_cursor;
 } lconn;
 
 typedef struct {
@@ -363,9 +369,34 @@ static void queue_send(lconn *c, const pair *p) {
     c->out_cap = 2 * c->out_cap + (size_t)n + 16;
     c->out = realloc(c->out, c->out_cap);
   }
+  /* Unique bytes per send: 10 base64url digits (60 bits) of run and count,
+   * just before the message's last character (which may carry padding
+   * bits), inside the tag. */
+  static const char digits[] =
+      "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  uint64_t tag = (uint64_t)run_no << 40 ^ (uint64_t)c->sent;
+  for (int k = 0; k < 10; k++) js[n - 4 - k] = digits[(tag >> (6 * k)) & 63];
   c->out_len += frame(c->out + c->out_len, js, (size_t)n);
   c->t_send[(c->next_seq + (c->sent - c->acked)) % RING] = now_us();
   c->sent++;
+}
+
+/* Acknowledges what c has seen once it is ACK_EVERY past the last ack, so
+ * the server deletes what every device has (as clients do, per batch). */
+#define ACK_EVERY 64
+static void maybe_ack(lconn *c, const pair *p) {
+  if (c->seen_seq < c->acked_cursor + ACK_EVERY) return;
+  char js[200];
+  int n = snprintf(js, sizeof js,
+                   "{\"op\":\"ack\",\"id\":%llu,\"conversation\":\"%s\",\"seq\":%llu}",
+                   (unsigned long long)(1ull << 50) + c->seen_seq, p->conv,
+                   (unsigned long long)c->seen_seq);
+  if (c->out_cap - c->out_len < (size_t)n + 16) {
+    c->out_cap = 2 * c->out_cap + (size_t)n + 16;
+    c->out = realloc(c->out, c->out_cap);
+  }
+  c->out_len += frame(c->out + c->out_len, js, (size_t)n);
+  c->acked_cursor = c->seen_seq;
 }
 
 static void flush(lconn *c) {
@@ -404,12 +435,18 @@ static bool on_input(lconn *c, shared_stats *st) {
       if (find(t, n, "\"push\"", 6)) {
         /* Receiver: the send time of this seq is known to its sender. */
         const char *sq = find(t, n, "\"seq\":", 6);
+        if (sq) {
+          uint64_t seq = strtoull(sq + 6, NULL, 10);
+          if (seq > c->seen_seq) c->seen_seq = seq;
+        }
         if (sq && phase == 1) {
           uint64_t seq = strtoull(sq + 6, NULL, 10);
           record(st->push_us, &st->n_push,
                  now_us() - tsend[(size_t)c->pair * RING + seq % RING]);
           st->pushes++;
         }
+      } else if (find(t, n, "\"cursor\"", 8)) {
+        /* the answer to an ack */
       } else if (find(t, n, "\"duplicate\":true", 16)) {
         fprintf(stderr, "bench_conv: a send was answered as a duplicate\n");
         return false;
@@ -419,6 +456,7 @@ static bool on_input(lconn *c, shared_stats *st) {
           record(st->ack_us, &st->n_ack, now - c->t_send[c->next_seq % RING]);
           st->acked++;
         }
+        c->seen_seq = c->next_seq;
         c->next_seq++;
         c->acked++;
       } else {
@@ -524,10 +562,10 @@ ready:;
       }
       uint64_t before = c->acked;
       if (!on_input(c, st)) return 1;
-      if (c->sender && !gap) {
+      if (c->sender && !gap)
         for (uint64_t j = before; j < c->acked; j++) queue_send(c, &pairs[c->pair]);
-        flush(c);
-      }
+      maybe_ack(c, &pairs[c->pair]);
+      flush(c);
     }
   }
   /* Sent and not yet acknowledged will still be stored: the next run's

@@ -239,6 +239,7 @@ typedef struct {
 /* Sends remembered for de-duplication: (device, client id) -> seq. */
 typedef struct dedup {
   struct dedup *next;
+  uint64_t h; /* dd_hash of device and client id */
   uint8_t device[DSP_ID];
   uint8_t len;
   uint8_t client_id[DSP_CLIENT_ID_MAX];
@@ -264,6 +265,8 @@ static struct {
   idmap online;                /* device -> presence */
   dedup **dd;
   size_t ddn, ddnb;
+  dedup **dd_old; /* while growing: the table being moved into dd */
+  size_t dd_oldnb, dd_mig;
   bool stopping;
   sqlite3 *accounts_db; /* the workers' store, read-only: blocks */
   sqlite3_stmt *block_stmt;
@@ -359,58 +362,85 @@ static int conv_push_pos(conv *cv, int64_t pos, uint64_t at_ms, struct dedup *dd
   return 0;
 }
 
-static size_t dd_bucket(const uint8_t *dev, bytes_t cid, size_t nb) {
+static uint64_t dd_hash(const uint8_t *dev, bytes_t cid) {
   uint64_t h = 1469598103934665603ull;
   for (size_t i = 0; i < DSP_ID; i++) h = (h ^ dev[i]) * 1099511628211ull;
   for (size_t i = 0; i < cid.len; i++) h = (h ^ cid.ptr[i]) * 1099511628211ull;
-  return (size_t)h & (nb - 1);
+  return h;
+}
+
+/* The chain an entry of hash h is in. While the table grows, the old
+ * table's buckets move to the new one in order (dd_migrate): those before
+ * dd_mig have moved. */
+static dedup **dd_slot(uint64_t h) {
+  if (ds.dd_old && (h & (ds.dd_oldnb - 1)) >= ds.dd_mig)
+    return &ds.dd_old[h & (ds.dd_oldnb - 1)];
+  return &ds.dd[h & (ds.ddnb - 1)];
+}
+
+/* Moves up to k buckets of the old table (a doubling is spread over the
+ * adds that follow it, instead of stalling one of them for the whole
+ * rehash: at a million entries that took a few hundred milliseconds). */
+static void dd_migrate(size_t k) {
+  while (ds.dd_old && k--) {
+    if (ds.dd_mig == ds.dd_oldnb) {
+      free(ds.dd_old);
+      ds.dd_old = NULL;
+      break;
+    }
+    for (dedup *x = ds.dd_old[ds.dd_mig], *nx; x; x = nx) {
+      nx = x->next;
+      dedup **b = &ds.dd[x->h & (ds.ddnb - 1)];
+      x->next = *b;
+      *b = x;
+    }
+    ds.dd_old[ds.dd_mig++] = NULL;
+  }
 }
 
 static dedup *dd_find(const uint8_t *dev, bytes_t cid) {
   if (!ds.ddnb || !cid.len) return NULL;
-  for (dedup *x = ds.dd[dd_bucket(dev, cid, ds.ddnb)]; x; x = x->next)
-    if (x->len == cid.len && memcmp(x->device, dev, DSP_ID) == 0 &&
+  uint64_t h = dd_hash(dev, cid);
+  for (dedup *x = *dd_slot(h); x; x = x->next)
+    if (x->h == h && x->len == cid.len && memcmp(x->device, dev, DSP_ID) == 0 &&
         memcmp(x->client_id, cid.ptr, cid.len) == 0)
       return x;
   return NULL;
 }
 
-/* Remembers (dev, cid) -> seq; *out gets the entry (NULL without a cid). */
+#define DD_MIGRATE 64 /* old buckets moved per add while the table grows */
+
 static int dd_add(const uint8_t *dev, bytes_t cid, uint64_t seq, dedup **out) {
   *out = NULL;
   if (!cid.len || cid.len > DSP_CLIENT_ID_MAX) return 0;
-  if (ds.ddn >= ds.ddnb) {
+  if (ds.ddn >= ds.ddnb && !ds.dd_old) {
     size_t nb = ds.ddnb ? 2 * ds.ddnb : 4096;
     dedup **b = calloc(nb, sizeof *b);
     if (!b) return TSR_ENOMEM;
-    for (size_t i = 0; i < ds.ddnb; i++)
-      for (dedup *x = ds.dd[i], *nx; x; x = nx) {
-        nx = x->next;
-        size_t h = dd_bucket(x->device, BYTES(x->client_id, x->len), nb);
-        x->next = b[h];
-        b[h] = x;
-      }
-    free(ds.dd);
+    ds.dd_old = ds.dd; /* NULL at the first allocation: nothing to move */
+    ds.dd_oldnb = ds.ddnb;
+    ds.dd_mig = 0;
     ds.dd = b;
     ds.ddnb = nb;
   }
+  dd_migrate(DD_MIGRATE);
   dedup *x = malloc(sizeof *x);
   if (!x) return TSR_ENOMEM;
   memcpy(x->device, dev, DSP_ID);
   x->len = (uint8_t)cid.len;
   memcpy(x->client_id, cid.ptr, cid.len);
   x->seq = seq;
-  size_t h = dd_bucket(dev, cid, ds.ddnb);
-  x->next = ds.dd[h];
-  ds.dd[h] = x;
+  x->h = dd_hash(dev, cid);
+  dedup **slot = dd_slot(x->h);
+  x->next = *slot;
+  *slot = x;
   ds.ddn++;
   *out = x;
   return 0;
 }
 
-/* Forgets an entry (its message was deleted). */
 static void dd_remove(dedup *x) {
-  dedup **p = &ds.dd[dd_bucket(x->device, BYTES(x->client_id, x->len), ds.ddnb)];
+  dedup **p = dd_slot(x->h);
   while (*p && *p != x) p = &(*p)->next;
   if (*p) *p = x->next;
   ds.ddn--;
@@ -2314,7 +2344,12 @@ static void on_flush_timer(loop_t *l, loop_timer *t) {
 
 /* ---- retention ------------------------------------------------------------------- */
 
-#define SWEEP_MAX_ROWS 50000 /* rows deleted per sweep: the writer stays responsive */
+/* Rows deleted per sweep job: the job shares a commit with the messages
+ * being stored, so a big one would hold their acknowledgements back (50,000
+ * at once held them ~100 ms). When a sweep hits the limit the next one
+ * follows after SWEEP_MORE_MS, until the backlog is gone. */
+#define SWEEP_MAX_ROWS 1000
+#define SWEEP_MORE_MS 20
 
 typedef struct {
   store_job job;
@@ -2360,8 +2395,9 @@ static void done_sweep(store_job *job, int status) {
 }
 
 /* Deletes, per conversation, the oldest messages every member device has
- * acknowledged, and those older than message_retention whoever has them. */
-static void sweep(void) {
+ * acknowledged, and those older than message_retention whoever has them.
+ * True when it stopped at SWEEP_MAX_ROWS (more may be due). */
+static bool sweep(void) {
   uint32_t cutoff = (uint32_t)((wall_ms() - ds.cfg->message_retention_ms) / 1000);
   sweepjob *sj = calloc(1, sizeof *sj);
   size_t cap = 0;
@@ -2408,23 +2444,24 @@ static void sweep(void) {
       cv->first_seq += drop;
       sj->convs[sj->n_convs++] = (struct swept){cv->row, cv->first_seq};
     }
-  if (!sj) return;
+  if (!sj) return false;
   if (!sj->n) {
     free(sj->pos);
     free(sj->convs);
     free(sj);
-    return;
+    return false;
   }
+  bool more = sj->n == SWEEP_MAX_ROWS;
   sj->job.run = run_sweep;
   sj->job.done = done_sweep;
   sj->job.arg = sj;
   if (store_submit(ds.sc, &sj->job) != 0) fatal_store(TSR_ELIMIT);
   ds.inflight++;
+  return more;
 }
 
 static void on_sweep_timer(loop_t *l, loop_timer *t) {
-  sweep();
-  loop_timer_start(l, t, sweep_interval());
+  loop_timer_start(l, t, sweep() ? SWEEP_MORE_MS : sweep_interval());
 }
 
 /* ---- start, stop ------------------------------------------------------------------ */
@@ -2709,7 +2746,13 @@ out:
       nx = x->next;
       free(x);
     }
+  for (size_t i = ds.dd_mig; ds.dd_old && i < ds.dd_oldnb; i++)
+    for (dedup *x = ds.dd_old[i], *nx; x; x = nx) {
+      nx = x->next;
+      free(x);
+    }
   free(ds.dd);
+  free(ds.dd_old);
   loop_deinit(&ds.loop);
   if (status == 0) log_info("delivery service stopped");
   return status;

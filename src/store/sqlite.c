@@ -15,11 +15,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "tessera/error.h"
 
 #define DB_FILE "tessera.db"
+/* WAL pages after a commit that wake the checkpointer (SQLite's own
+ * automatic checkpoint, which would run in the writer's commit, is off). */
+#define CKPT_PAGES 250
+#define STORE_CHUNK_BYTES (8 << 20)
+#define CKPT_IDLE_MS 1000 /* ... and at least this often while anything is in it */
 
 /* One cached statement. sql is an owned copy of the key; in_used says the
  * statement is on the connection's used list (reset at the job's end). */
@@ -88,6 +94,16 @@ struct store {
   store_conn *readers;
   atomic_size_t clients;
   atomic_uint_fast64_t commits, jobs_ok, jobs_err, max_batch;
+  /* The checkpointer: its own connection copies the WAL into the database
+   * (PASSIVE: it never blocks the writer, whose commits then wait for
+   * one WAL fsync only, not for a checkpoint's writes and fsyncs). Under
+   * ckpt_mu: ckpt_due, ckpt_stop. */
+  pthread_t ckpt;
+  bool ckpt_started;
+  pthread_mutex_t ckpt_mu;
+  pthread_cond_t ckpt_cv;
+  bool ckpt_due, ckpt_stop;
+  store_conn *ck;
 };
 
 /* ---- errors ----------------------------------------------------------- */
@@ -738,6 +754,18 @@ static int prepare_raw(store *st, const char *sql, sqlite3_stmt **s) {
   return store_map_error(rc);
 }
 
+/* Stops the checkpointer (the last connection to close checkpoints the
+ * rest). */
+static void ckpt_stop(store *st) {
+  if (!st->ckpt_started) return;
+  pthread_mutex_lock(&st->ckpt_mu);
+  st->ckpt_stop = true;
+  pthread_cond_signal(&st->ckpt_cv);
+  pthread_mutex_unlock(&st->ckpt_mu);
+  pthread_join(st->ckpt, NULL);
+  st->ckpt_started = false;
+}
+
 static void free_store(store *st) {
   sqlite3_stmt *raws[] = {st->begin,     st->commit,  st->rollback,
                           st->savepoint, st->release, st->rollback_to};
@@ -748,7 +776,11 @@ static void free_store(store *st) {
     reader_unlink(c);
     conn_close(c);
   }
+  ckpt_stop(st);
+  conn_close(st->ck);
   conn_close(st->w);
+  pthread_mutex_destroy(&st->ckpt_mu);
+  pthread_cond_destroy(&st->ckpt_cv);
   pthread_mutex_destroy(&st->mu);
   pthread_mutex_destroy(&st->readers_mu);
   pthread_cond_destroy(&st->work_cv);
@@ -756,6 +788,46 @@ static void free_store(store *st) {
   pthread_cond_destroy(&st->sync_cv);
   free(st->path);
   free(st);
+}
+
+/* After each commit of the writer: wakes the checkpointer once the WAL
+ * holds CKPT_PAGES pages. */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int pages) {
+  (void)db;
+  (void)name;
+  store *st = arg;
+  if (pages >= CKPT_PAGES) {
+    pthread_mutex_lock(&st->ckpt_mu);
+    if (!st->ckpt_due) {
+      st->ckpt_due = true;
+      pthread_cond_signal(&st->ckpt_cv);
+    }
+    pthread_mutex_unlock(&st->ckpt_mu);
+  }
+  return SQLITE_OK;
+}
+
+static void *ckpt_main(void *arg) {
+  store *st = arg;
+  pthread_mutex_lock(&st->ckpt_mu);
+  while (!st->ckpt_stop) {
+    if (!st->ckpt_due) {
+      struct timespec until;
+      clock_gettime(CLOCK_REALTIME, &until);
+      until.tv_sec += CKPT_IDLE_MS / 1000;
+      pthread_cond_timedwait(&st->ckpt_cv, &st->ckpt_mu, &until);
+    }
+    if (st->ckpt_stop) break;
+    st->ckpt_due = false;
+    pthread_mutex_unlock(&st->ckpt_mu);
+    /* Busy (another process's checkpoint, a reader on an old snapshot at
+     * the WAL's end): tried again at the next wake. */
+    int log = 0, done = 0;
+    sqlite3_wal_checkpoint_v2(st->ck->db, NULL, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    pthread_mutex_lock(&st->ckpt_mu);
+  }
+  pthread_mutex_unlock(&st->ckpt_mu);
+  return NULL;
 }
 
 int store_open(const char *dir, const store_opts *opts, store **out) {
@@ -779,6 +851,8 @@ int store_open(const char *dir, const store_opts *opts, store **out) {
   pthread_cond_init(&st->work_cv, NULL);
   pthread_cond_init(&st->room_cv, NULL);
   pthread_cond_init(&st->sync_cv, NULL);
+  pthread_mutex_init(&st->ckpt_mu, NULL);
+  pthread_cond_init(&st->ckpt_cv, NULL);
 
   int rc = conn_open(st, false, &st->w);
   if (rc) {
@@ -809,6 +883,27 @@ int store_open(const char *dir, const store_opts *opts, store **out) {
     goto fail;
   }
   if ((rc = migrate(st, o))) goto fail;
+  /* Checkpoints on their own thread and connection (ckpt_main). */
+  if ((rc = conn_open(st, false, &st->ck)) != 0 ||
+      sqlite3_exec(st->w->db, "PRAGMA wal_autocheckpoint=0", NULL, NULL, NULL) !=
+          SQLITE_OK) {
+    set_err(o, "cannot open the checkpoint connection to %s", st->path);
+    rc = rc ? rc : TSR_EIO;
+    goto fail;
+  }
+  sqlite3_wal_hook(st->w->db, wal_hook, st);
+  /* The database file grows in chunks: an append that extends the file
+   * makes the next fsync commit the file system's metadata too, and that
+   * is what makes commits slow while a store grows. */
+  int chunk = STORE_CHUNK_BYTES;
+  sqlite3_file_control(st->w->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+  sqlite3_file_control(st->ck->db, "main", SQLITE_FCNTL_CHUNK_SIZE, &chunk);
+  if (pthread_create(&st->ckpt, NULL, ckpt_main, st) != 0) {
+    set_err(o, "cannot start the checkpoint thread");
+    rc = TSR_ENOMEM;
+    goto fail;
+  }
+  st->ckpt_started = true;
   if (pthread_key_create(&st->reader_key, reader_destroy) != 0) {
     rc = TSR_ENOMEM;
     goto fail;

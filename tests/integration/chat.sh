@@ -26,19 +26,7 @@ trap '[[ -n $listen_pid ]] && kill "$listen_pid" 2>/dev/null;
 # The general per-account request limit is off: each `tessera chat` run makes
 # a dozen or more calls (refresh, syncs, claims), and alice makes many runs
 # in a row; a refusal must be the one checked, not rate_limited.
-"$build/tesserad" --data-dir "$work/data" --listen 127.0.0.1:0 --log-file "$work/log" \
-  --workers 2 --rate-per-account 0 </dev/null >/dev/null 2>&1 &
-srv_pid=$!
-port=
-for _ in $(seq 500); do # the log names the port; poll it for up to 5 s
-  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/log" 2>/dev/null | grep -o '[0-9]*$')
-  [[ -n $port ]] && break
-  sleep 0.01
-done
-if [[ -z $port ]]; then
-  echo "chat: tesserad did not start"
-  exit 1
-fi
+start_tesserad chat --workers 2 --rate-per-account 0
 
 export TSR_PASSWORD='correct horse battery staple'
 t() { "$build/tessera" --server "127.0.0.1:$port" --state "$work/$1.db" "${@:2}"; }

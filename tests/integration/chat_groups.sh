@@ -15,19 +15,7 @@ srv_pid=
 trap '[[ -n $srv_pid ]] && kill "$srv_pid" 2>/dev/null && wait "$srv_pid"; rm -rf "$work"' EXIT
 . "$root/tests/integration/lib.bash"
 
-"$build/tesserad" --data-dir "$work/data" --listen 127.0.0.1:0 --log-file "$work/log" \
-  --workers 2 --rate-per-account 0 </dev/null >/dev/null 2>&1 &
-srv_pid=$!
-port=
-for _ in $(seq 500); do
-  port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/log" 2>/dev/null | grep -o '[0-9]*$')
-  [[ -n $port ]] && break
-  sleep 0.01
-done
-if [[ -z $port ]]; then
-  echo "chat_groups: tesserad did not start"
-  exit 1
-fi
+start_tesserad chat_groups --workers 2 --rate-per-account 0
 
 export TSR_PASSWORD='correct horse battery staple'
 t() { "$build/tessera" --server "127.0.0.1:$port" --state "$work/$1.db" "${@:2}"; }

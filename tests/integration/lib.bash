@@ -45,3 +45,23 @@ summary() {
   echo "$1: $passed passed, $failed failed, $skipped skipped"
   ((failed == 0))
 }
+
+# start_tesserad MODULE [ARGS...]: starts "$build/tesserad" with ARGS on a
+# random loopback port, its data and log under $work; sets srv_pid (the
+# script's trap stops it) and port (the log names it: polled for up to 5 s),
+# or says so and exits.
+start_tesserad() {
+  local module=$1
+  shift
+  "$build/tesserad" --data-dir "$work/data" --listen 127.0.0.1:0 --log-file "$work/log" \
+    "$@" </dev/null >/dev/null 2>&1 &
+  srv_pid=$!
+  port=
+  for _ in $(seq 500); do
+    port=$(grep -o 'listening on 127.0.0.1:[0-9]*' "$work/log" 2>/dev/null | grep -o '[0-9]*$')
+    [[ -n $port ]] && return 0
+    sleep 0.01
+  done
+  echo "$module: tesserad did not start"
+  exit 1
+}

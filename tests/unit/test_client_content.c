@@ -20,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "client_harness.h"
 #include "server_harness.h"
 #include "tessera/tessera.h"
 #include "test.h"
@@ -84,30 +85,9 @@ static char hex[25]; /* random, for markers that must not reach the server */
 
 static bool make_person(person *p, const char *login, bool open) {
   snprintf(p->path, sizeof p->path, "%s/%s.db", tmpdir, login);
-  tsr_client_config cfg = {.port = (uint16_t)srv.port,
-                           .state_path = p->path,
-                           .backoff_initial_ms = 20,
-                           .backoff_max_ms = 200,
-                           .connect_timeout_ms = 2000,
-                           .request_timeout_ms = 5000};
-  CHECK_OK(tsr_client_new(&cfg, &p->c));
-  if (!p->c) return false;
-  tsr_register_params rp = {.login = login, .password = PW, .device_name = "dev"};
-  tsr_reply r = {0};
-  CHECK_OK(tsr_account_register_sync(p->c, &rp, &r));
-  tsr_reply_clear(&r);
-  char body[128];
-  snprintf(body, sizeof body, "{\"handle\":\"%s\"}", login);
-  CHECK_OK(tsr_call_sync(p->c, "PUT", "/v1/apps/social/profile", body, &r));
-  tsr_reply_clear(&r);
-  if (open) { /* the others keep the default rule: only people they follow */
-    CHECK_OK(tsr_call_sync(p->c, "PUT", "/v1/apps/social/reachability",
-                           "{\"from\":{\"social\":\"everyone\"}}", &r));
-    tsr_reply_clear(&r);
-  }
-  CHECK_OK(tsr_keypackages_replenish_sync(p->c, 1, 5, &r));
-  tsr_reply_clear(&r);
-  CHECK_OK(tsr_client_session(p->c, &p->info));
+  p->c = test_client_open((uint16_t)srv.port, p->path, 5000);
+  /* Not open: the default rule (only people they follow). */
+  if (!test_social_person(p->c, login, open, 5, &p->info)) return false;
   tsr_chat_config cc = {.on_message = on_message,
                         .on_joined = on_joined,
                         .on_update = on_update,

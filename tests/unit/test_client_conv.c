@@ -18,6 +18,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "client_harness.h"
 #include "server_harness.h"
 #include "tessera/tessera.h"
 #include "test.h"
@@ -61,15 +62,7 @@ static person ann, ben, cat;
 static char conv[TSR_ID_B64_SIZE];
 
 static tsr_client *open_client(const char *path) {
-  tsr_client_config cfg = {.port = (uint16_t)srv.port,
-                           .state_path = path,
-                           .backoff_initial_ms = 20,
-                           .backoff_max_ms = 200,
-                           .connect_timeout_ms = 2000,
-                           .request_timeout_ms = 5000};
-  tsr_client *c = NULL;
-  CHECK_OK(tsr_client_new(&cfg, &c));
-  return c;
+  return test_client_open((uint16_t)srv.port, path, 5000);
 }
 
 static void open_chat(person *p) {
@@ -80,21 +73,7 @@ static void open_chat(person *p) {
 static bool make_person(person *p, const char *login) {
   snprintf(p->path, sizeof p->path, "%s/%s.db", tmpdir, login);
   p->c = open_client(p->path);
-  if (!p->c) return false;
-  tsr_register_params rp = {.login = login, .password = PW, .device_name = "dev"};
-  tsr_reply r = {0};
-  CHECK_OK(tsr_account_register_sync(p->c, &rp, &r));
-  tsr_reply_clear(&r);
-  char body[128];
-  snprintf(body, sizeof body, "{\"handle\":\"%s\"}", login);
-  CHECK_OK(tsr_call_sync(p->c, "PUT", "/v1/apps/social/profile", body, &r));
-  tsr_reply_clear(&r);
-  CHECK_OK(tsr_call_sync(p->c, "PUT", "/v1/apps/social/reachability",
-                         "{\"from\":{\"social\":\"everyone\"}}", &r));
-  tsr_reply_clear(&r);
-  CHECK_OK(tsr_keypackages_replenish_sync(p->c, 1, 5, &r));
-  tsr_reply_clear(&r);
-  CHECK_OK(tsr_client_session(p->c, &p->info));
+  if (!test_social_person(p->c, login, true, 5, &p->info)) return false;
   open_chat(p);
   return !test_failing();
 }

@@ -1268,6 +1268,53 @@ out:
   device_free(&U);
 }
 
+/* De-duplication across the growth of the delivery service's table of
+ * client ids (doubled in steps spread over the following sends, from 4096
+ * entries): 9000 sends, then client ids from before, across and after
+ * the doublings again answer their first seq as duplicates. */
+static void test_dedupe_growth(void) {
+  /* A server keeping messages (the one before deletes them after 1.5 s). */
+  server_stop(&srv, true);
+  const char *extra[] = {"--rate-per-address", "0", "--rate-per-account", "0", NULL};
+  if (!server_start(&srv, "convdd", true, "2", extra)) {
+    CHECK(!"the server did not start");
+    return;
+  }
+  static user x, y;
+  static device X, Y;
+  CHECK(make_user(&srv, &x, "xavi") && make_user(&srv, &y, "yola"));
+  CHECK(social_profile(&x, "xavi") && social_profile(&y, "yola"));
+  CHECK(device_new(&x, &X) && device_new(&y, &Y));
+  if (test_failing()) return;
+  CHECK(strcmp(create_direct(&X, &y, &Y), "") == 0);
+  if (!X.g) return;
+  enum { N = 9000 };
+  static uint64_t seqs[N];
+  for (int i = 0; i < N && !test_failing(); i++) {
+    char cid[16];
+    snprintf(cid, sizeof cid, "g%d", i);
+    cJSON *r = send_text(&X, "growing", cid);
+    CHECK(strcmp(code_of(r), "") == 0);
+    seqs[i] = (uint64_t)num(ok_of(r), "seq");
+    cJSON_Delete(r);
+    if (i % 500 == 0) drop_pushes(&Y);
+  }
+  static const int again[] = {0, 4095, 4096, 5000, 8191, 8192, N - 1};
+  for (size_t k = 0; k < sizeof again / sizeof again[0]; k++) {
+    char cid[16];
+    snprintf(cid, sizeof cid, "g%d", again[k]);
+    cJSON *r = send_text(&X, "growing", cid);
+    CHECK(strcmp(code_of(r), "") == 0 &&
+          cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(ok_of(r), "duplicate")) &&
+          (uint64_t)num(ok_of(r), "seq") == seqs[again[k]]);
+    cJSON_Delete(r);
+  }
+  drop_pushes(&X);
+  drop_pushes(&Y);
+  device_free(&X);
+  device_free(&Y);
+}
+
 int main(void) {
   signal(SIGPIPE, SIG_IGN);
   if (sodium_init() < 0 || crypto_init() != 0 || !find_binary()) {
@@ -1290,6 +1337,7 @@ int main(void) {
   RUN(test_retention);
   RUN(test_requests_and_blocks);
   RUN(test_members_by_profile);
+  RUN(test_dedupe_growth);
   drop_pushes(&A);
   drop_pushes(&B);
   drop_pushes(&C);

@@ -63,6 +63,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "client_harness.h"
 #include "server_harness.h"
 #include "tessera/tessera.h"
 #include "test.h"
@@ -499,28 +500,8 @@ static void keep_log(int round) {
 
 static bool make_person(person *p) {
   snprintf(p->path, sizeof p->path, "%s/%s.db", tmpdir, p->login);
-  tsr_client_config cfg = {.port = fixed_port,
-                           .state_path = p->path,
-                           .backoff_initial_ms = 20,
-                           .backoff_max_ms = 200,
-                           .connect_timeout_ms = 1000,
-                           .request_timeout_ms = 5000};
-  CHECK_OK(tsr_client_new(&cfg, &p->c));
-  if (!p->c) return false;
-  tsr_register_params rp = {.login = p->login, .password = PW, .device_name = "dev"};
-  tsr_reply r = {0};
-  CHECK_OK(tsr_account_register_sync(p->c, &rp, &r));
-  tsr_reply_clear(&r);
-  char body[128];
-  snprintf(body, sizeof body, "{\"handle\":\"%s\"}", p->login);
-  CHECK_OK(tsr_call_sync(p->c, "PUT", "/v1/apps/social/profile", body, &r));
-  tsr_reply_clear(&r);
-  CHECK_OK(tsr_call_sync(p->c, "PUT", "/v1/apps/social/reachability",
-                         "{\"from\":{\"social\":\"everyone\"}}", &r));
-  tsr_reply_clear(&r);
-  CHECK_OK(tsr_keypackages_replenish_sync(p->c, 1, 3, &r));
-  tsr_reply_clear(&r);
-  CHECK_OK(tsr_client_session(p->c, &p->info));
+  p->c = test_client_open(fixed_port, p->path, 5000);
+  if (!test_social_person(p->c, p->login, true, 3, &p->info)) return false;
   /* Only the texts sent here take seqs: no automatic delivery receipts. */
   tsr_chat_config cc = {.on_message = on_message,
                         .on_joined = on_joined,
