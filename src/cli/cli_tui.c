@@ -215,7 +215,52 @@ static void render_message(const tui *t, const tsr_message *m) {
   printf("%s:", who);
   color(t, C_RESET);
   fputc(' ', stdout);
-  render_text(m->text, m->text_len, 0, "    ");
+  if (m->deleted) {
+    color(t, C_DIM);
+    printf("message deleted");
+    color(t, C_RESET);
+  } else {
+    if (m->kind == TSR_KIND_ATTACHMENT) {
+      char what[64];
+      attach_describe(m->descriptor, m->descriptor_len, what, sizeof what);
+      printf("[%s] ", what);
+    }
+    if (m->reply_to) printf("(to #%llu) ", (unsigned long long)m->reply_to);
+    render_text(m->text, m->text_len, 0, "    ");
+    if (m->edited_at_ms) printf(" (edited)");
+  }
+  fputc('\n', stdout);
+}
+
+/* Edits, deletions, reactions, titles and typing of the open conversation,
+ * one line each (receipts are not drawn: `chat read` shows them). */
+static void render_update(const tui *t, const tsr_message *m) {
+  char who[WHO_SIZE];
+  sender_name(t, m, who);
+  color(t, C_DIM);
+  switch (m->kind) {
+  case TSR_KIND_EDIT:
+    printf("-- %s edited #%llu: ", who, (unsigned long long)m->target);
+    render_text(m->text, m->text_len, 0, "    ");
+    break;
+  case TSR_KIND_DELETE:
+    printf("-- %s deleted #%llu", who, (unsigned long long)m->target);
+    break;
+  case TSR_KIND_REACTION:
+    printf("-- %s %s ", who, m->remove ? "took back" : "reacted");
+    render_text(m->emoji, m->emoji_len, 0, NULL);
+    printf(" to #%llu", (unsigned long long)m->target);
+    break;
+  case TSR_KIND_TITLE:
+    printf("-- %s named the group: ", who);
+    render_text(m->text, m->text_len, 0, NULL);
+    break;
+  case TSR_KIND_TYPING:
+    printf("-- %s %s", who, m->typing ? "is typing…" : "stopped typing");
+    break;
+  default: color(t, C_RESET); return;
+  }
+  color(t, C_RESET);
   fputc('\n', stdout);
 }
 
@@ -439,6 +484,27 @@ static void on_message(void *arg, const tsr_message *m) {
     color(t, C_RESET);
     fputc('\n', stdout);
   }
+}
+
+static void on_update(void *arg, const tsr_message *m) {
+  tui *t = arg;
+  long i = entry_index(t, m->conversation);
+  if (i >= 0 && i == t->open) render_update(t, m);
+}
+
+/* A notice (a changed identity key, a device not certified by it): shown
+ * wherever one is, since it is about who one is talking to. */
+static void on_notice(void *arg, const tsr_notice *n) {
+  tui *t = arg;
+  long i = entry_index(t, n->conversation);
+  color(t, C_YELLOW C_BOLD);
+  if (i >= 0 && i != t->open)
+    printf("!! [%ld] ", i + 1);
+  else
+    printf("!! ");
+  render_text(n->text, strlen(n->text), 0, NULL);
+  color(t, C_RESET);
+  fputc('\n', stdout);
 }
 
 static void on_joined(void *arg, const char *conv, const char *app, const char *kind) {
@@ -882,7 +948,12 @@ int chat_tui(tsr_client *c, const char *conversation) {
   sigaction(SIGINT, &sa, NULL);
   sigaction(SIGTERM, &sa, NULL);
 
-  tsr_chat_config cfg = {.on_message = on_message, .on_joined = on_joined, .arg = &t};
+  tsr_chat_config cfg = {.on_message = on_message,
+                         .on_joined = on_joined,
+                         .on_update = on_update,
+                         .on_typing = on_update,
+                         .on_notice = on_notice,
+                         .arg = &t};
   int rc = tsr_chat_new(c, &cfg, &t.h);
   if (rc) die_call(rc, NULL, "chat");
   color(&t, C_BOLD);

@@ -115,6 +115,13 @@ wait_for "sending" "sending… #1"
 wait_for "sent" "sent #1, seq "
 check_eq "alice reads bob's line" "before you came|live from alice|hi alice" \
   "$(texts alice "$D")"
+# Edits, reactions and typing of the open conversation, one line each.
+since
+LIVE=$(t alice --json chat read "$D" --no-receipt | jq -r '.messages[] | select(.text == "live from alice") | .seq')
+check "alice edits her message" t alice chat edit "$D" "$LIVE" "live, edited"
+wait_for "an edit shown live" "${A:0:8} edited #$LIVE: live, edited"
+check "alice reacts" t alice chat react "$D" "$LIVE" "+1"
+wait_for "a reaction shown live" "${A:0:8} reacted +1 to #$LIVE"
 
 # A message in another conversation: a notice with its number.
 G=$(t alice chat create --app social --with @bob:social --group)
@@ -132,7 +139,7 @@ printf '\n' >&3
 wait_for "long line refused" "line too long (60001 bytes, at most 60000): not sent"
 type_line "/nonsense"
 wait_for "unknown command" "unknown command /nonsense"
-check_eq "nothing more arrived" "before you came|live from alice|hi alice" \
+check_eq "nothing more arrived" "before you came|live, edited|hi alice" \
   "$(texts alice "$D")"
 since
 type_line "/back"
