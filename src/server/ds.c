@@ -2346,10 +2346,12 @@ static void on_flush_timer(loop_t *l, loop_timer *t) {
 
 /* Rows deleted per sweep job: the job shares a commit with the messages
  * being stored, so a big one would hold their acknowledgements back (50,000
- * at once held them ~100 ms). When a sweep hits the limit the next one
- * follows after SWEEP_MORE_MS, until the backlog is gone. */
+ * at once held them ~100 ms; 1,000 rows of one conversation, a page each,
+ * ~10 ms). When a sweep leaves rows due the next one follows after
+ * SWEEP_MORE_MS, until the backlog is gone. */
 #define SWEEP_MAX_ROWS 1000
-#define SWEEP_MORE_MS 20
+#define SWEEP_MIN_SHARE 16 /* rows per conversation per job, at least */
+#define SWEEP_MORE_MS 5
 
 typedef struct {
   store_job job;
@@ -2362,14 +2364,23 @@ typedef struct {
   size_t n_convs, cap_convs;
 } sweepjob;
 
+/* Deletes the rows of sj->pos (sorted): one statement per run of
+ * consecutive positions — the conversations' logs interleave in arrival
+ * order, so what every device has is mostly one long run, and a range
+ * delete costs a fraction of deleting its rows one by one (1,000 of those
+ * took ~10 ms, holding the commit they shared back). */
 static int run_sweep(store_conn *c, void *arg) {
   sweepjob *sj = arg;
-  for (size_t i = 0; i < sj->n; i++) {
+  for (size_t i = 0; i < sj->n;) {
+    size_t k = i + 1;
+    while (k < sj->n && sj->pos[k] == sj->pos[k - 1] + 1) k++;
     store_stmt *s;
-    int rc = store_conn_prepare(c, "DELETE FROM log WHERE pos = ?", &s);
+    int rc = store_conn_prepare(c, "DELETE FROM log WHERE pos >= ? AND pos <= ?", &s);
     if (rc) return rc;
     store_bind_int64(s, 1, sj->pos[i]);
+    store_bind_int64(s, 2, sj->pos[k - 1]);
     if ((rc = store_stmt_run(s)) != 0) return rc;
+    i = k;
   }
   for (size_t i = 0; i < sj->n_convs; i++) {
     store_stmt *s;
@@ -2394,29 +2405,54 @@ static void done_sweep(store_job *job, int status) {
   free(sj);
 }
 
+static int cmp_pos(const void *a, const void *b) {
+  int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+  return (x > y) - (x < y);
+}
+
 /* Deletes, per conversation, the oldest messages every member device has
  * acknowledged, and those older than message_retention whoever has them.
  * True when it stopped at SWEEP_MAX_ROWS (more may be due). */
+/* How many of cv's oldest messages may go now (every member device has
+ * them, or they are past the retention cutoff). */
+static size_t sweepable(const conv *cv, uint32_t cutoff) {
+  if (!cv->npos) return 0;
+  uint64_t end = cv->first_seq + cv->npos; /* committed ones */
+  uint64_t acked = end - 1;
+  for (size_t k = 0; k < cv->nd; k++) {
+    uint64_t c = cv->d[k].cursor;
+    if (c + 1 < cv->d[k].joined_seq) c = cv->d[k].joined_seq - 1;
+    if (c < acked) acked = c;
+  }
+  uint64_t bound = acked + 1 > cv->first_seq ? acked + 1 : cv->first_seq;
+  if (bound > end) bound = end;
+  while (bound < end && cv->at_s[bound - cv->first_seq] < cutoff) bound++;
+  return (size_t)(bound - cv->first_seq);
+}
+
 static bool sweep(void) {
   uint32_t cutoff = (uint32_t)((wall_ms() - ds.cfg->message_retention_ms) / 1000);
+  /* The log interleaves conversations in arrival order: deleting one
+   * conversation's backlog at a time touches a page per row. So every
+   * conversation gives an equal share of the job, and the rows deleted
+   * together are neighbours (runs of positions, deleted by range). */
+  size_t active = 0;
+  for (size_t i = 0; i < ds.convs.nb; i++)
+    for (idnode *x = ds.convs.b[i]; x; x = x->next)
+      active += sweepable(x->val, cutoff) > 0;
+  if (!active) return false;
+  size_t share = SWEEP_MAX_ROWS / active;
+  if (share < SWEEP_MIN_SHARE) share = SWEEP_MIN_SHARE;
   sweepjob *sj = calloc(1, sizeof *sj);
   size_t cap = 0;
-  for (size_t i = 0; sj && i < ds.convs.nb && sj->n < SWEEP_MAX_ROWS; i++)
-    for (idnode *x = ds.convs.b[i]; x && sj->n < SWEEP_MAX_ROWS; x = x->next) {
+  bool more = false; /* some conversation had more than it gave */
+  for (size_t i = 0; sj && i < ds.convs.nb; i++)
+    for (idnode *x = ds.convs.b[i]; x; x = x->next) {
       conv *cv = x->val;
-      if (!cv->npos) continue;
-      uint64_t end = cv->first_seq + cv->npos; /* committed ones */
-      uint64_t acked = end - 1;
-      for (size_t k = 0; k < cv->nd; k++) {
-        uint64_t c = cv->d[k].cursor;
-        if (c + 1 < cv->d[k].joined_seq) c = cv->d[k].joined_seq - 1;
-        if (c < acked) acked = c;
-      }
-      uint64_t bound = acked + 1 > cv->first_seq ? acked + 1 : cv->first_seq;
-      if (bound > end) bound = end;
-      while (bound < end && cv->at_s[bound - cv->first_seq] < cutoff) bound++;
-      size_t drop = (size_t)(bound - cv->first_seq);
+      size_t can = sweepable(cv, cutoff), drop = can;
+      if (drop > share) drop = share;
       if (drop > SWEEP_MAX_ROWS - sj->n) drop = SWEEP_MAX_ROWS - sj->n;
+      more |= can > drop;
       if (!drop) continue;
       if (sj->n_convs == sj->cap_convs) {
         size_t nc = sj->cap_convs ? 2 * sj->cap_convs : 64;
@@ -2451,7 +2487,7 @@ static bool sweep(void) {
     free(sj);
     return false;
   }
-  bool more = sj->n == SWEEP_MAX_ROWS;
+  qsort(sj->pos, sj->n, sizeof *sj->pos, cmp_pos);
   sj->job.run = run_sweep;
   sj->job.done = done_sweep;
   sj->job.arg = sj;
