@@ -62,9 +62,10 @@ void groups_free(tsr_chat *h);
 
 /* ---- trust.c ---- */
 
-/* Verifies the member devices of every conversation against their
- * accounts' identity keys (asynchronously; one round at a time). */
-void trust_check(tsr_chat *h);
+/* Verifies the member devices of conv (NULL: of every conversation)
+ * against their accounts' identity keys (asynchronously; one round at a
+ * time: asked during a round, every conversation is checked after it). */
+void trust_check(tsr_chat *h, const char *conv);
 void trust_free(tsr_chat *h);
 
 #endif

@@ -681,7 +681,7 @@ static int process_one(tsr_chat *h, const char *conv, uint64_t seq, int64_t at,
   if (prc == 0 && had_pending && group_has_pending(g) && ev.type == GROUP_EVENT_COMMIT)
     group_discard_pending(g);
   /* New members' devices are checked against their identity keys. */
-  if (prc == 0 && ev.type == GROUP_EVENT_COMMIT) trust_check(h);
+  if (prc == 0 && ev.type == GROUP_EVENT_COMMIT) trust_check(h, conv);
   /* Someone asked to leave: list again (the devices to remove come with it). */
   if (prc == 0 && ev.type == GROUP_EVENT_PROPOSAL) chat_refresh(h);
   tsr_message out = {0};
@@ -1005,7 +1005,7 @@ static int join(tsr_chat *h, const char *conv, const char *app, const char *kind
   if (rc == 0) {
     send_ack(h, conv, 0);
     if (h->cfg.on_joined) h->cfg.on_joined(h->cfg.arg, conv, app, kind);
-    trust_check(h);
+    trust_check(h, conv);
   }
   tsr_secret_free(sec, sec_len);
   kp_secret_free(ks);
@@ -1738,7 +1738,7 @@ static void on_created(void *arg, const tsr_result *res) {
     create_fail(j, TSR_ENOMEM, "local", "out of memory");
     return;
   }
-  trust_check(j->h); /* the members met here: their devices against their keys */
+  trust_check(j->h, j->conv); /* the members met here: devices against their keys */
   tsr_result ok = {0, res->status, "", "", (const char *)b.ptr, b.len};
   create_finish(j, &ok);
   buf_free(&b);

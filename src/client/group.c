@@ -762,7 +762,7 @@ static void on_own_devices(void *arg, const tsr_result *res) {
 }
 
 void groups_refreshed(tsr_chat *h) {
-  trust_check(h);
+  trust_check(h, NULL);
   struct chat_groups *s = groups_of(h);
   if (!s || s->fetching) return;
   if (chat_http(h, "GET", "/v1/devices", NULL, on_own_devices, NULL) == 0) {

@@ -129,9 +129,9 @@ static void notice(tsr_chat *h, const char *conv, const char *kind, const char *
   }
 }
 
-/* Calls fn for every leaf of another account in every conversation held
- * here (not left or removed). */
-static void each_leaf(tsr_chat *h,
+/* Calls fn for every leaf of another account in conversation only (NULL:
+ * in every conversation held here, not left or removed). */
+static void each_leaf(tsr_chat *h, const char *only,
                       void (*fn)(tsr_chat *h, const char *conv, const char *acc,
                                  const uint8_t key[32], void *arg),
                       void *arg) {
@@ -142,6 +142,7 @@ static void each_leaf(tsr_chat *h,
   if (tsr_conversations_local(chat_client(h), &v, &n) != 0) return;
   for (size_t i = 0; i < n; i++) {
     if (!strcmp(v[i].state, "left") || !strcmp(v[i].state, "removed")) continue;
+    if (only && strcmp(v[i].id, only)) continue;
     mls_group *g = NULL;
     if (chat_group_load(h, v[i].id, &g, NULL) != 0) continue;
     uint32_t leaves = group_leaf_count(g);
@@ -232,7 +233,7 @@ static void compare_identity(tsr_chat *h, const char *acc, const uint8_t identit
     sqlite3_step(st);
   }
   sqlite3_finalize(st);
-  if (found) each_leaf(h, in_conv, (void *)acc);
+  if (found) each_leaf(h, NULL, in_conv, (void *)acc);
 }
 
 static int fetch_next(tsr_chat *h);
@@ -302,12 +303,12 @@ static void on_keys(void *arg, const tsr_result *res) {
   free(acc);
   if (fetch_next(h) != 0 && t) {
     /* Every account of this round is in: judge the leaves. */
-    each_leaf(h, judge, NULL);
+    each_leaf(h, NULL, judge, NULL);
     for (size_t i = 0; i < t->n; i++) t->v[i].fetched = false;
     t->running = false;
     if (t->again) {
       t->again = false;
-      trust_check(h);
+      trust_check(h, NULL);
     }
   }
 }
@@ -329,7 +330,7 @@ static int fetch_next(tsr_chat *h) {
   return 1;
 }
 
-void trust_check(tsr_chat *h) {
+void trust_check(tsr_chat *h, const char *conv) {
   struct chat_trust *t = trust_of(h);
   if (!t) return;
   if (t->running) {
@@ -337,7 +338,7 @@ void trust_check(tsr_chat *h) {
     return;
   }
   t->n_todo = t->next = 0;
-  each_leaf(h, want, NULL);
+  each_leaf(h, conv, want, NULL);
   if (t->n_todo == 0) return;
   t->running = true;
   if (fetch_next(h) != 0) t->running = false;
