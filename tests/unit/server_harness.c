@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -151,6 +152,9 @@ bool server_start(server *s, const char *tag, bool fresh, const char *workers,
   s->pid = fork();
   if (s->pid == 0) {
     setpgid(0, 0);
+    /* A test that dies (an ASan abort, a crash) takes its server along:
+     * SIGTERM makes it stop its workers and delivery service. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
     int devnull = open("/dev/null", O_RDWR);
     dup2(devnull, 0);
     dup2(devnull, 1);
