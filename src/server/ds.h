@@ -18,7 +18,13 @@
  * Acknowledged means durable: a SEND is answered, and pushed to others,
  * only after the store committed its log row.
  *
- * Threads: the DS loop thread, plus the store's writer thread. */
+ * Membership: members have roles (admin, member, left); devices that are
+ * revoked or belong to someone who left are stale (they send, list and
+ * read nothing more) until a member's commit removes them. The accounts
+ * store is read read-only for blocks and revocations.
+ *
+ * Threads: the DS loop thread, plus the store's writer and checkpoint
+ * threads. */
 #ifndef TSR_SERVER_DS_H
 #define TSR_SERVER_DS_H
 
