@@ -869,11 +869,29 @@ out:
   return code;
 }
 
+static void device_free(device *d);
+
+/* A fresh server (tag, args) and a direct conversation from x (login a)
+ * to y (login b) on it, both with a social profile. */
+static bool fresh_direct(const char *tag, const char *const *args, const char *a,
+                         const char *b, user *x, user *y, device *X, device *Y) {
+  server_stop(&srv, true);
+  if (!server_start(&srv, tag, true, "2", args)) {
+    CHECK(!"the server did not start");
+    return false;
+  }
+  CHECK(make_user(&srv, x, a) && make_user(&srv, y, b));
+  CHECK(social_profile(x, a) && social_profile(y, b));
+  CHECK(device_new(x, X) && device_new(y, Y));
+  if (test_failing()) return false;
+  CHECK(strcmp(create_direct(X, y, Y), "") == 0);
+  return X->g && Y->g;
+}
+
 /* A fresh server keeping messages 1.5 s: a message is deleted once every
  * member device acknowledged it, and when it is older than that, whoever
  * has it; the log's numbering goes on. */
 static void test_retention(void) {
-  server_stop(&srv, true);
   const char *ret[] = {"--rate-per-address",
                        "0",
                        "--rate-per-account",
@@ -881,19 +899,10 @@ static void test_retention(void) {
                        "--message-retention",
                        "1.5",
                        NULL};
-  if (!server_start(&srv, "convret", true, "2", ret)) {
-    CHECK(!"the server did not start");
-    return;
-  }
   static user x, y;
   static device X, Y;
-  CHECK(make_user(&srv, &x, "xena") && make_user(&srv, &y, "yuri"));
-  CHECK(social_profile(&x, "xena") && social_profile(&y, "yuri"));
-  CHECK(device_new(&x, &X) && device_new(&y, &Y));
-  if (test_failing()) return;
-  CHECK(strcmp(create_direct(&X, &y, &Y), "") == 0);
   cJSON *r;
-  if (!Y.g) goto out;
+  if (!fresh_direct("convret", ret, "xena", "yuri", &x, &y, &X, &Y)) goto out;
   for (int i = 1; i <= 3; i++) {
     char cid[16];
     snprintf(cid, sizeof cid, "x%d", i);
@@ -938,14 +947,8 @@ static void test_retention(void) {
 out:
   drop_pushes(&X);
   drop_pushes(&Y);
-  group_free(X.g);
-  group_free(Y.g);
-  group_identity_free(X.id);
-  group_identity_free(Y.id);
-  close(X.ws->fd);
-  close(Y.ws->fd);
-  free(X.ws);
-  free(Y.ws);
+  device_free(&X);
+  device_free(&Y);
 }
 
 static const char *state_in_list(device *d) {
@@ -1274,20 +1277,14 @@ out:
  * the doublings again answer their first seq as duplicates. */
 static void test_dedupe_growth(void) {
   /* A server keeping messages (the one before deletes them after 1.5 s). */
-  server_stop(&srv, true);
   const char *extra[] = {"--rate-per-address", "0", "--rate-per-account", "0", NULL};
-  if (!server_start(&srv, "convdd", true, "2", extra)) {
-    CHECK(!"the server did not start");
-    return;
-  }
   static user x, y;
   static device X, Y;
-  CHECK(make_user(&srv, &x, "xavi") && make_user(&srv, &y, "yola"));
-  CHECK(social_profile(&x, "xavi") && social_profile(&y, "yola"));
-  CHECK(device_new(&x, &X) && device_new(&y, &Y));
-  if (test_failing()) return;
-  CHECK(strcmp(create_direct(&X, &y, &Y), "") == 0);
-  if (!X.g) return;
+  if (!fresh_direct("convdd", extra, "xavi", "yola", &x, &y, &X, &Y)) {
+    device_free(&X);
+    device_free(&Y);
+    return;
+  }
   enum { N = 9000 };
   static uint64_t seqs[N];
   for (int i = 0; i < N && !test_failing(); i++) {
