@@ -5,7 +5,7 @@
 set -euo pipefail
 
 pkgs=(build-essential cmake ninja-build pkg-config clang libclang-rt-dev
-      libsodium-dev libssl-dev libcjson-dev libsqlite3-dev jq openssl)
+      libsodium-dev libssl-dev libcjson-dev libsqlite3-dev libvips-dev jq openssl)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -68,6 +68,15 @@ static const cfg_key keys[] = {
      "requests + WebSocket messages per second per account (0: no limit)"},
     {"burst_per_account", K_INT, F(burst_per_account), 1, 10000000,
      "... and how many may come at once"},
+    {"media_max_bytes", K_SIZE64, F(media_max_bytes), 1, 1ull << 32,
+     "largest public media upload, POST /v1/media (413 beyond)"},
+    {"image_max_bytes", K_SIZE64, F(image_max_bytes), 1, 1ull << 32,
+     "largest image among them (checked from the bytes)"},
+    {"fanout_threshold", K_INT, F(fanout_threshold), 0, 100000000,
+     "followers above which an author's posts are merged into feeds at read time"},
+    {"admins", K_STR, F(admins), 0, 0, "logins allowed the admin API, comma-separated"},
+    {"test_clock", K_BOOL, F(test_clock), 0, 0,
+     "let admins move the clock forward (POST /v1/admin/clock; tests only)"},
     {"debug_routes", K_BOOL, F(debug_routes), 0, 0, "enable POST /debug/echo (tests)"},
 };
 #undef F
@@ -94,6 +103,9 @@ void cfg_defaults(cfg *c) {
   c->drain_timeout_ms = 10000;
   c->message_retention_ms = 30ull * 86400000; /* 30 days */
   c->attachment_max_bytes = 16u << 20;
+  c->media_max_bytes = 64u << 20;
+  c->image_max_bytes = 20u << 20;
+  c->fanout_threshold = 10000;
   c->rate_per_address = 500;
   c->burst_per_address = 1000;
   c->rate_per_account = 50;

@@ -57,6 +57,20 @@ typedef struct {
   uint32_t burst_per_address;
   uint32_t rate_per_account;
   uint32_t burst_per_account;
+  /* Public media (media.h): largest upload (POST /v1/media, streamed to
+   * disk, 413 beyond), and the largest image among them. */
+  uint64_t media_max_bytes;
+  uint64_t image_max_bytes;
+  /* Feeds: an author with more followers than this in an app is merged
+   * into followers' home feeds when they read (fan-out on read) instead of
+   * being written into each follower's timeline when posting. */
+  uint32_t fanout_threshold;
+  /* Logins of the accounts that may use the admin API (reports, comment
+   * review), comma-separated. */
+  char admins[1024];
+  /* Lets an admin move the server's clock forward (POST /v1/admin/clock):
+   * tests of expiry without sleeping. Never in production. */
+  bool test_clock;
   bool debug_routes; /* POST /debug/echo, for tests only */
 } cfg;
 

@@ -195,8 +195,31 @@ static const char blobs_v1[] = "CREATE TABLE blobs ("
                                " created_at INTEGER NOT NULL);"
                                "CREATE INDEX blobs_by_created ON blobs(created_at);";
 
+/* Public media (server/media.h): content-addressed files
+ * <data_dir>/media/<hash as 64 hex digits>. hash: SHA-256 of the stored
+ * bytes (after an image's re-encoding); kind 'image' or 'video'; refs:
+ * posts and stories using it (kept by the posts module); a row with no
+ * refs is deleted a day after its upload, then its file. media_sources:
+ * SHA-256 of an uploaded original -> the stored hash, so uploading the
+ * same original again neither re-encodes nor stores anything. */
+static const char media_v1[] =
+    "CREATE TABLE media ("
+    " hash BLOB PRIMARY KEY,"
+    " kind TEXT NOT NULL,"
+    " mime TEXT NOT NULL,"
+    " size INTEGER NOT NULL,"
+    " width INTEGER NOT NULL,"
+    " height INTEGER NOT NULL,"
+    " refs INTEGER NOT NULL DEFAULT 0,"
+    " created_at INTEGER NOT NULL);"
+    "CREATE INDEX media_unreferenced ON media(refs, created_at);"
+    "CREATE TABLE media_sources ("
+    " source_hash BLOB PRIMARY KEY,"
+    " hash BLOB NOT NULL REFERENCES media(hash));"
+    "CREATE INDEX media_sources_by_hash ON media_sources(hash);";
+
 const store_migration server_schema[] = {
     {"accounts-v1", accounts_v1},       {"social-v1", social_v1}, {"reach-v1", reach_v1},
-    {"keypackages-v1", keypackages_v1}, {"blobs-v1", blobs_v1},
+    {"keypackages-v1", keypackages_v1}, {"blobs-v1", blobs_v1},   {"media-v1", media_v1},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];
