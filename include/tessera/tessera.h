@@ -1203,6 +1203,232 @@ int tsr_attachment_encode(const tsr_attachment *a, char *out, size_t cap);
  * consistent). Returns 0 or TSR_EDECODE; *out is set only on success. */
 int tsr_attachment_decode(const char *s, size_t n, tsr_attachment *out);
 
+/* --- Public life: posts, stories, feeds ----------------------------------- */
+
+/* The public content of docs/public-section.md in "social" and "messenger"
+ * (chat has none: app "chat" is TSR_EINVAL here). It is not end-to-end
+ * encrypted: the server stores and serves it, strips media of metadata and
+ * applies blocks and private accounts to every read. `app` is the app the
+ * caller acts in and shows up as (code no_profile without a profile there).
+ *
+ * Every call except the media upload is a typed form of tsr_call: it checks
+ * its arguments, builds the path and JSON body, and hands the server's
+ * answer on unchanged as the result body (its shape is noted per call; the
+ * objects are those of docs/public-section.md). Synchronous errors:
+ * TSR_EINVAL (NULL client, an app other than social and messenger, an id
+ * that is not 1..20 decimal digits, a limit over the call's maximum, a
+ * missing required text, a visibility or audience app not listed below),
+ * TSR_ELIMIT (a handle, username or tag over 200 bytes), TSR_ESTATE (not
+ * logged in), TSR_ENOMEM; nothing is queued then. Text lengths are the
+ * server's to check (bad_request). A handle or username may be given with
+ * a leading '@' and a tag with a leading '#' (dropped here). Ids of posts,
+ * comments, stories and notifications are decimal strings; a cursor
+ * (`before`, `after`) is such an id, NULL or "" for the first page; limit 0
+ * takes the server's default. Strings are copied before the call returns;
+ * threads as for every call. */
+
+#define TSR_MEDIA_ID_SIZE 65          /* a media id: 64 hex digits and NUL */
+#define TSR_POST_MEDIA_MAX 10         /* images of one post (or one video) */
+#define TSR_MEDIA_MAX (1024ull << 20) /* local cap on an uploaded file */
+
+/* A media item as the server stored it (POST /v1/media's answer). */
+typedef struct {
+  char id[TSR_MEDIA_ID_SIZE]; /* SHA-256 of the stored bytes, lowercase hex */
+  char kind[8];               /* "image" or "video" */
+  char mime[64];              /* e.g. "image/png" */
+  uint64_t size;              /* bytes stored (after cleaning) */
+  uint32_t width, height;
+} tsr_media;
+
+/* Uploads the regular file at path as public media (POST /v1/media; the
+ * server reads the type from the bytes, re-encodes images without their
+ * metadata, and answers 201 {"media": {"id","kind","mime","size","width",
+ * "height"}}). Memory: the HTTP connection sends each request from one
+ * buffer, so the file is read whole here, by a blocking read during this
+ * call, and is held twice while it is sent (the request and its encoded
+ * copy): about 2 x its size, bounded in practice by the server's
+ * media_max_bytes (64 MiB by default). Synchronous errors: TSR_EIO (not a
+ * readable regular file, or it changed while read), TSR_ELIMIT (larger
+ * than TSR_MEDIA_MAX), and those above. Result codes besides the usual:
+ * too_large (413: over media_max_bytes or image_max_bytes),
+ * unsupported_media (415: neither an image nor a video the server knows),
+ * bad_media (422: it does not decode). The blocking form also fills *out
+ * (may be NULL) from the answer; TSR_EDECODE (code "bad_response") when
+ * the answer is not that object. */
+int tsr_media_upload(tsr_client *c, const char *path, tsr_result_cb cb, void *arg);
+int tsr_media_upload_sync(tsr_client *c, const char *path, tsr_media *out,
+                          tsr_reply *reply);
+
+/* One media item of a post: the id of an upload and its alt text (NULL or
+ * "" for none). */
+typedef struct {
+  const char *id;
+  const char *alt;
+} tsr_post_media;
+
+/* A new post. Visibility is NULL (public), "public", "followers" or
+ * "close_friends"; apps lists the audiences ("social", "messenger"; none:
+ * only the app posted in). Up to TSR_POST_MEDIA_MAX images or one video;
+ * a caption or media is needed (the server checks which is which). */
+typedef struct {
+  const char *caption;  /* NULL or "" for none */
+  const char *location; /* NULL or "" for none */
+  const char *visibility;
+  const char *const *apps;
+  size_t n_apps; /* 0..2 */
+  const tsr_post_media *media;
+  size_t n_media; /* 0..TSR_POST_MEDIA_MAX */
+} tsr_post_params;
+
+/* Publishes a post (POST /v1/apps/{app}/posts): 201 {"post": post}. Codes:
+ * bad_request, unknown_media (a media id not uploaded), no_profile. */
+int tsr_post_create(tsr_client *c, const char *app, const tsr_post_params *p,
+                    tsr_result_cb cb, void *arg);
+int tsr_post_create_sync(tsr_client *c, const char *app, const tsr_post_params *p,
+                         tsr_reply *out);
+
+/* Reads a post ({"post": post}; counts the caller as a viewer once), edits
+ * its caption ({"post": post}; author only: forbidden otherwise) or
+ * deletes it everywhere ({}; author only). not_found also for a post the
+ * caller may not see. */
+int tsr_post_get(tsr_client *c, const char *app, const char *id, tsr_result_cb cb,
+                 void *arg);
+int tsr_post_get_sync(tsr_client *c, const char *app, const char *id, tsr_reply *out);
+int tsr_post_edit(tsr_client *c, const char *app, const char *id, const char *caption,
+                  tsr_result_cb cb, void *arg);
+int tsr_post_edit_sync(tsr_client *c, const char *app, const char *id,
+                       const char *caption, tsr_reply *out);
+int tsr_post_delete(tsr_client *c, const char *app, const char *id, tsr_result_cb cb,
+                    void *arg);
+int tsr_post_delete_sync(tsr_client *c, const char *app, const char *id, tsr_reply *out);
+
+/* Likes (like 1) or takes the like back (like 0): {"liked", "likes"};
+ * idempotent. */
+int tsr_post_like(tsr_client *c, const char *app, const char *id, int like,
+                  tsr_result_cb cb, void *arg);
+int tsr_post_like_sync(tsr_client *c, const char *app, const char *id, int like,
+                       tsr_reply *out);
+/* Who liked a post, newest first (limit 0..50): {"likes": [{"profile",
+ * "at", "cursor"}], "more"}; pass the last cursor as before. */
+int tsr_post_likes(tsr_client *c, const char *app, const char *id, const char *before,
+                   unsigned limit, tsr_result_cb cb, void *arg);
+int tsr_post_likes_sync(tsr_client *c, const char *app, const char *id,
+                        const char *before, unsigned limit, tsr_reply *out);
+
+/* Comments on a post: text (required), reply_to a comment of the same post
+ * (NULL or "" for a top-level one): 201 {"comment": comment}, with the
+ * spam filter's verdict ("ham", "spam" or "held"). */
+int tsr_comment_create(tsr_client *c, const char *app, const char *post, const char *text,
+                       const char *reply_to, tsr_result_cb cb, void *arg);
+int tsr_comment_create_sync(tsr_client *c, const char *app, const char *post,
+                            const char *text, const char *reply_to, tsr_reply *out);
+/* A post's comments, oldest first, after the comment `after` (limit
+ * 0..100): {"comments": [comment], "next": id | null}. hidden 1: the spam
+ * and held ones instead (the post's author only). */
+int tsr_comments_list(tsr_client *c, const char *app, const char *post, const char *after,
+                      unsigned limit, int hidden, tsr_result_cb cb, void *arg);
+int tsr_comments_list_sync(tsr_client *c, const char *app, const char *post,
+                           const char *after, unsigned limit, int hidden, tsr_reply *out);
+/* Deletes a comment (its author or the post's author): {}. */
+int tsr_comment_delete(tsr_client *c, const char *app, const char *id, tsr_result_cb cb,
+                       void *arg);
+int tsr_comment_delete_sync(tsr_client *c, const char *app, const char *id,
+                            tsr_reply *out);
+/* Appeals a spam or held comment once, with a note (NULL or ""): {"comment":
+ * comment} with "appeal": "pending". */
+int tsr_comment_appeal(tsr_client *c, const char *app, const char *id, const char *note,
+                       tsr_result_cb cb, void *arg);
+int tsr_comment_appeal_sync(tsr_client *c, const char *app, const char *id,
+                            const char *note, tsr_reply *out);
+
+/* Pages of posts, newest first, before the post `before` (limit 0..50):
+ * {"posts": [post], "next": id | null}; pass next as before for the next
+ * page. The home feed (the people and pages followed in app, and one's
+ * own), a profile's grid (key: a handle or username, escaped here) and a
+ * hashtag page (tag without '#'; public posts of public accounts). */
+int tsr_feed_home(tsr_client *c, const char *app, const char *before, unsigned limit,
+                  tsr_result_cb cb, void *arg);
+int tsr_feed_home_sync(tsr_client *c, const char *app, const char *before, unsigned limit,
+                       tsr_reply *out);
+int tsr_feed_profile(tsr_client *c, const char *app, const char *key, const char *before,
+                     unsigned limit, tsr_result_cb cb, void *arg);
+int tsr_feed_profile_sync(tsr_client *c, const char *app, const char *key,
+                          const char *before, unsigned limit, tsr_reply *out);
+int tsr_feed_tag(tsr_client *c, const char *app, const char *tag, const char *before,
+                 unsigned limit, tsr_result_cb cb, void *arg);
+int tsr_feed_tag_sync(tsr_client *c, const char *app, const char *tag, const char *before,
+                      unsigned limit, tsr_reply *out);
+
+/* A new story: one uploaded image or video, shown for 24 hours. caption,
+ * alt NULL or "" for none; visibility and apps as for posts. */
+typedef struct {
+  const char *media; /* media id (required) */
+  const char *alt;
+  const char *caption;
+  const char *visibility;
+  const char *const *apps;
+  size_t n_apps;
+} tsr_story_params;
+
+/* Posts a story: 201 {"story": story}. */
+int tsr_story_post(tsr_client *c, const char *app, const tsr_story_params *p,
+                   tsr_result_cb cb, void *arg);
+int tsr_story_post_sync(tsr_client *c, const char *app, const tsr_story_params *p,
+                        tsr_reply *out);
+/* The tray: live stories of the people followed and one's own, {"authors":
+ * [{"profile", "stories": [story]}]}, an author with a newer story first. */
+int tsr_stories_tray(tsr_client *c, const char *app, tsr_result_cb cb, void *arg);
+int tsr_stories_tray_sync(tsr_client *c, const char *app, tsr_reply *out);
+/* Records that the caller saw a story. */
+int tsr_story_view(tsr_client *c, const char *app, const char *id, tsr_result_cb cb,
+                   void *arg);
+int tsr_story_view_sync(tsr_client *c, const char *app, const char *id, tsr_reply *out);
+/* Who saw one's own story: {"viewers": [{"profile", "at"}]} (the author
+ * only). */
+int tsr_story_viewers(tsr_client *c, const char *app, const char *id, tsr_result_cb cb,
+                      void *arg);
+int tsr_story_viewers_sync(tsr_client *c, const char *app, const char *id,
+                           tsr_reply *out);
+int tsr_story_delete(tsr_client *c, const char *app, const char *id, tsr_result_cb cb,
+                     void *arg);
+int tsr_story_delete_sync(tsr_client *c, const char *app, const char *id, tsr_reply *out);
+
+/* Close friends (social only): puts a handle on the list (add 1) or takes
+ * it off (add 0); the list is {"close_friends": [profile]}. */
+int tsr_close_friend_set(tsr_client *c, const char *handle, int add, tsr_result_cb cb,
+                         void *arg);
+int tsr_close_friend_set_sync(tsr_client *c, const char *handle, int add, tsr_reply *out);
+int tsr_close_friends_list(tsr_client *c, tsr_result_cb cb, void *arg);
+int tsr_close_friends_list_sync(tsr_client *c, tsr_reply *out);
+
+/* Notifications of one app (NULL: every app), newest first, before the
+ * notification `before` (limit 0..100): {"notifications": [{"id","kind",
+ * "app","actor","post","comment","text","at","read"}], "next", "unread"}.
+ * tsr_notifications_read marks those up to up_to (an id) read. */
+int tsr_notifications_list(tsr_client *c, const char *app, const char *before,
+                           unsigned limit, tsr_result_cb cb, void *arg);
+int tsr_notifications_list_sync(tsr_client *c, const char *app, const char *before,
+                                unsigned limit, tsr_reply *out);
+int tsr_notifications_read(tsr_client *c, const char *up_to, tsr_result_cb cb, void *arg);
+int tsr_notifications_read_sync(tsr_client *c, const char *up_to, tsr_reply *out);
+
+/* Reports a post or a comment (exactly one of post and comment, the other
+ * NULL) for reason "spam", "harassment", "nudity", "violence", "hate" or
+ * "other", with a note (NULL or ""): 201 {"report": {"id", "state"}}. */
+int tsr_report(tsr_client *c, const char *app, const char *post, const char *comment,
+               const char *reason, const char *note, tsr_result_cb cb, void *arg);
+int tsr_report_sync(tsr_client *c, const char *app, const char *post, const char *comment,
+                    const char *reason, const char *note, tsr_reply *out);
+
+/* Follows (follow 1) or unfollows (0) key in app: a social handle
+ * (/v1/apps/social/follows/{handle}: {"state"}, "requested" for a private
+ * account), or a messenger business page by username
+ * (/v1/apps/messenger/pages/{username}/follow). */
+int tsr_follow(tsr_client *c, const char *app, const char *key, int follow,
+               tsr_result_cb cb, void *arg);
+int tsr_follow_sync(tsr_client *c, const char *app, const char *key, int follow,
+                    tsr_reply *out);
+
 /* --- Local session state ------------------------------------------------ */
 
 /* What the state file says about this device; no network. Empty strings

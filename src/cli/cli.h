@@ -36,6 +36,10 @@ int chat_group_command(tsr_client *c, int argc, char **argv);
 int chat_attach_command(tsr_client *c, int argc, char **argv);
 /* tessera attach upload FILE | attach download DESCRIPTOR OUT. */
 int cmd_attach(tsr_client *c, int argc, char **argv);
+/* The public-life commands (cli_public.c): post, story, feed, like, likes,
+ * comment, comments, follow, unfollow, close-friends, notifications,
+ * report. Returns the exit status, or -1 when cmd is none of them. */
+int public_command(tsr_client *c, const char *cmd, int argc, char **argv);
 /* "attachment 3.0 MiB" for a descriptor (plain "attachment" when it does
  * not decode), NUL-terminated in out. */
 void attach_describe(const char *descriptor, size_t n, char *out, size_t cap);

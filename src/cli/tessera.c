@@ -1,6 +1,7 @@
 /* tessera: the command-line client on libtessera (accounts, devices, MLS
  * KeyPackages, app profiles, graphs, blocks, reachability, ops and
- * pushes of the realtime session, and end-to-end encrypted conversations).
+ * pushes of the realtime session, end-to-end encrypted conversations, and
+ * public life: posts, stories, feeds, src/cli/cli_public.c).
  *
  *   tessera [--server HOST:PORT] [--state FILE] [--tls] [--ca FILE] [--json] COMMAND
  *
@@ -117,6 +118,28 @@ static const char usage[] =
     "  attach upload FILE              encrypt and upload FILE; prints the descriptor\n"
     "                                  (JSON, holds the key: keep it secret)\n"
     "  attach download DESCRIPTOR OUT  download, verify and decrypt into OUT\n"
+    "public life (social and messenger; public, not end-to-end encrypted; each takes\n"
+    "[--app social|messenger], default social, and --json):\n"
+    "  post --caption TEXT [--image FILE [--alt TEXT]]... [--video FILE [--alt TEXT]]\n"
+    "       [--location L] [--visibility public|followers|close_friends]\n"
+    "       [--to social,messenger]    upload the media, publish, print the post\n"
+    "  post show|delete POST_ID | post edit POST_ID --caption TEXT\n"
+    "  feed [--limit N] [--before POST_ID] [--profile HANDLE | --tag TAG]\n"
+    "                                  home feed (people you follow, and you), a\n"
+    "                                  profile's posts or a hashtag page, newest first\n"
+    "  like POST_ID [--undo] | likes POST_ID\n"
+    "  comment POST_ID TEXT [--reply-to COMMENT_ID]   prints the spam filter's verdict\n"
+    "  comments POST_ID [--hidden] [--after COMMENT_ID]   --hidden: spam and held ones\n"
+    "                                  (the post's author)\n"
+    "  comment delete COMMENT_ID | comment appeal COMMENT_ID [--note TEXT]\n"
+    "  story --image FILE | --video FILE [--alt T] [--caption T] [--visibility V]\n"
+    "        [--to social,messenger]   a story, shown for 24 hours\n"
+    "  story list | story view|viewers|delete STORY_ID   the tray; viewers: yours only\n"
+    "  follow HANDLE [--undo] [--app social|messenger]   messenger: a business page\n"
+    "  close-friends list | close-friends add|remove HANDLE\n"
+    "  notifications [--read] [--before ID] [--limit N]   --read: mark them read\n"
+    "  report (--post ID | --comment ID) --reason spam|harassment|nudity|violence|hate|\n"
+    "         other [--note TEXT]\n"
     "reachability (who may start a conversation with you, per source app):\n"
     "  reachability APP                show your rules for your APP profile\n"
     "  reachability APP set FROM_APP everyone|graph|nobody\n"
@@ -1661,11 +1684,6 @@ static int app_command(tsr_client *c, const char *cmd, int n, char **rest) {
   if (!strcmp(cmd, "profile")) return cmd_profile(c, n, rest);
   if (!strcmp(cmd, "search")) return cmd_search(c, n, rest);
   if (!strcmp(cmd, "contacts")) return cmd_contacts(c, n, rest);
-  if (!strcmp(cmd, "follow") || !strcmp(cmd, "unfollow")) {
-    if (n != 1) die("usage", "%s HANDLE", cmd);
-    return call(c, cmd, cmd[0] == 'f' ? "POST" : "DELETE", cmd[0] == 'f' ? "{}" : NULL,
-                "/v1/apps/social/follows/%s", esc(rest[0], 0));
-  }
   if (!strcmp(cmd, "follow-requests")) return cmd_follow_requests(c, n, rest);
   if (!strcmp(cmd, "followers") || !strcmp(cmd, "following")) {
     if (n) die("usage", "%s takes no arguments", cmd);
@@ -1775,7 +1793,8 @@ int main(int argc, char **argv) {
     rc = cmd_chat(c, n, rest);
   else if (!strcmp(cmd, "attach"))
     rc = cmd_attach(c, n, rest);
-  else if ((rc = app_command(c, cmd, n, rest)) < 0)
+  else if ((rc = public_command(c, cmd, n, rest)) < 0 &&
+           (rc = app_command(c, cmd, n, rest)) < 0)
     die("usage", "unknown command %s (see --help)", cmd);
   tsr_client_free(c);
   return rc;

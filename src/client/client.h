@@ -11,6 +11,8 @@
  *   conv.c     end-to-end encrypted conversations on a session: MLS groups,
  *              messages and the outbox in the state file
  *   content.c  the envelope inside MLS application messages (content.h)
+ *   public.c   public life: posts, comments, feeds, stories, notifications
+ *              (typed tsr_call forms) and the media upload
  *
  * A tsr_client is used by one thread at a time (tessera/tessera.h). */
 #ifndef TSR_CLIENT_CLIENT_H

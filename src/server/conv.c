@@ -436,6 +436,15 @@ static void on_push(reader_t *r) {
   rd_opaque(r, &body);
   rd_vec(r, &devs);
   if (rd_done(r)) return;
+  if (kind == DSP_PUSH_NOTIFY) { /* the whole push text, made by notify.c */
+    push_msg m = {(const char *)body.ptr, body.len};
+    while (rd_more(&devs)) {
+      bytes_t dev;
+      if (rd_raw(&devs, DSP_ID, &dev)) break;
+      accounts_each_session(dev.ptr, push_one, &m);
+    }
+    return;
+  }
   buf_t out;
   buf_init(&out);
   json_writer jw;
@@ -581,6 +590,28 @@ static int write_devices(buf_t *b, const uint8_t acc[ACCOUNTS_ID_BYTES]) {
   store_stmt_reset(s);
   wr_vec_end(b, mark);
   return rc < 0 ? TSR_EIO : 0;
+}
+
+void conv_notify(const uint8_t acc[ACCOUNTS_ID_BYTES], const char *text, size_t len) {
+  store_conn *c;
+  store_stmt *s;
+  if (!dsc.up || store_reader_get(dsc.w->store, &c) != 0 ||
+      store_conn_prepare(c,
+                         "SELECT id FROM devices WHERE account_id = ? AND revoked = 0"
+                         " LIMIT 16",
+                         &s) != 0)
+    return;
+  store_bind_blob(s, 1, BYTES(acc, ACCOUNTS_ID_BYTES));
+  buf_t *b = ipc_begin(&dsc.ipc, DSP_NOTIFY, 0);
+  size_t mark = wr_vec_begin(b);
+  while (store_step(s) == STORE_ROW) {
+    bytes_t id = store_col_blob(s, 0);
+    if (id.len == DSP_ID) wr_raw(b, id);
+  }
+  store_stmt_reset(s);
+  wr_vec_end(b, mark);
+  wr_opaque(b, BYTES((const uint8_t *)text, len));
+  ipc_end(&dsc.ipc);
 }
 
 /* ---- ops ------------------------------------------------------------------------- */

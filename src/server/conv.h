@@ -22,10 +22,16 @@
 #ifndef TSR_SERVER_CONV_H
 #define TSR_SERVER_CONV_H
 
+#include "server/accounts.h"
 #include "server/worker.h"
 
 #define KIND_DS 5  /* loop handle kind of the delivery service socket */
 #define TIMER_DS 5 /* reconnect timer */
+
+/* Pushes text (a whole push message) to the online sessions of acc's
+ * live devices, on every worker, through the delivery service; dropped
+ * while it is unreachable (the client's pull has it). */
+void conv_notify(const uint8_t acc[ACCOUNTS_ID_BYTES], const char *text, size_t len);
 
 /* Registers the ops (before the workers start). */
 int conv_ops(void);

@@ -1616,6 +1616,45 @@ static void push_devices(const uint8_t (*devs)[DSP_ID], size_t n) {
   }
 }
 
+/* A public-life notification for an account's devices: pushed to the
+ * online ones, as is; nothing is kept. */
+static bool op_notify(reader_t *r) {
+  reader_t dv;
+  bytes_t body;
+  rd_vec(r, &dv);
+  rd_opaque(r, &body);
+  if (rd_done(r)) return false;
+  static const uint8_t none[DSP_ID];
+  for (int wi = 0; wi < MAX_WORKERS; wi++) {
+    wconn *w = ds.workers[wi];
+    if (!w || w->ipc.closed) continue;
+    reader_t v = dv;
+    buf_t *b = NULL;
+    size_t mark = 0;
+    while (rd_more(&v)) {
+      bytes_t d;
+      if (rd_raw(&v, DSP_ID, &d)) return false;
+      const presence *p = idmap_get(&ds.online, d.ptr);
+      if (!p || !(p->bits[wi / 64] >> (wi % 64) & 1)) continue;
+      if (!b) {
+        b = ipc_begin(&w->ipc, DSP_PUSH, 0);
+        wr_u8(b, DSP_PUSH_NOTIFY);
+        wr_raw(b, BYTES(none, DSP_ID));
+        wr_u64(b, 0);
+        wr_u64(b, 0);
+        wr_opaque(b, body);
+        mark = wr_vec_begin(b);
+      }
+      wr_raw(b, d);
+    }
+    if (b) {
+      wr_vec_end(b, mark);
+      ipc_end(&w->ipc);
+    }
+  }
+  return true;
+}
+
 #define DEVICES_MAX 256 /* live devices of one account named in DEVICES */
 
 /* An account's devices changed (one linked or revoked). Revoked devices
@@ -2205,6 +2244,9 @@ static void on_frame(ipc_conn *c, uint8_t type, uint32_t id, bytes_t fields) {
   case DSP_INFO: op_info(w, id, &r); return;
   case DSP_DEVICES:
     if (!op_devices(&r)) break;
+    return;
+  case DSP_NOTIFY:
+    if (!op_notify(&r)) break;
     return;
   default: break;
   }

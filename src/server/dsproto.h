@@ -39,6 +39,9 @@
  *   TRANSIENT id16 account, id16 device, id16 conversation, opaque message
  *            (an application PrivateMessage pushed to the others online,
  *            never stored, no seq)
+ *   NOTIFY   vector of id16 devices, opaque body (no answer: id 0) — a
+ *            public-life notification (notify.h), the whole push text,
+ *            for those of the devices that are online
  *
  * DS -> worker:
  *   RESULT   (the request's id) i32 status (0 or a TSR_E* code), opaque
@@ -77,6 +80,7 @@ enum {
   DSP_INFO = 13,
   DSP_DEVICES = 14,
   DSP_TRANSIENT = 15,
+  DSP_NOTIFY = 16,
   DSP_RESULT = 64,
   DSP_PUSH = 65,
 };
@@ -87,6 +91,7 @@ enum {
   DSP_PUSH_ROSTER = 3,    /* devices wait for removal: list the conversations */
   DSP_PUSH_DEVICES = 4,   /* the account's device set changed (no conversation) */
   DSP_PUSH_TRANSIENT = 5, /* a transient message: seq and at_ms are 0 */
+  DSP_PUSH_NOTIFY = 6,    /* body: a notification's push text, sent as is */
 };
 
 /* A member's role. A member who left keeps the row until a commit removed

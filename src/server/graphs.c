@@ -6,6 +6,9 @@
 
 #include "proto/json.h"
 #include "server/blocks.h"
+#include "server/clock.h"
+#include "server/notify.h"
+#include "server/posts.h"
 #include "server/worker.h"
 #include "tessera/error.h"
 
@@ -43,6 +46,9 @@ static const char *const between_sql[] = {
     "DELETE FROM messenger_friend_requests WHERE requester_id = ? AND target_id = ?",
     "DELETE FROM messenger_friends WHERE account_id = ? AND friend_id = ?",
     "DELETE FROM messenger_page_follows WHERE follower_id = ? AND page_id = ?",
+    "DELETE FROM close_friends WHERE owner_id = ? AND friend_id = ?",
+    ("DELETE FROM timelines WHERE owner_id = ? AND post_id IN"
+     " (SELECT id FROM posts WHERE author_id = ?)"),
 };
 
 int graphs_remove_between(store_conn *c, const uint8_t a[ACCOUNTS_ID_BYTES],
@@ -83,7 +89,7 @@ int graphs_remove_app(store_conn *c, app_id app,
     int rc = run_ids(c, *l, account, NULL);
     if (rc) return rc;
   }
-  return 0;
+  return app == APP_CHAT ? 0 : posts_drop_timeline(c, app, account);
 }
 
 bool graph_in(store_conn *c, app_id app, const uint8_t owner[ACCOUNTS_ID_BYTES],
@@ -173,7 +179,10 @@ static int run_follow(store_conn *c, app_op *o) {
   store_bind_blob(s, 1, BYTES(o->me, ACCOUNTS_ID_BYTES));
   store_bind_blob(s, 2, BYTES(o->other, ACCOUNTS_ID_BYTES));
   store_bind_int64(s, 3, o->now);
-  return store_stmt_run(s);
+  if ((rc = store_stmt_run(s)) != 0 || store_conn_changes(c) != 1) return rc;
+  if (!priv && (rc = posts_followed(c, APP_SOCIAL, o->me, o->other)) != 0) return rc;
+  return notify_add(c, NULL, APP_SOCIAL, o->other, priv ? "follow_request" : "follow",
+                    o->me, 0, 0, "", clock_now_ms());
 }
 
 static int run_unfollow(store_conn *c, app_op *o) {
@@ -181,7 +190,8 @@ static int run_unfollow(store_conn *c, app_op *o) {
   if (rc) return rc;
   o->state = "none";
   rc = run_ids(c, between_sql[0], o->me, o->other);
-  return rc ? rc : run_ids(c, between_sql[1], o->me, o->other);
+  if (rc == 0) rc = run_ids(c, between_sql[1], o->me, o->other);
+  return rc ? rc : posts_unfollowed(c, APP_SOCIAL, o->me, o->other);
 }
 
 /* Removes the request other -> me from table (follow or friend requests);
@@ -207,7 +217,8 @@ static int run_follow_approve(store_conn *c, app_op *o) {
   store_bind_blob(s, 2, BYTES(o->me, ACCOUNTS_ID_BYTES));
   store_bind_int64(s, 3, o->now);
   o->state = "approved";
-  return store_stmt_run(s);
+  if ((rc = store_stmt_run(s)) != 0) return rc;
+  return posts_followed(c, APP_SOCIAL, o->other, o->me);
 }
 
 static int run_follow_decline(store_conn *c, app_op *o) {
@@ -229,7 +240,8 @@ static int befriend(store_conn *c, app_op *o) {
     if ((rc = store_stmt_run(s)) != 0) return rc;
   }
   o->state = "friends";
-  return 0;
+  int rc = posts_followed(c, APP_MESSENGER, o->me, o->other);
+  return rc ? rc : posts_followed(c, APP_MESSENGER, o->other, o->me);
 }
 
 static int run_friend_request(store_conn *c, app_op *o) {
@@ -278,7 +290,10 @@ static int run_unfriend(store_conn *c, app_op *o) {
   if (store_conn_changes(c) != 1)
     return app_op_refuse(o, 404, "not_found", "not friends with that account");
   o->state = "none";
-  return run_ids(c, between_sql[3], o->other, o->me);
+  if ((rc = run_ids(c, between_sql[3], o->other, o->me)) != 0 ||
+      (rc = posts_unfollowed(c, APP_MESSENGER, o->me, o->other)) != 0)
+    return rc;
+  return posts_unfollowed(c, APP_MESSENGER, o->other, o->me);
 }
 
 static int run_page_follow(store_conn *c, app_op *o) {
@@ -301,14 +316,18 @@ static int run_page_follow(store_conn *c, app_op *o) {
   store_bind_blob(s, 2, BYTES(o->other, ACCOUNTS_ID_BYTES));
   store_bind_int64(s, 3, o->now);
   o->state = "following";
-  return store_stmt_run(s);
+  if ((rc = store_stmt_run(s)) != 0 || store_conn_changes(c) != 1) return rc;
+  if ((rc = posts_followed(c, APP_MESSENGER, o->me, o->other)) != 0) return rc;
+  return notify_add(c, NULL, APP_MESSENGER, o->other, "follow", o->me, 0, 0, "",
+                    clock_now_ms());
 }
 
 static int run_page_unfollow(store_conn *c, app_op *o) {
   int rc = target(c, o, false);
   if (rc) return rc;
   o->state = "none";
-  return run_ids(c, between_sql[4], o->me, o->other);
+  rc = run_ids(c, between_sql[4], o->me, o->other);
+  return rc ? rc : posts_unfollowed(c, APP_MESSENGER, o->me, o->other);
 }
 
 /* ---- chat contacts ---------------------------------------------------- */

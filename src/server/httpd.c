@@ -106,6 +106,10 @@ static void write_response(conn *c, httpd_resp *resp, bool keep, bool http10,
   buf_t *out = conn_out(c);
   size_t mark = out->len;
   int64_t clen = resp->has_file ? (int64_t)resp->file_len : (int64_t)resp->body->len;
+  /* 204 and 304 have no content; a 304's Content-Length would have to be
+   * the 200's (RFC 9110 §8.6), so it is left out. */
+  bool bodiless = resp->status == 204 || resp->status == 304;
+  if (bodiless) clen = -1;
   if (http_write_response_head(out, resp->status, NULL, hdrs, n, clen, keep) != 0) {
     out->len = mark;
     log_warn("cannot write response head for status %d", resp->status);
@@ -120,7 +124,7 @@ static void write_response(conn *c, httpd_resp *resp, bool keep, bool http10,
       close(resp->file_fd);
     else
       conn_send_file(c, resp->file_fd, resp->file_off, resp->file_len);
-  } else if (!head_only) {
+  } else if (!head_only && !bodiless) {
     buf_append(out, resp->body->ptr, resp->body->len);
   }
   metrics_http_status(resp->status);

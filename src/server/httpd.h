@@ -52,7 +52,7 @@
 #include "proto/http.h"
 #include "server/conn.h"
 
-#define HTTPD_MAX_ROUTES 64
+#define HTTPD_MAX_ROUTES 128
 #define HTTPD_MAX_RESP_HEADERS 8
 
 /* What a handler sees. Views point into the connection's input and are

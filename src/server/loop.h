@@ -23,7 +23,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#define LOOP_KINDS 8          /* handle and timer kinds per loop */
+#define LOOP_KINDS 16         /* handle and timer kinds per loop */
 #define LOOP_TICK_MS 50       /* timer resolution */
 #define LOOP_WHEEL_SLOTS 1024 /* 51.2 s per revolution; longer timers wait rounds */
 

@@ -22,6 +22,8 @@
 #include "server/accounts.h"
 #include "server/blobs.h"
 #include "server/blocks.h"
+#include "server/clock.h"
+#include "server/comments.h"
 #include "server/config.h"
 #include "server/conv.h"
 #include "server/ds.h"
@@ -29,10 +31,15 @@
 #include "server/httpd.h"
 #include "server/keypackages.h"
 #include "server/log.h"
+#include "server/media.h"
 #include "server/metrics.h"
+#include "server/notify.h"
+#include "server/posts.h"
 #include "server/profiles.h"
 #include "server/ratelimit.h"
 #include "server/reach.h"
+#include "server/reports.h"
+#include "server/stories.h"
 #include "server/tls.h"
 #include "server/worker.h"
 #include "server/wsd.h"
@@ -125,19 +132,28 @@ static pid_t spawn(int index, const worker_addr *addr, SSL_CTX *tls, int reserve
 
 /* A worker's modules start in order and stop in the reverse order. */
 static int hooks_start(worker *w) {
-  int rc = accounts_worker_start(w);
+  int rc = stories_worker_start(w);
+  if (!rc && (rc = accounts_worker_start(w)) != 0) stories_worker_stop(w);
   if (!rc && (rc = conv_worker_start(w)) != 0) accounts_worker_stop(w);
   if (!rc && (rc = blobs_worker_start(w)) != 0) {
     conv_worker_stop(w);
     accounts_worker_stop(w);
   }
+  if (!rc && (rc = media_worker_start(w)) != 0) {
+    blobs_worker_stop(w);
+    conv_worker_stop(w);
+    accounts_worker_stop(w);
+  }
+  if (rc) stories_worker_stop(w); /* stopping twice is harmless */
   return rc;
 }
 
 static void hooks_stop(worker *w) {
+  media_worker_stop(w);
   blobs_worker_stop(w);
   conv_worker_stop(w);
   accounts_worker_stop(w);
+  stories_worker_stop(w);
 }
 
 static void forward(int sig) {
@@ -210,16 +226,19 @@ int main(int argc, char **argv) {
   /* reach, then graphs, before profiles: the first matching route prefix wins.
    * /v1/keypackages shares no prefix with the others. */
   if (httpd_builtin_routes(conf.debug_routes) != 0 || accounts_routes() != 0 ||
-      reach_routes() != 0 || graphs_routes() != 0 || profiles_routes() != 0 ||
-      blocks_routes() != 0 || keypackages_routes() != 0 || blobs_routes() != 0 ||
+      reach_routes() != 0 || graphs_routes() != 0 || posts_routes() != 0 ||
+      comments_routes() != 0 || stories_routes() != 0 || notify_routes() != 0 ||
+      reports_routes() != 0 || profiles_routes() != 0 || blocks_routes() != 0 ||
+      keypackages_routes() != 0 || blobs_routes() != 0 || media_routes() != 0 ||
       wsd_builtin_ops() != 0 || conv_ops() != 0 || (rc = metrics_init(nworkers)) != 0 ||
       (rc = ratelimit_init()) != 0) {
     log_error("startup failed");
     return 2;
   }
   if (worker_prepare_store(&conf) != 0 || ds_prepare_store(&conf) != 0 ||
-      blobs_prepare(&conf) != 0)
+      blobs_prepare(&conf) != 0 || media_prepare(&conf) != 0)
     return 2;
+  if (clock_prepare() != 0) return 2;
   signal(SIGPIPE, SIG_IGN);
   sigset_t set;
   sigemptyset(&set);

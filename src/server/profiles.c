@@ -12,6 +12,8 @@
 #include "server/blocks.h"
 #include "server/graphs.h"
 #include "server/log.h"
+#include "server/posts.h"
+#include "server/public.h"
 #include "server/reach.h"
 #include "server/worker.h"
 #include "tessera/error.h"
@@ -252,22 +254,6 @@ typedef struct {
   bool priv, page;
 } prof;
 
-/* Valid UTF-8 without control characters (C0, DEL, C1); '\n' only when
- * multiline. The JSON reader already refused \u0000 and invalid UTF-8; this
- * checks again so the rule does not depend on it. */
-static bool text_ok(const char *s, bool multiline) {
-  size_t n = strlen(s);
-  if (!utf8_valid((const uint8_t *)s, n)) return false;
-  for (size_t i = 0; i < n; i++) {
-    unsigned char c = (unsigned char)s[i];
-    if ((c < 0x20 && !(multiline && c == '\n')) || c == 0x7f) return false;
-    if (c == 0xc2 && i + 1 < n && (unsigned char)s[i + 1] >= 0x80 &&
-        (unsigned char)s[i + 1] <= 0x9f)
-      return false;
-  }
-  return true;
-}
-
 /* http:// or https://, a host, printable ASCII without spaces. */
 static bool website_ok(const char *s) {
   const char *rest;
@@ -290,7 +276,7 @@ static bool get_text(const app_body *b, const char *key, char *out, size_t cap,
                      bool multiline, const char *err, const char **errp) {
   int rc = app_body_str(b, 0, key, out, cap);
   if (rc == 0) out[0] = '\0';
-  if (rc < 0 || !text_ok(out, multiline)) {
+  if (rc < 0 || !pub_text_ok(out, multiline)) {
     *errp = err;
     return false;
   }
@@ -691,6 +677,9 @@ static int h_apps(const httpd_req *r, httpd_resp *resp) {
   if (p.n == 4 && strcmp(p.seg[3], "profile") == 0) return own_profile(r, resp, app, me);
   if (m == HTTP_GET && p.n == 5 && strcmp(p.seg[3], "profiles") == 0)
     return lookup(resp, app, p.seg[4], me);
+  if (m == HTTP_GET && p.n == 6 && strcmp(p.seg[3], "profiles") == 0 &&
+      strcmp(p.seg[5], "posts") == 0)
+    return posts_grid(r, resp, app, p.seg[4], me);
   if (m == HTTP_GET && p.n == 4 && strcmp(p.seg[3], "search") == 0)
     return search(r, resp, app, me);
   return app_error(resp, 404, "not_found", "no such resource");
