@@ -451,21 +451,6 @@ static int list(const httpd_req *r, httpd_resp *resp, app_id app, int64_t post,
 
 /* ---- routing ----------------------------------------------------------------------- */
 
-static int start(const httpd_req *r, httpd_resp *resp, app_id app,
-                 const uint8_t me[ACCOUNTS_ID_BYTES], comment_in *in, app_run_fn run,
-                 app_write_fn write) {
-  app_op *o = app_op_new(app);
-  if (!o) {
-    free(in);
-    return app_error(resp, 503, "busy", "server busy; retry later");
-  }
-  o->data = in;
-  memcpy(o->me, me, ACCOUNTS_ID_BYTES);
-  o->run = run;
-  o->write_ok = write;
-  return app_op_start(r, resp, o);
-}
-
 int comments_on_post(const httpd_req *r, httpd_resp *resp, app_id app, int64_t post,
                      const uint8_t me[ACCOUNTS_ID_BYTES]) {
   http_method m = r->req->method == HTTP_HEAD ? HTTP_GET : r->req->method;
@@ -492,7 +477,7 @@ int comments_on_post(const httpd_req *r, httpd_resp *resp, app_id app, int64_t p
     free(in);
     return app_error(resp, 400, "bad_request", err);
   }
-  return start(r, resp, app, me, in, run_comment, write_comment);
+  return pub_op_start(r, resp, app, me, in, run_comment, write_comment);
 }
 
 static void write_appealed(app_op *o, json_writer *jw) {
@@ -514,7 +499,7 @@ static int h_comments(const httpd_req *r, httpd_resp *resp) {
   if (!in) return app_error(resp, 503, "busy", "server busy; retry later");
   in->id = id;
   if (p.n == 5 && r->req->method == HTTP_DELETE)
-    return start(r, resp, app, me, in, run_delete, NULL);
+    return pub_op_start(r, resp, app, me, in, run_delete, NULL);
   if (p.n == 6 && strcmp(p.seg[5], "appeal") == 0 && r->req->method == HTTP_POST) {
     app_body b;
     int k = 0;
@@ -526,25 +511,13 @@ static int h_comments(const httpd_req *r, httpd_resp *resp) {
       return app_error(resp, 400, "bad_request",
                        "field 'note' must be at most 500 bytes of UTF-8");
     }
-    return start(r, resp, app, me, in, run_appeal, write_appealed);
+    return pub_op_start(r, resp, app, me, in, run_appeal, write_appealed);
   }
   free(in);
   return app_error(resp, 404, "not_found", "no such resource");
 }
 
 int comments_routes(void) {
-  static const struct {
-    http_method m;
-    const char *prefix;
-  } t[] = {
-      {HTTP_DELETE, "/v1/apps/social/comments"},
-      {HTTP_POST, "/v1/apps/social/comments"},
-      {HTTP_DELETE, "/v1/apps/messenger/comments"},
-      {HTTP_POST, "/v1/apps/messenger/comments"},
-  };
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-    int rc = httpd_route_add(t[i].m, t[i].prefix, h_comments);
-    if (rc) return rc;
-  }
-  return 0;
+  static const http_method ms[] = {HTTP_DELETE, HTTP_POST};
+  return pub_routes_add("comments", ms, 2, h_comments);
 }

@@ -1194,18 +1194,9 @@ static int close_friends(const httpd_req *r, httpd_resp *resp, const app_path *p
 static int start_post_op(const httpd_req *r, httpd_resp *resp, app_id app,
                          const uint8_t me[ACCOUNTS_ID_BYTES], int64_t id, app_run_fn run,
                          app_write_fn write) {
-  app_op *o = app_op_new(app);
   post_op *p = calloc(1, sizeof *p);
-  if (!o || !p) {
-    free(p);
-    app_op_free(o);
-    return app_error(resp, 503, "busy", "server busy; retry later");
-  }
-  o->data = p;
+  if (!p) return app_error(resp, 503, "busy", "server busy; retry later");
   p->id = id;
-  memcpy(o->me, me, ACCOUNTS_ID_BYTES);
-  o->run = run;
-  o->write_ok = write;
   if (run == run_edit) {
     app_body b;
     const char *err = "body must be a JSON object with a 'caption'";
@@ -1213,11 +1204,11 @@ static int start_post_op(const httpd_req *r, httpd_resp *resp, app_id app,
         (err = parse_text(&b, "caption", p->caption, sizeof p->caption, true,
                           "field 'caption' must be a string of at most 2200 bytes of"
                           " UTF-8 without control characters other than newline"))) {
-      app_op_free(o);
+      free(p);
       return app_error(resp, 400, "bad_request", err);
     }
   }
-  return app_op_start(r, resp, o);
+  return pub_op_start(r, resp, app, me, p, run, write);
 }
 
 static int create(const httpd_req *r, httpd_resp *resp, app_id app,
@@ -1314,29 +1305,13 @@ static int h_public(const httpd_req *r, httpd_resp *resp) {
 }
 
 int posts_routes(void) {
-  static const struct {
-    http_method m;
-    const char *prefix;
-  } t[] = {
-      {HTTP_GET, "/v1/apps/social/posts"},
-      {HTTP_POST, "/v1/apps/social/posts"},
-      {HTTP_PATCH, "/v1/apps/social/posts"},
-      {HTTP_DELETE, "/v1/apps/social/posts"},
-      {HTTP_GET, "/v1/apps/messenger/posts"},
-      {HTTP_POST, "/v1/apps/messenger/posts"},
-      {HTTP_PATCH, "/v1/apps/messenger/posts"},
-      {HTTP_DELETE, "/v1/apps/messenger/posts"},
-      {HTTP_GET, "/v1/apps/social/feed"},
-      {HTTP_GET, "/v1/apps/messenger/feed"},
-      {HTTP_GET, "/v1/apps/social/tags"},
-      {HTTP_GET, "/v1/apps/messenger/tags"},
-      {HTTP_GET, "/v1/apps/social/close-friends"},
-      {HTTP_PUT, "/v1/apps/social/close-friends"},
-      {HTTP_DELETE, "/v1/apps/social/close-friends"},
-  };
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-    int rc = httpd_route_add(t[i].m, t[i].prefix, h_public);
-    if (rc) return rc;
-  }
-  return 0;
+  static const http_method all[] = {HTTP_GET, HTTP_POST, HTTP_PATCH, HTTP_DELETE};
+  static const http_method get[] = {HTTP_GET};
+  static const http_method cf[] = {HTTP_GET, HTTP_PUT, HTTP_DELETE};
+  int rc = pub_routes_add("posts", all, 4, h_public);
+  if (!rc) rc = pub_routes_add("feed", get, 1, h_public);
+  if (!rc) rc = pub_routes_add("tags", get, 1, h_public);
+  /* messenger has no close friends: its path answers 404 (h_public) */
+  if (!rc) rc = pub_routes_add("close-friends", cf, 3, h_public);
+  return rc;
 }

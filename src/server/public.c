@@ -329,3 +329,37 @@ bool pub_begin(const httpd_req *r, httpd_resp *resp, int min, app_path *p, app_i
   *app = (app_id)a;
   return pub_need_profile(resp, *app, me) == 0;
 }
+
+int pub_op_start(const httpd_req *r, httpd_resp *resp, app_id app,
+                 const uint8_t me[ACCOUNTS_ID_BYTES], void *data, app_run_fn run,
+                 app_write_fn write) {
+  app_op *o = app_op_new(app);
+  if (!o) {
+    free(data);
+    return app_error(resp, 503, "busy", "server busy; retry later");
+  }
+  o->data = data;
+  memcpy(o->me, me, ACCOUNTS_ID_BYTES);
+  o->run = run;
+  o->write_ok = write;
+  return app_op_start(r, resp, o);
+}
+
+int pub_routes_add(const char *name, const http_method *methods, size_t n,
+                   httpd_handler fn) {
+  /* httpd keeps the prefix pointers: they live here. */
+  static char prefixes[24][48];
+  static size_t used;
+  for (int a = APP_SOCIAL; a <= APP_MESSENGER; a++) {
+    if (used == sizeof prefixes / sizeof prefixes[0]) return TSR_ELIMIT;
+    char *p = prefixes[used++];
+    if ((size_t)snprintf(p, sizeof prefixes[0], "/v1/apps/%s/%s", app_name((app_id)a),
+                         name) >= sizeof prefixes[0])
+      return TSR_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+      int rc = httpd_route_add(methods[i], p, fn);
+      if (rc) return rc;
+    }
+  }
+  return 0;
+}

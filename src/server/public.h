@@ -105,6 +105,17 @@ bool pub_begin(const httpd_req *r, httpd_resp *resp, int min, app_path *p, app_i
  * 500) and the handler's result is returned. */
 int pub_need_profile(httpd_resp *resp, app_id app, const uint8_t me[ACCOUNTS_ID_BYTES]);
 
+/* Starts a deferred write for me acting in app with the module's payload
+ * data (heap; freed with the op, or here when the op cannot start). */
+int pub_op_start(const httpd_req *r, httpd_resp *resp, app_id app,
+                 const uint8_t me[ACCOUNTS_ID_BYTES], void *data, app_run_fn run,
+                 app_write_fn write);
+
+/* Registers fn for /v1/apps/social/<name> and /v1/apps/messenger/<name>
+ * with each of the n methods. Before the workers start. */
+int pub_routes_add(const char *name, const http_method *methods, size_t n,
+                   httpd_handler fn);
+
 /* The app of a public path segment: social or messenger; -1 otherwise. */
 int pub_app_parse(const char *seg);
 

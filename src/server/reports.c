@@ -300,21 +300,6 @@ static void write_clock(app_op *o, json_writer *jw) {
 
 /* ---- routing ------------------------------------------------------------- */
 
-static int start(const httpd_req *r, httpd_resp *resp, app_id app,
-                 const uint8_t me[ACCOUNTS_ID_BYTES], report_in *in, app_run_fn run,
-                 app_write_fn write) {
-  app_op *o = app_op_new(app);
-  if (!o) {
-    free(in);
-    return app_error(resp, 503, "busy", "server busy; retry later");
-  }
-  o->data = in;
-  memcpy(o->me, me, ACCOUNTS_ID_BYTES);
-  o->run = run;
-  o->write_ok = write;
-  return app_op_start(r, resp, o);
-}
-
 static bool reason_ok(const char *s) {
   for (size_t i = 0; i < sizeof reasons / sizeof reasons[0]; i++)
     if (strcmp(s, reasons[i]) == 0) return true;
@@ -351,7 +336,7 @@ static int h_report(const httpd_req *r, httpd_resp *resp) {
     free(in);
     return app_error(resp, 400, "bad_request", err);
   }
-  return start(r, resp, app, me, in, run_report, write_report);
+  return pub_op_start(r, resp, app, me, in, run_report, write_report);
 }
 
 /* /v1/admin/reports[/{id}], /v1/admin/comments[/{id}], /v1/admin/clock */
@@ -385,17 +370,17 @@ static int h_admin(const httpd_req *r, httpd_resp *resp) {
       free(in);
       return app_error(resp, 400, "bad_request", "body must be {\"advance_ms\": N > 0}");
     }
-    return start(r, resp, APP_SOCIAL, me, in, run_clock, write_clock);
+    return pub_op_start(r, resp, APP_SOCIAL, me, in, run_clock, write_clock);
   }
   if (p.n == 4 && pub_id_parse(p.seg[3], &in->id) && body) {
     if (strcmp(what, "reports") == 0 &&
         app_body_str(&b, 0, "action", in->action, sizeof in->action) == 1 &&
         (strcmp(in->action, "remove") == 0 || strcmp(in->action, "dismiss") == 0))
-      return start(r, resp, APP_SOCIAL, me, in, run_resolve, NULL);
+      return pub_op_start(r, resp, APP_SOCIAL, me, in, run_resolve, NULL);
     if (strcmp(what, "comments") == 0 &&
         app_body_str(&b, 0, "verdict", in->action, sizeof in->action) == 1 &&
         (strcmp(in->action, "ham") == 0 || strcmp(in->action, "spam") == 0))
-      return start(r, resp, APP_SOCIAL, me, in, run_decide, write_decided);
+      return pub_op_start(r, resp, APP_SOCIAL, me, in, run_decide, write_decided);
     free(in);
     return app_error(resp, 400, "bad_request",
                      "reports take {\"action\": \"remove\"|\"dismiss\"}, comments"

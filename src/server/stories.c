@@ -421,21 +421,6 @@ static const char *parse_story(const app_body *b, app_id app, story_in *in) {
   return pub_parse_apps(b, app, &in->apps);
 }
 
-static int start(const httpd_req *r, httpd_resp *resp, app_id app,
-                 const uint8_t me[ACCOUNTS_ID_BYTES], story_in *in, app_run_fn run,
-                 app_write_fn write) {
-  app_op *o = app_op_new(app);
-  if (!o) {
-    free(in);
-    return app_error(resp, 503, "busy", "server busy; retry later");
-  }
-  o->data = in;
-  memcpy(o->me, me, ACCOUNTS_ID_BYTES);
-  o->run = run;
-  o->write_ok = write;
-  return app_op_start(r, resp, o);
-}
-
 /* /v1/apps/{app}/stories[/{id}[/view|/viewers]] */
 static int h_stories(const httpd_req *r, httpd_resp *resp) {
   uint8_t me[ACCOUNTS_ID_BYTES];
@@ -453,15 +438,16 @@ static int h_stories(const httpd_req *r, httpd_resp *resp) {
       free(in);
       return app_error(resp, 400, "bad_request", err);
     }
-    return start(r, resp, app, me, in, run_post, write_posted);
+    return pub_op_start(r, resp, app, me, in, run_post, write_posted);
   }
   if (p.n < 5 || !pub_id_parse(p.seg[4], &in->id)) {
     free(in);
     return app_error(resp, 404, "not_found", "no such story");
   }
-  if (p.n == 5 && m == HTTP_DELETE) return start(r, resp, app, me, in, run_delete, NULL);
+  if (p.n == 5 && m == HTTP_DELETE)
+    return pub_op_start(r, resp, app, me, in, run_delete, NULL);
   if (p.n == 6 && m == HTTP_POST && strcmp(p.seg[5], "view") == 0)
-    return start(r, resp, app, me, in, run_view, NULL);
+    return pub_op_start(r, resp, app, me, in, run_view, NULL);
   int64_t id = in->id;
   free(in);
   if (p.n == 6 && m == HTTP_GET && strcmp(p.seg[5], "viewers") == 0)
@@ -470,22 +456,8 @@ static int h_stories(const httpd_req *r, httpd_resp *resp) {
 }
 
 int stories_routes(void) {
-  static const struct {
-    http_method m;
-    const char *prefix;
-  } t[] = {
-      {HTTP_GET, "/v1/apps/social/stories"},
-      {HTTP_POST, "/v1/apps/social/stories"},
-      {HTTP_DELETE, "/v1/apps/social/stories"},
-      {HTTP_GET, "/v1/apps/messenger/stories"},
-      {HTTP_POST, "/v1/apps/messenger/stories"},
-      {HTTP_DELETE, "/v1/apps/messenger/stories"},
-  };
-  for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
-    int rc = httpd_route_add(t[i].m, t[i].prefix, h_stories);
-    if (rc) return rc;
-  }
-  return 0;
+  static const http_method ms[] = {HTTP_GET, HTTP_POST, HTTP_DELETE};
+  return pub_routes_add("stories", ms, 3, h_stories);
 }
 
 /* ---- the sweep ------------------------------------------------------------------- */
