@@ -77,7 +77,6 @@ int comments_write(json_writer *jw, store_conn *c, int64_t id) {
     return rc < 0 ? rc : 0;
   }
   size_t n;
-  const char *t;
   uint8_t author[ACCOUNTS_ID_BYTES] = {0};
   bytes_t a = store_col_blob(s, 2);
   if (a.len == ACCOUNTS_ID_BYTES) memcpy(author, a.ptr, a.len);
@@ -89,24 +88,12 @@ int comments_write(json_writer *jw, store_conn *c, int64_t id) {
   pub_write_id(jw, store_col_int64(s, 0));
   json_write_key(jw, "reply_to");
   pub_write_id_or_null(jw, store_col_int64(s, 1));
-  json_write_key(jw, "text");
-  t = store_col_text(s, 4, &n);
-  json_write_string_n(jw, t, n);
-  json_write_key(jw, "verdict");
-  t = store_col_text(s, 5, &n);
-  json_write_string_n(jw, t, n);
-  json_write_key(jw, "appeal");
-  if (store_col_is_null(s, 6)) {
-    json_write_null(jw);
-  } else {
-    t = store_col_text(s, 6, &n);
-    json_write_string_n(jw, t, n);
-  }
+  pub_write_col(jw, "text", s, 4, false);
+  pub_write_col(jw, "verdict", s, 5, false);
+  pub_write_col(jw, "appeal", s, 6, true);
   json_write_key(jw, "created_at");
   json_write_i64(jw, store_col_int64(s, 7));
-  json_write_key(jw, "reason");
-  t = store_col_text(s, 8, &n);
-  json_write_string_n(jw, t, n);
+  pub_write_col(jw, "reason", s, 8, false);
   store_stmt_reset(s);
   json_write_key(jw, "author");
   rc = pub_write_profile(jw, c, app < 0 ? APP_SOCIAL : app, author);

@@ -95,7 +95,6 @@ static int write_one(json_writer *jw, store_conn *c, int64_t id) {
     return rc < 0 ? rc : 0;
   }
   size_t n;
-  const char *t;
   int app = app_parse(store_col_text(s, 0, &n));
   uint8_t actor[ACCOUNTS_ID_BYTES] = {0};
   bytes_t a = store_col_blob(s, 2);
@@ -103,18 +102,14 @@ static int write_one(json_writer *jw, store_conn *c, int64_t id) {
   json_write_object_begin(jw);
   json_write_key(jw, "id");
   pub_write_id(jw, id);
-  json_write_key(jw, "kind");
-  t = store_col_text(s, 1, &n);
-  json_write_string_n(jw, t, n);
+  pub_write_col(jw, "kind", s, 1, false);
   json_write_key(jw, "app");
   json_write_string(jw, app_name(app < 0 ? APP_SOCIAL : (app_id)app));
   json_write_key(jw, "post");
   pub_write_id_or_null(jw, store_col_int64(s, 3));
   json_write_key(jw, "comment");
   pub_write_id_or_null(jw, store_col_int64(s, 4));
-  json_write_key(jw, "text");
-  t = store_col_text(s, 5, &n);
-  json_write_string_n(jw, t, n);
+  pub_write_col(jw, "text", s, 5, false);
   json_write_key(jw, "at");
   json_write_i64(jw, store_col_int64(s, 6));
   json_write_key(jw, "read");

@@ -85,24 +85,16 @@ static int write_media(json_writer *jw, store_conn *c, int64_t id) {
   store_bind_int64(s, 1, id);
   json_write_array_begin(jw);
   while ((rc = store_step(s)) == STORE_ROW) {
-    size_t n;
-    const char *t;
     json_write_object_begin(jw);
     json_write_key(jw, "id");
     pub_write_hash(jw, store_col_blob(s, 0));
-    json_write_key(jw, "kind");
-    t = store_col_text(s, 1, &n);
-    json_write_string_n(jw, t, n);
-    json_write_key(jw, "mime");
-    t = store_col_text(s, 2, &n);
-    json_write_string_n(jw, t, n);
+    pub_write_col(jw, "kind", s, 1, false);
+    pub_write_col(jw, "mime", s, 2, false);
     json_write_key(jw, "width");
     json_write_i64(jw, store_col_int64(s, 3));
     json_write_key(jw, "height");
     json_write_i64(jw, store_col_int64(s, 4));
-    json_write_key(jw, "alt");
-    t = store_col_text(s, 5, &n);
-    json_write_string_n(jw, t, n);
+    pub_write_col(jw, "alt", s, 5, false);
     json_write_object_end(jw);
   }
   store_stmt_reset(s);
@@ -164,17 +156,11 @@ int posts_write(json_writer *jw, store_conn *c, app_id app, int64_t id,
     store_stmt_reset(s);
     return rc < 0 ? rc : 0;
   }
-  size_t n;
-  const char *t;
   json_write_object_begin(jw);
   json_write_key(jw, "id");
   pub_write_id(jw, id);
-  json_write_key(jw, "caption");
-  t = store_col_text(s, 0, &n);
-  json_write_string_n(jw, t, n);
-  json_write_key(jw, "location");
-  t = store_col_text(s, 1, &n);
-  json_write_string_n(jw, t, n);
+  pub_write_col(jw, "caption", s, 0, false);
+  pub_write_col(jw, "location", s, 1, false);
   static const char *const counters[] = {"likes", "comments", "views"};
   for (int i = 0; i < 3; i++) {
     json_write_key(jw, counters[i]);

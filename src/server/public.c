@@ -86,6 +86,18 @@ void pub_write_hash(json_writer *jw, bytes_t h) {
   json_write_string(jw, t);
 }
 
+void pub_write_col(json_writer *jw, const char *key, store_stmt *s, int col,
+                   bool nullable) {
+  json_write_key(jw, key);
+  if (nullable && store_col_is_null(s, col)) {
+    json_write_null(jw);
+    return;
+  }
+  size_t n;
+  const char *t = store_col_text(s, col, &n);
+  json_write_string_n(jw, t, n);
+}
+
 /* ---- profiles and audiences -------------------------------------------- */
 
 static store_conn *reader_or(store_conn *c) {

@@ -48,6 +48,11 @@ void pub_write_id_or_null(json_writer *jw, int64_t id);
  * digits, or null when h is not one. */
 void pub_write_hash(json_writer *jw, bytes_t h);
 
+/* Writes "key": the text of column col of s's row (null when the column
+ * is NULL and nullable). */
+void pub_write_col(json_writer *jw, const char *key, store_stmt *s, int col,
+                   bool nullable);
+
 /* Writes account's profile in app as {"app", "handle"|"username", "name"}
  * (null when it has none there). Returns 0 or a store error. */
 int pub_write_profile(json_writer *jw, store_conn *c, app_id app,

@@ -75,8 +75,6 @@ static int write_story(json_writer *jw, store_conn *c, app_id app, const story_h
     store_stmt_reset(s);
     return rc < 0 ? rc : 0;
   }
-  size_t n;
-  const char *t;
   bool mine = memcmp(h->author, viewer, ACCOUNTS_ID_BYTES) == 0;
   json_write_object_begin(jw);
   json_write_key(jw, "id");
@@ -85,23 +83,15 @@ static int write_story(json_writer *jw, store_conn *c, app_id app, const story_h
   json_write_object_begin(jw);
   json_write_key(jw, "id");
   pub_write_hash(jw, store_col_blob(s, 0));
-  json_write_key(jw, "alt");
-  t = store_col_text(s, 1, &n);
-  json_write_string_n(jw, t, n);
-  json_write_key(jw, "kind");
-  t = store_col_text(s, 3, &n);
-  json_write_string_n(jw, t, n);
-  json_write_key(jw, "mime");
-  t = store_col_text(s, 4, &n);
-  json_write_string_n(jw, t, n);
+  pub_write_col(jw, "alt", s, 1, false);
+  pub_write_col(jw, "kind", s, 3, false);
+  pub_write_col(jw, "mime", s, 4, false);
   json_write_key(jw, "width");
   json_write_i64(jw, store_col_int64(s, 5));
   json_write_key(jw, "height");
   json_write_i64(jw, store_col_int64(s, 6));
   json_write_object_end(jw);
-  json_write_key(jw, "caption");
-  t = store_col_text(s, 2, &n);
-  json_write_string_n(jw, t, n);
+  pub_write_col(jw, "caption", s, 2, false);
   store_stmt_reset(s);
   json_write_key(jw, "visibility");
   json_write_string(jw, pub_vis_name(h->vis));
