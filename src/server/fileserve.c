@@ -1,6 +1,8 @@
 /* Serving an immutable file over GET/HEAD. See fileserve.h. */
 #include "server/fileserve.h"
 
+#include <errno.h>
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -92,5 +94,19 @@ int fileserve_answer(const httpd_req *r, httpd_resp *resp, int fd, uint64_t size
   resp->file_fd = fd;
   resp->file_off = first;
   resp->file_len = len;
+  return 0;
+}
+
+int fileserve_write_all(int fd, const uint8_t *p, size_t n) {
+  while (n > 0) {
+    ssize_t k = write(fd, p, n);
+    if (k < 0 && errno == EINTR) continue;
+    if (k <= 0) {
+      if (k == 0) errno = 0;
+      return -1;
+    }
+    p += k;
+    n -= (size_t)k;
+  }
   return 0;
 }

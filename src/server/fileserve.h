@@ -33,4 +33,9 @@ int fileserve_answer(const httpd_req *r, httpd_resp *resp, int fd, uint64_t size
  * W/"etag". Exposed for tests. */
 bool fileserve_etag_listed(const char *v, size_t n, const char *etag);
 
+/* The upload side of the same routes: writes the n bytes of p to fd,
+ * retrying short writes and EINTR. Returns 0, or -1 with errno set (0 when
+ * the file stopped taking bytes). */
+int fileserve_write_all(int fd, const uint8_t *p, size_t n);
+
 #endif

@@ -591,18 +591,11 @@ static int up_begin(const httpd_req *r, uint64_t length, httpd_resp *resp, void 
 
 static int up_data(void *ctx, const uint8_t *p, size_t n) {
   upload *u = ctx;
-  while (n > 0) {
-    ssize_t k = write(u->fd, p, n);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) {
-      log_error("media: writing %s: %s", u->name,
-                k < 0 ? strerror(errno) : "no progress");
-      return -1;
-    }
-    p += k;
-    n -= (size_t)k;
-    u->got += (uint64_t)k;
+  if (fileserve_write_all(u->fd, p, n) != 0) {
+    log_error("media: writing %s: %s", u->name, errno ? strerror(errno) : "no progress");
+    return -1;
   }
+  u->got += n;
   return 0;
 }
 
