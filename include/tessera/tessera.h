@@ -1243,18 +1243,15 @@ typedef struct {
 /* Uploads the regular file at path as public media (POST /v1/media; the
  * server reads the type from the bytes, re-encodes images without their
  * metadata, and answers 201 {"media": {"id","kind","mime","size","width",
- * "height"}}). Memory: the HTTP connection sends each request from one
- * buffer, so the file is read whole here, by a blocking read during this
- * call, and is held twice while it is sent (the request and its encoded
- * copy): about 2 x its size, bounded in practice by the server's
- * media_max_bytes (64 MiB by default). Synchronous errors: TSR_EIO (not a
- * readable regular file, or it changed while read), TSR_ELIMIT (larger
- * than TSR_MEDIA_MAX), and those above. Result codes besides the usual:
- * too_large (413: over media_max_bytes or image_max_bytes),
- * unsupported_media (415: neither an image nor a video the server knows),
- * bad_media (422: it does not decode). The blocking form also fills *out
- * (may be NULL) from the answer; TSR_EDECODE (code "bad_response") when
- * the answer is not that object. */
+ * "height"}}). The file is opened here and streamed from disk as the
+ * connection drains, 64 KiB at a time (never whole in memory); it must not
+ * change until the result (a file that shrinks fails the request with
+ * "network"). Synchronous errors: TSR_EIO (not a readable regular file),
+ * TSR_ELIMIT (larger than TSR_MEDIA_MAX), and those above. Result codes besides the
+ * usual: too_large (413: over media_max_bytes or image_max_bytes), unsupported_media
+ * (415: neither an image nor a video the server knows), bad_media (422: it does not
+ * decode). The blocking form also fills *out (may be NULL) from the answer; TSR_EDECODE
+ * (code "bad_response") when the answer is not that object. */
 int tsr_media_upload(tsr_client *c, const char *path, tsr_result_cb cb, void *arg);
 int tsr_media_upload_sync(tsr_client *c, const char *path, tsr_media *out,
                           tsr_reply *reply);

@@ -251,6 +251,12 @@ typedef struct creq {
   const char *content_type;
   char extra_header[96];
   bool raw_answer;
+  /* A body streamed from a file instead of `body`: body_fd >= 0 (owned:
+   * closed with the request), body_len bytes from offset 0, read in
+   * pieces as the socket drains (a retry reads it again from the start).
+   * Set has_body too. The file must not change while it is sent. */
+  int body_fd;
+  uint64_t body_len;
 } creq;
 
 /* Queues r (taking ownership, also on failure). */

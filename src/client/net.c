@@ -66,6 +66,7 @@ struct tsr_client {
   bool in_flight; /* head is being sent or answered */
   buf_t out;
   size_t out_off;
+  uint64_t stream_off; /* bytes of head's streamed body put into out so far */
   buf_t in;
   uint64_t conn_deadline, req_deadline, retry_at;
   backoff bo;
@@ -156,7 +157,7 @@ int client_encode_request_ex(buf_t *out, const char *method, const char *host,
     buf_append(out, line, (size_t)n);
   }
   buf_append(out, "\r\n", 2);
-  if (body && body->len) buf_append(out, body->ptr, body->len);
+  if (body && body->len && body->ptr) buf_append(out, body->ptr, body->len);
   if (out->err) {
     out->len = mark;
     return TSR_ENOMEM;
@@ -169,6 +170,7 @@ creq *client_req_new(const char *method, const char *path) {
   if (!r) return NULL;
   snprintf(r->method, sizeof r->method, "%s", method);
   r->path = strdup(path);
+  r->body_fd = -1;
   buf_init(&r->body);
   if (!r->path) {
     free(r);
@@ -180,6 +182,7 @@ creq *client_req_new(const char *method, const char *path) {
 void client_req_free(creq *r) {
   if (!r) return;
   free(r->path);
+  if (r->body_fd >= 0) close(r->body_fd);
   buf_free_secret(&r->body); /* may hold a password */
   sodium_memzero(r->aux2, sizeof r->aux2);
   free(r);
@@ -489,9 +492,34 @@ static void check_connect(tsr_client *c, uint64_t now) {
 
 /* ---- writing ------------------------------------------------------------------ */
 
+#define STREAM_PIECE (64 * 1024) /* bytes of a streamed body read at a time */
+
+/* Refills the drained out with the next piece of head's streamed body.
+ * True when there is more to send; false when the body is all out (or
+ * the request failed locally: the file changed). */
+static bool refill(tsr_client *c, uint64_t now) {
+  creq *r = c->head;
+  if (!c->in_flight || !r || r->body_fd < 0 || c->stream_off >= r->body_len) return false;
+  size_t want = r->body_len - c->stream_off > STREAM_PIECE
+                    ? STREAM_PIECE
+                    : (size_t)(r->body_len - c->stream_off);
+  buf_reset(&c->out);
+  c->out_off = 0;
+  ssize_t k = buf_reserve(&c->out, want) == 0
+                  ? pread(r->body_fd, c->out.ptr, want, (off_t)c->stream_off)
+                  : -1;
+  if (k <= 0) { /* shorter than it was: nothing sensible can follow */
+    conn_fail(c, now, false);
+    return false;
+  }
+  c->out.len = (size_t)k;
+  c->stream_off += (uint64_t)k;
+  return true;
+}
+
 /* Writes what is pending; false after a failure (connection closed). */
 static bool flush(tsr_client *c, uint64_t now) {
-  while (c->out_off < c->out.len) {
+  while (c->out_off < c->out.len || (c->fd >= 0 && refill(c, now))) {
     size_t n = c->out.len - c->out_off;
     const uint8_t *p = c->out.ptr + c->out_off;
     if (c->ssl) {
@@ -534,6 +562,8 @@ static void send_next(tsr_client *c, uint64_t now) {
   buf_free_secret(&c->out);
   c->out_off = 0;
   bytes_t body = buf_view(&r->body);
+  if (r->body_fd >= 0) body = (bytes_t){NULL, (size_t)r->body_len}; /* bytes follow */
+  c->stream_off = 0;
   int rc = client_encode_request_ex(&c->out, r->method, c->host, c->port, c->tls, r->path,
                                     tok, r->has_body ? &body : NULL, r->content_type,
                                     r->extra_header);

@@ -123,31 +123,22 @@ static void put_apps(json_writer *w, const char *const *apps, size_t n) {
 
 /* ---- media ---------------------------------------------------------------------- */
 
-/* Reads the regular file at path whole into body. */
-static int read_file(const char *path, buf_t *body) {
-  int fd = open(path, O_RDONLY | O_CLOEXEC);
+/* Opens the regular file at path for a streamed upload: its fd and size. */
+static int open_upload(const char *path, int *fd, uint64_t *size) {
+  *fd = open(path, O_RDONLY | O_CLOEXEC);
   struct stat st;
-  if (fd < 0 || fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    if (fd >= 0) close(fd);
+  if (*fd < 0 || fstat(*fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (*fd >= 0) close(*fd);
+    *fd = -1;
     return TSR_EIO;
   }
-  int rc = 0;
-  if ((uint64_t)st.st_size > TSR_MEDIA_MAX)
-    rc = TSR_ELIMIT;
-  else if (buf_reserve(body, (size_t)st.st_size + 1) != 0)
-    rc = TSR_ENOMEM;
-  size_t want = (size_t)st.st_size;
-  while (rc == 0 && body->len < want) {
-    ssize_t k = read(fd, body->ptr + body->len, want - body->len);
-    if (k < 0 && errno == EINTR) continue;
-    if (k <= 0) rc = TSR_EIO; /* shorter than fstat said: it changed */
-    if (k > 0) body->len += (size_t)k;
+  if ((uint64_t)st.st_size > TSR_MEDIA_MAX) {
+    close(*fd);
+    *fd = -1;
+    return TSR_ELIMIT;
   }
-  /* Longer than fstat said: it changed too. */
-  uint8_t extra;
-  if (rc == 0 && read(fd, &extra, 1) != 0) rc = TSR_EIO;
-  close(fd);
-  return rc;
+  *size = (uint64_t)st.st_size;
+  return 0;
 }
 
 static bool logged_in(tsr_client *c) {
@@ -163,7 +154,7 @@ int tsr_media_upload(tsr_client *c, const char *path, tsr_result_cb cb, void *ar
   if (!logged_in(c)) return TSR_ESTATE;
   creq *r = client_req_new("POST", "/v1/media");
   if (!r) return TSR_ENOMEM;
-  int rc = read_file(path, &r->body);
+  int rc = open_upload(path, &r->body_fd, &r->body_len);
   if (rc) {
     client_req_free(r);
     return rc;
