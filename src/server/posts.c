@@ -102,12 +102,14 @@ static int write_media(json_writer *jw, store_conn *c, int64_t id) {
   return rc < 0 ? rc : 0;
 }
 
-/* Writes the strings sql (id bound) returns in its first column. */
-static int write_strings(json_writer *jw, store_conn *c, const char *sql, int64_t id) {
+/* Writes the strings sql (id bound to its nid parameters) returns in its
+ * first column. */
+static int write_strings(json_writer *jw, store_conn *c, const char *sql, int nid,
+                         int64_t id) {
   store_stmt *s;
   int rc = store_conn_prepare(c, sql, &s);
   if (rc) return rc;
-  store_bind_int64(s, 1, id);
+  for (int i = 1; i <= nid; i++) store_bind_int64(s, i, id);
   json_write_array_begin(jw);
   while ((rc = store_step(s)) == STORE_ROW) {
     size_t n;
@@ -117,6 +119,52 @@ static int write_strings(json_writer *jw, store_conn *c, const char *sql, int64_
   store_stmt_reset(s);
   json_write_array_end(jw);
   return rc < 0 ? rc : 0;
+}
+
+static int cmp_name(const void *a, const void *b) {
+  return strcmp((const char *)a, (const char *)b);
+}
+
+/* The names of the people post id mentions: their profiles in app (the
+ * post's), in order. Each profile by its key (a join left to the planner
+ * walked every profile of the app). */
+static int write_mentions(json_writer *jw, store_conn *c, int64_t id, app_id app) {
+  uint8_t acc[MENTIONS_MAX][ACCOUNTS_ID_BYTES];
+  char names[MENTIONS_MAX][PROFILES_KEY_MAX + 1];
+  int n = 0, k = 0;
+  store_stmt *s;
+  int rc = store_conn_prepare(
+      c, "SELECT account_id FROM post_mentions WHERE post_id = ? LIMIT ?", &s);
+  if (rc) return rc;
+  store_bind_int64(s, 1, id);
+  store_bind_int64(s, 2, MENTIONS_MAX);
+  while ((rc = store_step(s)) == STORE_ROW) {
+    bytes_t a = store_col_blob(s, 0);
+    if (a.len == ACCOUNTS_ID_BYTES) memcpy(acc[n++], a.ptr, ACCOUNTS_ID_BYTES);
+  }
+  store_stmt_reset(s);
+  if (rc < 0) return rc;
+  for (int i = 0; i < n; i++) {
+    if ((rc = store_conn_prepare(
+             c, "SELECT handle FROM profiles WHERE account_id = ? AND app = ?", &s)) != 0)
+      return rc;
+    store_bind_blob(s, 1, BYTES(acc[i], ACCOUNTS_ID_BYTES));
+    store_bind_str(s, 2, app_name(app));
+    if ((rc = store_step(s)) == STORE_ROW) {
+      size_t len;
+      const char *t = store_col_text(s, 0, &len);
+      if (len > PROFILES_KEY_MAX) len = PROFILES_KEY_MAX;
+      memcpy(names[k], t, len);
+      names[k++][len] = '\0';
+    }
+    store_stmt_reset(s);
+    if (rc < 0) return rc;
+  }
+  qsort(names, (size_t)k, sizeof names[0], cmp_name);
+  json_write_array_begin(jw);
+  for (int i = 0; i < k; i++) json_write_string(jw, names[i]);
+  json_write_array_end(jw);
+  return 0;
 }
 
 static void write_apps(json_writer *jw, uint32_t apps) {
@@ -180,16 +228,12 @@ int posts_write(json_writer *jw, store_conn *c, app_id app, int64_t id,
   json_write_key(jw, "media");
   if ((rc = write_media(jw, c, id)) != 0) return rc;
   json_write_key(jw, "tags");
-  if ((rc = write_strings(
-           jw, c, "SELECT tag FROM post_tags WHERE post_id = ? ORDER BY tag", id)) != 0)
-    return rc;
-  json_write_key(jw, "mentions");
   if ((rc = write_strings(jw, c,
-                          "SELECT p.handle FROM post_mentions m JOIN posts x ON x.id ="
-                          " m.post_id JOIN profiles p ON p.account_id = m.account_id AND"
-                          " p.app = x.app WHERE m.post_id = ? ORDER BY p.handle",
+                          "SELECT tag FROM post_tags WHERE post_id = ? ORDER BY tag", 1,
                           id)) != 0)
     return rc;
+  json_write_key(jw, "mentions");
+  if ((rc = write_mentions(jw, c, id, h.app)) != 0) return rc;
   if ((rc = liked_by(c, id, viewer)) < 0) return rc;
   json_write_key(jw, "liked");
   json_write_bool(jw, rc == 1);
