@@ -1013,22 +1013,21 @@ static int gather(store_conn *c, const feed_q *q, int64_t before, int want, idli
 
 static int feed_page(store_conn *c, const feed_q *q, int64_t before, json_writer *jw,
                      int64_t *next) {
-  static uint8_t big[BIG_MAX][ACCOUNTS_ID_BYTES];
+  static uint8_t big[BIG_MAX][ACCOUNTS_ID_BYTES]; /* the loop thread's only */
   int nbig = 0, rc = 0, written = 0;
   if (q->kind == 'h' && (rc = big_followees(c, q->app, q->me, big, &nbig)) != 0)
     return rc;
   idlist ids = {0};
   *next = 0;
   if (!before) before = INT64_MAX;
-  bool more = false;
-  for (int round = 0; round < ROUNDS_MAX && written < q->limit; round++) {
+  for (int round = 0; round < ROUNDS_MAX; round++) {
     bool full = false;
     ids.n = 0;
     int want = q->limit + 1;
     if ((rc = gather(c, q, before, want, &ids, &full, big, nbig)) != 0) break;
     if (ids.n) qsort(ids.v, (size_t)ids.n, sizeof *ids.v, cmp_desc);
-    /* Past the want-th newest id, a full source may be missing ids: take
-     * no more than want of the merged list this round. */
+    /* Past the want-th newest distinct id a full source may be missing
+     * ids: take no more than want of the merged list this round. */
     int take = ids.n, distinct = 0;
     for (int i = 0; i < ids.n; i++) {
       if (i && ids.v[i] == ids.v[i - 1]) continue;
@@ -1037,24 +1036,30 @@ static int feed_page(store_conn *c, const feed_q *q, int64_t before, json_writer
         break;
       }
     }
-    more = full || take < ids.n;
-    int i = 0;
-    for (; i < take && written < q->limit; i++) {
+    bool below = full || take < ids.n; /* candidates may exist below this round's */
+    for (int i = 0; i < take; i++) {
       if (i && ids.v[i] == ids.v[i - 1]) continue;
+      if (written == q->limit) { /* the page is full and a candidate is left */
+        *next = before;
+        goto out;
+      }
       int w = posts_write(jw, c, q->app, ids.v[i], q->me);
       if (w < 0) {
         rc = w;
-        break;
+        goto out;
       }
       written += w;
       before = ids.v[i];
-      if (written == q->limit) *next = ids.v[i];
     }
-    if (rc || !more) break;
-    if (i == take && take) before = ids.v[take - 1];
-    if (written == q->limit) break;
+    if (!below) goto out; /* every source is exhausted: no next page */
+    if (written == q->limit) {
+      *next = before;
+      goto out;
+    }
   }
-  if (written < q->limit || !more) *next = more && written == q->limit ? *next : 0;
+  /* Rounds spent on posts the reader may not see: let them go on. */
+  *next = before == INT64_MAX ? 0 : before;
+out:
   free(ids.v);
   return rc;
 }
