@@ -360,9 +360,18 @@ static const char public_v2[] =
     "CREATE INDEX posts_by_author_apps ON posts(author_id, id, apps, visibility);"
     "DROP INDEX posts_by_author;";
 
+/* Lookups public-v1 left to full scans: the stories tray's "who has me
+ * as a close friend", a comment's replies, a comment's notifications. */
+static const char public_v3[] =
+    "CREATE INDEX close_friends_by_friend ON close_friends(friend_id, owner_id);"
+    "CREATE INDEX comments_by_reply ON comments(reply_to);"
+    "CREATE INDEX notifications_by_comment ON notifications(comment_id);";
+
 const store_migration server_schema[] = {
-    {"accounts-v1", accounts_v1},       {"social-v1", social_v1}, {"reach-v1", reach_v1},
-    {"keypackages-v1", keypackages_v1}, {"blobs-v1", blobs_v1},   {"media-v1", media_v1},
-    {"public-v1", public_v1},           {"public-v2", public_v2},
+    {"accounts-v1", accounts_v1}, {"social-v1", social_v1},
+    {"reach-v1", reach_v1},       {"keypackages-v1", keypackages_v1},
+    {"blobs-v1", blobs_v1},       {"media-v1", media_v1},
+    {"public-v1", public_v1},     {"public-v2", public_v2},
+    {"public-v3", public_v3},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];
