@@ -65,7 +65,7 @@ static int row_read(store_conn *c, int64_t id, comment_row *r) {
 
 int comments_write(json_writer *jw, store_conn *c, int64_t id) {
   store_stmt *s;
-  if (!c && store_reader_get(worker_self->store, &c) != 0) return TSR_EIO;
+  if (!(c = pub_reader(c))) return TSR_EIO;
   int rc = store_conn_prepare(c,
                               "SELECT post_id, reply_to, author_id, app, text, verdict,"
                               " appeal, created_at, reason FROM comments WHERE id = ?",

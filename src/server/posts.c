@@ -29,11 +29,6 @@
 
 /* ---- small store helpers ---------------------------------------------------- */
 
-static store_conn *reader(store_conn *c) {
-  if (!c && store_reader_get(worker_self->store, &c) != 0) return NULL;
-  return c;
-}
-
 /* Runs sql with (id) or (id, account) bound. */
 static int run_post_sql(store_conn *c, const char *sql, int64_t id, const uint8_t *acc) {
   store_stmt *s;
@@ -189,7 +184,7 @@ static int liked_by(store_conn *c, int64_t id, const uint8_t viewer[ACCOUNTS_ID_
 int posts_write(json_writer *jw, store_conn *c, app_id app, int64_t id,
                 const uint8_t viewer[ACCOUNTS_ID_BYTES]) {
   post_head h;
-  if (!(c = reader(c))) return TSR_EIO;
+  if (!(c = pub_reader(c))) return TSR_EIO;
   int rc = posts_head_read(c, id, &h);
   if (rc <= 0) return rc;
   if (!posts_visible(c, app, &h, viewer)) return 0;
@@ -775,7 +770,7 @@ static int list_likes(const httpd_req *r, httpd_resp *resp, app_id app, int64_t 
   if (!pub_query_limit(r, FEED_DEFAULT, FEED_MAX, &limit) ||
       !pub_query_id(r, "before", &before))
     return app_error(resp, 400, "bad_request", "limit must be 1-50, before a cursor");
-  store_conn *c = reader(NULL);
+  store_conn *c = pub_reader(NULL);
   post_head h;
   if (!c) return -1;
   int rc = posts_head_read(c, id, &h);
@@ -1070,7 +1065,7 @@ static int feed_answer(const httpd_req *r, httpd_resp *resp, const feed_q *q0) {
   if (!pub_query_limit(r, FEED_DEFAULT, FEED_MAX, &q.limit) ||
       !pub_query_id(r, "before", &before))
     return app_error(resp, 400, "bad_request", "limit must be 1-50, before a post id");
-  store_conn *c = reader(NULL);
+  store_conn *c = pub_reader(NULL);
   if (!c || store_read_begin(c) != 0) return -1;
   json_writer jw;
   json_writer_init(&jw, resp->body, 8);
@@ -1185,7 +1180,7 @@ static int close_friends(const httpd_req *r, httpd_resp *resp, const app_path *p
                          const uint8_t me[ACCOUNTS_ID_BYTES]) {
   http_method m = r->req->method;
   if (p->n == 4 && m == HTTP_GET) {
-    store_conn *c = reader(NULL);
+    store_conn *c = pub_reader(NULL);
     store_stmt *s;
     if (!c || store_conn_prepare(c,
                                  "SELECT friend_id FROM close_friends WHERE owner_id = ?"

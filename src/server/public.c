@@ -100,7 +100,7 @@ void pub_write_col(json_writer *jw, const char *key, store_stmt *s, int col,
 
 /* ---- profiles and audiences -------------------------------------------- */
 
-static store_conn *reader_or(store_conn *c) {
+store_conn *pub_reader(store_conn *c) {
   if (!c && store_reader_get(worker_self->store, &c) != 0) return NULL;
   return c;
 }
@@ -108,7 +108,7 @@ static store_conn *reader_or(store_conn *c) {
 int pub_write_profile(json_writer *jw, store_conn *c, app_id app,
                       const uint8_t account[ACCOUNTS_ID_BYTES]) {
   store_stmt *s;
-  if (!(c = reader_or(c))) return TSR_EIO;
+  if (!(c = pub_reader(c))) return TSR_EIO;
   int rc = store_conn_prepare(
       c, "SELECT handle, name FROM profiles WHERE account_id = ? AND app = ?", &s);
   if (rc) return rc;
@@ -135,7 +135,7 @@ int pub_write_profile(json_writer *jw, store_conn *c, app_id app,
 
 int pub_private(store_conn *c, const uint8_t account[ACCOUNTS_ID_BYTES]) {
   store_stmt *s;
-  if (!(c = reader_or(c))) return TSR_EIO;
+  if (!(c = pub_reader(c))) return TSR_EIO;
   int rc = store_conn_prepare(
       c, "SELECT private FROM profiles WHERE account_id = ? AND app = 'social'", &s);
   if (rc) return rc;
@@ -163,7 +163,7 @@ bool pub_can_see(store_conn *c, app_id app, const pub_audience *a,
                  const uint8_t viewer[ACCOUNTS_ID_BYTES]) {
   if (memcmp(a->author, viewer, ACCOUNTS_ID_BYTES) == 0) return true;
   if (!(a->apps & PUB_APP_BIT(app))) return false;
-  if (!(c = reader_or(c))) return false;
+  if (!(c = pub_reader(c))) return false;
   if (blocks_between(c, a->author, viewer)) return false;
   switch (a->vis) {
   case VIS_PUBLIC:
@@ -180,7 +180,7 @@ bool pub_can_see(store_conn *c, app_id app, const pub_audience *a,
 
 bool pub_is_admin(store_conn *c, const uint8_t me[ACCOUNTS_ID_BYTES]) {
   const char *list = worker_self->cfg->admins;
-  if (!list[0] || !(c = reader_or(c))) return false;
+  if (!list[0] || !(c = pub_reader(c))) return false;
   store_stmt *s;
   if (store_conn_prepare(c, "SELECT login FROM accounts WHERE id = ?", &s)) return false;
   store_bind_blob(s, 1, BYTES(me, ACCOUNTS_ID_BYTES));
@@ -323,10 +323,12 @@ const char *pub_parse_apps(const app_body *b, app_id app, uint32_t *apps) {
 int pub_need_profile(httpd_resp *resp, app_id app, const uint8_t me[ACCOUNTS_ID_BYTES]) {
   int rc = profiles_exists(NULL, app, me);
   if (rc == 1) return 0;
-  if (rc < 0) return app_error(resp, 500, "internal", "internal error") - 1;
-  app_error(resp, 403, "no_profile",
-            app == APP_SOCIAL ? "create your social profile first"
-                              : "create your messenger profile first");
+  if (rc < 0)
+    app_error(resp, 500, "internal", "internal error");
+  else
+    app_error(resp, 403, "no_profile",
+              app == APP_SOCIAL ? "create your social profile first"
+                                : "create your messenger profile first");
   return -1;
 }
 

@@ -48,6 +48,9 @@ void pub_write_id_or_null(json_writer *jw, int64_t id);
  * digits, or null when h is not one. */
 void pub_write_hash(json_writer *jw, bytes_t h);
 
+/* c, or when NULL the calling worker's store reader (NULL on failure). */
+store_conn *pub_reader(store_conn *c);
+
 /* Writes "key": the text of column col of s's row (null when the column
  * is NULL and nullable). */
 void pub_write_col(json_writer *jw, const char *key, store_stmt *s, int col,
