@@ -173,6 +173,33 @@ bool err_is(const char *code);
  * or objects whose member key equals value. */
 int count_in(const char *list, const char *key, const char *value);
 
+/* ---- binary HTTP (uploads and file downloads) ---- */
+
+/* One raw answer: status, head text, body bytes (NUL-terminated; heap). */
+typedef struct {
+  int status;
+  char head[4096];
+  uint8_t *body;
+  size_t len;
+} answer;
+
+void answer_free(answer *a);
+
+/* Reads one Content-Length framed answer from fd (no body for HEAD or a
+ * 304). pre (may be NULL): *pre_len bytes already read from fd come first;
+ * bytes read past the answer are left there for the next one. */
+bool read_answer(int fd, bool head_req, answer *a, uint8_t *pre, size_t *pre_len);
+
+/* One request on a new connection to port: a Bearer token (or NULL), extra
+ * header lines (or ""), a body of n bytes with Content-Type ctype (none
+ * when body is NULL). The status, or 0 when no answer came. */
+int raw_request(int port, const char *method, const char *path, const char *token,
+                const char *hdrs, const char *ctype, const uint8_t *body, size_t n,
+                answer *a);
+
+/* Whether the answer's head has the header line `line` (case-insensitive). */
+bool has_header(const answer *a, const char *line);
+
 /* ---- identities, devices, sessions ---- */
 
 typedef struct {

@@ -30,97 +30,11 @@
 static server srv;
 static user ann;
 
-/* One raw answer: status, head text, body bytes. */
-typedef struct {
-  int status;
-  char head[4096];
-  uint8_t *body;
-  size_t len;
-} answer;
-
-static void answer_free(answer *a) {
-  free(a->body);
-  memset(a, 0, sizeof *a);
-}
-
-/* Reads one answer from fd (Content-Length framed; none for HEAD). */
-static bool read_answer(int fd, bool head_req, answer *a, uint8_t *pre, size_t *pre_len) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  size_t cap = 1 << 16, len = 0;
-  uint8_t *b = malloc(cap);
-  if (!b) return false;
-  if (pre && *pre_len) {
-    memcpy(b, pre, *pre_len);
-    len = *pre_len;
-    *pre_len = 0;
-  }
-  size_t hl = 0, need = SIZE_MAX;
-  for (;;) {
-    if (!hl) {
-      uint8_t *e = len ? memmem(b, len, "\r\n\r\n", 4) : NULL;
-      if (e) {
-        hl = (size_t)(e - b) + 4;
-        if (hl >= sizeof a->head) break;
-        memcpy(a->head, b, hl);
-        a->head[hl] = '\0';
-        a->status = atoi(a->head + 9);
-        const char *cl = strcasestr(a->head, "\r\nContent-Length:");
-        size_t blen = cl && !head_req ? (size_t)atol(cl + 17) : 0;
-        need = hl + blen;
-      }
-    }
-    if (hl && len >= need) {
-      a->len = need - hl;
-      a->body = malloc(a->len + 1);
-      if (!a->body) break;
-      memcpy(a->body, b + hl, a->len);
-      if (pre && len > need) {
-        memcpy(pre, b + need, len - need);
-        *pre_len = len - need;
-      }
-      free(b);
-      return true;
-    }
-    if (len == cap) {
-      uint8_t *nb = realloc(b, cap * 2);
-      if (!nb) break;
-      b = nb;
-      cap *= 2;
-    }
-    if (!wait_fd(fd, POLLIN, deadline)) break;
-    ssize_t k = recv(fd, b + len, cap - len, 0);
-    if (k <= 0) break;
-    len += (size_t)k;
-  }
-  free(b);
-  return false;
-}
-
-/* One request on a new connection: extra header lines (or ""), a body of
- * n bytes (none when NULL). */
+/* One request to the test server (body as application/octet-stream). */
 static int req(const char *method, const char *path, const char *token, const char *hdrs,
                const uint8_t *body, size_t n, answer *a) {
-  memset(a, 0, sizeof *a);
-  int fd = tcp_connect(srv.port);
-  if (fd < 0) return 0;
-  char head[1024];
-  char auth[128] = "";
-  if (token) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-  char cl[64] = "";
-  if (body) snprintf(cl, sizeof cl, "Content-Length: %zu\r\n", n);
-  snprintf(head, sizeof head,
-           "%s %s HTTP/1.1\r\nHost: t\r\n%s%s%s%sConnection: close\r\n\r\n", method, path,
-           auth, body ? "Content-Type: application/octet-stream\r\n" : "", cl, hdrs);
-  bool ok = send_str(fd, head) && (!body || send_all(fd, body, n)) &&
-            read_answer(fd, !strcmp(method, "HEAD"), a, NULL, NULL);
-  close(fd);
-  return ok ? a->status : 0;
-}
-
-static bool has_header(const answer *a, const char *line) {
-  char want[256];
-  snprintf(want, sizeof want, "\r\n%s\r\n", line);
-  return strcasestr(a->head, want) != NULL;
+  return raw_request(srv.port, method, path, token, hdrs, "application/octet-stream",
+                     body, n, a);
 }
 
 static int64_t db_count(const char *sql) {

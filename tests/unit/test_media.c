@@ -48,86 +48,10 @@ static user ann;
 
 /* ---- HTTP ---- */
 
-/* One raw answer: status, head text, body bytes. */
-typedef struct {
-  int status;
-  char head[4096];
-  uint8_t *body;
-  size_t len;
-} answer;
-
-static void answer_free(answer *a) {
-  free(a->body);
-  memset(a, 0, sizeof *a);
-}
-
-/* Reads one Content-Length framed answer from fd (no body for HEAD). */
-static bool read_answer(int fd, bool head_req, answer *a) {
-  uint64_t deadline = now_ms() + DEADLINE_MS;
-  size_t cap = 1 << 16, len = 0, hl = 0, need = SIZE_MAX;
-  uint8_t *b = malloc(cap);
-  while (b) {
-    if (!hl) {
-      uint8_t *e = len ? memmem(b, len, "\r\n\r\n", 4) : NULL;
-      if (e) {
-        hl = (size_t)(e - b) + 4;
-        if (hl >= sizeof a->head) break;
-        memcpy(a->head, b, hl);
-        a->head[hl] = '\0';
-        a->status = atoi(a->head + 9);
-        const char *cl = strcasestr(a->head, "\r\nContent-Length:");
-        size_t blen = cl && !head_req && a->status != 304 ? (size_t)atol(cl + 17) : 0;
-        need = hl + blen;
-      }
-    }
-    if (hl && len >= need) {
-      a->len = need - hl;
-      a->body = malloc(a->len + 1);
-      if (!a->body) break;
-      memcpy(a->body, b + hl, a->len);
-      a->body[a->len] = 0;
-      free(b);
-      return true;
-    }
-    if (len == cap) {
-      uint8_t *nb = realloc(b, cap * 2);
-      if (!nb) break;
-      b = nb;
-      cap *= 2;
-    }
-    if (!wait_fd(fd, POLLIN, deadline)) break;
-    ssize_t k = recv(fd, b + len, cap - len, 0);
-    if (k <= 0) break;
-    len += (size_t)k;
-  }
-  free(b);
-  return false;
-}
-
-/* One request on a new connection: extra header lines (or ""), a body of
- * n bytes with Content-Type ctype (none when body is NULL). */
+/* One request to the test server. */
 static int req(const char *method, const char *path, const char *token, const char *hdrs,
                const char *ctype, const uint8_t *body, size_t n, answer *a) {
-  memset(a, 0, sizeof *a);
-  int fd = tcp_connect(srv.port);
-  if (fd < 0) return 0;
-  char head[2048], auth[128] = "", cl[160] = "";
-  if (token) snprintf(auth, sizeof auth, "Authorization: Bearer %s\r\n", token);
-  if (body)
-    snprintf(cl, sizeof cl, "Content-Type: %s\r\nContent-Length: %zu\r\n", ctype, n);
-  snprintf(head, sizeof head,
-           "%s %s HTTP/1.1\r\nHost: t\r\n%s%s%sConnection: close\r\n\r\n", method, path,
-           auth, cl, hdrs);
-  bool ok = send_str(fd, head) && (!body || send_all(fd, body, n)) &&
-            read_answer(fd, !strcmp(method, "HEAD"), a);
-  close(fd);
-  return ok ? a->status : 0;
-}
-
-static bool has_header(const answer *a, const char *line) {
-  char want[256];
-  snprintf(want, sizeof want, "\r\n%s\r\n", line);
-  return strcasestr(a->head, want) != NULL;
+  return raw_request(srv.port, method, path, token, hdrs, ctype, body, n, a);
 }
 
 /* What POST /v1/media answered. */
@@ -800,7 +724,7 @@ static void test_oversized(void) {
            ann.s.token, MEDIA_MAX + 1);
   answer a = {0};
   CHECK(send_str(fd, head));
-  CHECK(read_answer(fd, false, &a));
+  CHECK(read_answer(fd, false, &a, NULL, NULL));
   CHECK_INT(a.status, 413);
   CHECK(a.body && memmem(a.body, a.len, "\"too_large\"", 11) != NULL);
   answer_free(&a);
