@@ -9,6 +9,7 @@
 #include "server/clock.h"
 #include "server/notify.h"
 #include "server/posts.h"
+#include "server/timelines.h"
 #include "server/worker.h"
 #include "tessera/error.h"
 
@@ -40,6 +41,9 @@ static int exists_ids(store_conn *c, const char *sql, const uint8_t *const *ids,
 }
 
 /* Edge tables with (from, to) columns, removed both ways by a block. */
+#define BETWEEN_TIMELINE(t)                                                              \
+  "DELETE FROM " t " WHERE owner_id = ? AND post_id IN (SELECT id FROM posts WHERE"      \
+  " author_id = ?)"
 static const char *const between_sql[] = {
     "DELETE FROM social_follows WHERE follower_id = ? AND followee_id = ?",
     "DELETE FROM social_follow_requests WHERE requester_id = ? AND target_id = ?",
@@ -47,8 +51,7 @@ static const char *const between_sql[] = {
     "DELETE FROM messenger_friends WHERE account_id = ? AND friend_id = ?",
     "DELETE FROM messenger_page_follows WHERE follower_id = ? AND page_id = ?",
     "DELETE FROM close_friends WHERE owner_id = ? AND friend_id = ?",
-    ("DELETE FROM timelines WHERE owner_id = ? AND post_id IN"
-     " (SELECT id FROM posts WHERE author_id = ?)"),
+    TIMELINE_TABLES(BETWEEN_TIMELINE),
 };
 
 int graphs_remove_between(store_conn *c, const uint8_t a[ACCOUNTS_ID_BYTES],

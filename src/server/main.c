@@ -40,6 +40,7 @@
 #include "server/reach.h"
 #include "server/reports.h"
 #include "server/stories.h"
+#include "server/timelines.h"
 #include "server/tls.h"
 #include "server/worker.h"
 #include "server/wsd.h"
@@ -130,30 +131,33 @@ static pid_t spawn(int index, const worker_addr *addr, SSL_CTX *tls, int reserve
   _exit(worker_main(&conf, index, addr, tls));
 }
 
-/* A worker's modules start in order and stop in the reverse order. */
+/* A worker's modules: started in order, stopped in the reverse order. */
+static const struct {
+  int (*start)(worker *w);
+  void (*stop)(worker *w);
+} hooks[] = {
+    {stories_worker_start, stories_worker_stop},
+    {accounts_worker_start, accounts_worker_stop},
+    {conv_worker_start, conv_worker_stop},
+    {blobs_worker_start, blobs_worker_stop},
+    {media_worker_start, media_worker_stop},
+    {timelines_worker_start, timelines_worker_stop},
+};
+#define NHOOKS (sizeof hooks / sizeof hooks[0])
+
 static int hooks_start(worker *w) {
-  int rc = stories_worker_start(w);
-  if (!rc && (rc = accounts_worker_start(w)) != 0) stories_worker_stop(w);
-  if (!rc && (rc = conv_worker_start(w)) != 0) accounts_worker_stop(w);
-  if (!rc && (rc = blobs_worker_start(w)) != 0) {
-    conv_worker_stop(w);
-    accounts_worker_stop(w);
+  for (size_t i = 0; i < NHOOKS; i++) {
+    int rc = hooks[i].start(w);
+    if (rc) {
+      while (i--) hooks[i].stop(w);
+      return rc;
+    }
   }
-  if (!rc && (rc = media_worker_start(w)) != 0) {
-    blobs_worker_stop(w);
-    conv_worker_stop(w);
-    accounts_worker_stop(w);
-  }
-  if (rc) stories_worker_stop(w); /* stopping twice is harmless */
-  return rc;
+  return 0;
 }
 
 static void hooks_stop(worker *w) {
-  media_worker_stop(w);
-  blobs_worker_stop(w);
-  conv_worker_stop(w);
-  accounts_worker_stop(w);
-  stories_worker_stop(w);
+  for (size_t i = NHOOKS; i--;) hooks[i].stop(w);
 }
 
 static void forward(int sig) {

@@ -12,6 +12,7 @@
 #include "server/media.h"
 #include "server/notify.h"
 #include "server/public.h"
+#include "server/timelines.h"
 #include "server/worker.h"
 #include "tessera/error.h"
 
@@ -450,15 +451,16 @@ static int read_path(store_conn *c, app_id app, const uint8_t author[ACCOUNTS_ID
   return rc ? rc : 1;
 }
 
-/* Writes post id into the timelines of its audience in app. */
+/* Writes post id into the timelines of its audience in app (through the
+ * buffer: timelines.h). */
 static int fan_out(store_conn *c, app_id app, const post_head *h, int64_t id,
                    int64_t now) {
   store_stmt *s;
   int rc;
   if (h->vis == VIS_CLOSE_FRIENDS) {
     if ((rc = store_conn_prepare(c,
-                                 "INSERT INTO timelines(owner_id, app, post_id)"
-                                 " SELECT friend_id, ?, ? FROM close_friends"
+                                 "INSERT INTO timeline_buffer(owner_id, app,"
+                                 " post_id) SELECT friend_id, ?, ? FROM close_friends"
                                  " WHERE owner_id = ?",
                                  &s)) != 0)
       return rc;
@@ -469,12 +471,13 @@ static int fan_out(store_conn *c, app_id app, const post_head *h, int64_t id,
   }
   if ((rc = read_path(c, app, h->author, now)) != 0) return rc < 0 ? rc : 0;
   static const char *const sql[APP_COUNT] = {
-      [APP_SOCIAL] = "INSERT INTO timelines(owner_id, app, post_id) SELECT follower_id,"
-                     " ?, ? FROM social_follows WHERE followee_id = ?",
-      [APP_MESSENGER] = "INSERT INTO timelines(owner_id, app, post_id) SELECT f, ?, ?"
-                        " FROM (SELECT friend_id AS f FROM messenger_friends WHERE"
-                        " account_id = ? UNION SELECT follower_id FROM"
-                        " messenger_page_follows WHERE page_id = ?) t",
+      [APP_SOCIAL] = "INSERT INTO timeline_buffer(owner_id, app, post_id) SELECT"
+                     " follower_id, ?, ? FROM social_follows WHERE followee_id = ?",
+      [APP_MESSENGER] =
+          "INSERT INTO timeline_buffer(owner_id, app, post_id) SELECT f, ?, ?"
+          " FROM (SELECT friend_id AS f FROM messenger_friends WHERE"
+          " account_id = ? UNION SELECT follower_id FROM"
+          " messenger_page_follows WHERE page_id = ?) t",
   };
   if ((rc = store_conn_prepare(c, sql[app], &s)) != 0) return rc;
   store_bind_int64(s, 1, app);
@@ -585,6 +588,7 @@ static void write_created(app_op *o, json_writer *jw) {
   json_write_key(jw, "post");
   if (posts_write(jw, NULL, o->app, p->id, o->me) != 1) json_write_null(jw);
   notify_push(&p->nb);
+  timelines_kick();
 }
 
 /* ---- editing, deleting ------------------------------------------------------------ */
@@ -636,29 +640,36 @@ static void write_edited(app_op *o, json_writer *jw) {
   notify_push(&p->nb);
 }
 
+/* A post's timeline rows, through its author's audience in an app. */
+#define DELETE_SOCIAL(t)                                                                 \
+  "DELETE FROM " t " WHERE app = ? AND post_id = ? AND owner_id IN (SELECT follower_id"  \
+  " FROM social_follows WHERE followee_id = ? UNION SELECT friend_id FROM close_friends" \
+  " WHERE owner_id = ?)"
+#define DELETE_MESSENGER(t)                                                              \
+  "DELETE FROM " t " WHERE app = ? AND post_id = ? AND owner_id IN (SELECT friend_id"    \
+  " FROM messenger_friends WHERE account_id = ? UNION SELECT follower_id FROM"           \
+  " messenger_page_follows WHERE page_id = ? UNION SELECT friend_id FROM close_friends"  \
+  " WHERE owner_id = ?)"
+
 int posts_delete(store_conn *c, int64_t id) {
   post_head h;
   int rc = posts_head_read(c, id, &h);
   if (rc <= 0) return rc < 0 ? rc : TSR_ENOTFOUND;
   for (int a = 0; a < APP_COUNT; a++) {
     if (!(h.apps & PUB_APP_BIT(a))) continue;
-    static const char *const sql[APP_COUNT] = {
-        [APP_SOCIAL] = "DELETE FROM timelines WHERE app = ? AND post_id = ? AND owner_id"
-                       " IN (SELECT follower_id FROM social_follows WHERE followee_id = ?"
-                       " UNION SELECT friend_id FROM close_friends WHERE owner_id = ?)",
-        [APP_MESSENGER] = "DELETE FROM timelines WHERE app = ? AND post_id = ? AND"
-                          " owner_id IN (SELECT friend_id FROM messenger_friends WHERE"
-                          " account_id = ? UNION SELECT follower_id FROM"
-                          " messenger_page_follows WHERE page_id = ? UNION SELECT"
-                          " friend_id FROM close_friends WHERE owner_id = ?)",
+    static const char *const sql[APP_COUNT][TIMELINE_TABLES_N] = {
+        [APP_SOCIAL] = {TIMELINE_TABLES(DELETE_SOCIAL)},
+        [APP_MESSENGER] = {TIMELINE_TABLES(DELETE_MESSENGER)},
     };
-    store_stmt *s;
-    if ((rc = store_conn_prepare(c, sql[a], &s)) != 0) return rc;
-    store_bind_int64(s, 1, a);
-    store_bind_int64(s, 2, id);
-    int i = bind_author(s, 3, (app_id)a, h.author);
-    store_bind_blob(s, i, BYTES(h.author, ACCOUNTS_ID_BYTES));
-    if ((rc = store_stmt_run(s)) != 0) return rc;
+    for (int t = 0; t < TIMELINE_TABLES_N; t++) {
+      store_stmt *s;
+      if ((rc = store_conn_prepare(c, sql[a][t], &s)) != 0) return rc;
+      store_bind_int64(s, 1, a);
+      store_bind_int64(s, 2, id);
+      int i = bind_author(s, 3, (app_id)a, h.author);
+      store_bind_blob(s, i, BYTES(h.author, ACCOUNTS_ID_BYTES));
+      if ((rc = store_stmt_run(s)) != 0) return rc;
+    }
   }
   int64_t now = clock_now_ms();
   store_stmt *s;
@@ -994,11 +1005,14 @@ static int gather(store_conn *c, const feed_q *q, int64_t before, int want, idli
     if (n == want) *full = true;
     return rc < 0 ? rc : 0;
   }
-  if ((rc = collect(c,
-                    "SELECT post_id FROM timelines WHERE owner_id = ? AND app = ? AND"
-                    " post_id < ? ORDER BY post_id DESC LIMIT ?",
-                    q->me, q->app, before, want, ids, full)) != 0 ||
-      (rc = collect(c, AUTHOR_POSTS_SQL, q->me, bit, before, want, ids, full)) != 0)
+#define TIMELINE_SQL(t)                                                                  \
+  "SELECT post_id FROM " t " WHERE owner_id = ? AND app = ? AND post_id < ? ORDER BY"    \
+  " post_id DESC LIMIT ?"
+  static const char *const timeline_sql[] = {TIMELINE_TABLES(TIMELINE_SQL)};
+  for (int t = 0; t < TIMELINE_TABLES_N; t++)
+    if ((rc = collect(c, timeline_sql[t], q->me, q->app, before, want, ids, full)) != 0)
+      return rc;
+  if ((rc = collect(c, AUTHOR_POSTS_SQL, q->me, bit, before, want, ids, full)) != 0)
     return rc;
   for (int i = 0; i < nbig; i++)
     if ((rc = collect(c, BIG_POSTS_SQL, big[i], bit, before, want, ids, full)) != 0)
@@ -1122,31 +1136,39 @@ int posts_followed(store_conn *c, app_id app, const uint8_t follower[ACCOUNTS_ID
   return store_stmt_run(s);
 }
 
+#define UNFOLLOW_SQL(t)                                                                  \
+  "DELETE FROM " t                                                                       \
+  " WHERE owner_id = ? AND app = ? AND post_id IN (SELECT id FROM posts"                 \
+  " WHERE author_id = ? AND visibility <> 'close_friends')"
+#define DROP_SQL(t) "DELETE FROM " t " WHERE owner_id = ? AND app = ?"
+
+/* Runs one of each table's statements binding owner, app and maybe author. */
+static int timelines_delete(store_conn *c, const char *const sql[TIMELINE_TABLES_N],
+                            app_id app, const uint8_t owner[ACCOUNTS_ID_BYTES],
+                            const uint8_t *author) {
+  for (int t = 0; t < TIMELINE_TABLES_N; t++) {
+    store_stmt *s;
+    int rc = store_conn_prepare(c, sql[t], &s);
+    if (rc) return rc;
+    store_bind_blob(s, 1, BYTES(owner, ACCOUNTS_ID_BYTES));
+    store_bind_int64(s, 2, app);
+    if (author) store_bind_blob(s, 3, BYTES(author, ACCOUNTS_ID_BYTES));
+    if ((rc = store_stmt_run(s)) != 0) return rc;
+  }
+  return 0;
+}
+
 int posts_unfollowed(store_conn *c, app_id app, const uint8_t follower[ACCOUNTS_ID_BYTES],
                      const uint8_t followee[ACCOUNTS_ID_BYTES]) {
   if (graph_in(c, app, follower, followee)) return 0;
-  store_stmt *s;
-  int rc = store_conn_prepare(c,
-                              "DELETE FROM timelines WHERE owner_id = ? AND app = ? AND"
-                              " post_id IN (SELECT id FROM posts WHERE author_id = ? AND"
-                              " visibility <> 'close_friends')",
-                              &s);
-  if (rc) return rc;
-  store_bind_blob(s, 1, BYTES(follower, ACCOUNTS_ID_BYTES));
-  store_bind_int64(s, 2, app);
-  store_bind_blob(s, 3, BYTES(followee, ACCOUNTS_ID_BYTES));
-  return store_stmt_run(s);
+  static const char *const sql[] = {TIMELINE_TABLES(UNFOLLOW_SQL)};
+  return timelines_delete(c, sql, app, follower, followee);
 }
 
 int posts_drop_timeline(store_conn *c, app_id app,
                         const uint8_t account[ACCOUNTS_ID_BYTES]) {
-  store_stmt *s;
-  int rc =
-      store_conn_prepare(c, "DELETE FROM timelines WHERE owner_id = ? AND app = ?", &s);
-  if (rc) return rc;
-  store_bind_blob(s, 1, BYTES(account, ACCOUNTS_ID_BYTES));
-  store_bind_int64(s, 2, app);
-  return store_stmt_run(s);
+  static const char *const sql[] = {TIMELINE_TABLES(DROP_SQL)};
+  return timelines_delete(c, sql, app, account, NULL);
 }
 
 /* ---- close friends

@@ -7,7 +7,8 @@
  *
  * Feeds: when a post is made, its id is written into the timeline of each
  * member of each audience (fan-out on write) in the post's own store job,
- * so the answer comes after every timeline has it. An author with more
+ * so the answer comes after every timeline has it (the rows go through a
+ * small write buffer, timelines.h, which reads include). An author with more
  * than fanout_threshold followers in an app is marked in fanout_read (for
  * good) and their posts in that app are not written out; a home feed read
  * merges the reader's timeline with the posts of the marked authors the

@@ -367,11 +367,20 @@ static const char public_v3[] =
     "CREATE INDEX comments_by_reply ON comments(reply_to);"
     "CREATE INDEX notifications_by_comment ON notifications(comment_id);";
 
+/* timeline_buffer: a post's fan-out on write lands here, where the rows of
+ * 10,000 readers share a few hundred pages, and is moved into timelines by
+ * a background job (server/timelines.h). */
+static const char public_v4[] = "CREATE TABLE timeline_buffer ("
+                                " owner_id BLOB NOT NULL REFERENCES accounts(id),"
+                                " app INTEGER NOT NULL,"
+                                " post_id INTEGER NOT NULL,"
+                                " PRIMARY KEY (owner_id, app, post_id));";
+
 const store_migration server_schema[] = {
     {"accounts-v1", accounts_v1}, {"social-v1", social_v1},
     {"reach-v1", reach_v1},       {"keypackages-v1", keypackages_v1},
     {"blobs-v1", blobs_v1},       {"media-v1", media_v1},
     {"public-v1", public_v1},     {"public-v2", public_v2},
-    {"public-v3", public_v3},
+    {"public-v3", public_v3},     {"public-v4", public_v4},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];
