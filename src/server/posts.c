@@ -640,16 +640,19 @@ static void write_edited(app_op *o, json_writer *jw) {
   notify_push(&p->nb);
 }
 
-/* A post's timeline rows, through its author's audience in an app. */
-#define DELETE_SOCIAL(t)                                                                 \
-  "DELETE FROM " t " WHERE app = ? AND post_id = ? AND owner_id IN (SELECT follower_id"  \
-  " FROM social_follows WHERE followee_id = ? UNION SELECT friend_id FROM close_friends" \
-  " WHERE owner_id = ?)"
-#define DELETE_MESSENGER(t)                                                              \
-  "DELETE FROM " t " WHERE app = ? AND post_id = ? AND owner_id IN (SELECT friend_id"    \
-  " FROM messenger_friends WHERE account_id = ? UNION SELECT follower_id FROM"           \
-  " messenger_page_follows WHERE page_id = ? UNION SELECT friend_id FROM close_friends"  \
-  " WHERE owner_id = ?)"
+/* A deleted post's timeline rows: one purge row per member of its author's
+ * audience in an app, removed by the timelines job (timelines.h). */
+static const char *const purge_sql[APP_COUNT] = {
+    [APP_SOCIAL] =
+        "INSERT INTO timeline_purge(owner_id, app, post_id) SELECT f, ?, ? FROM"
+        " (SELECT follower_id AS f FROM social_follows WHERE followee_id = ?"
+        " UNION SELECT friend_id FROM close_friends WHERE owner_id = ?) t",
+    [APP_MESSENGER] = "INSERT INTO timeline_purge(owner_id, app, post_id) SELECT f, ?, ?"
+                      " FROM (SELECT friend_id AS f FROM messenger_friends WHERE"
+                      " account_id = ? UNION SELECT follower_id FROM"
+                      " messenger_page_follows WHERE page_id = ? UNION SELECT friend_id"
+                      " FROM close_friends WHERE owner_id = ?) t",
+};
 
 int posts_delete(store_conn *c, int64_t id) {
   post_head h;
@@ -657,19 +660,13 @@ int posts_delete(store_conn *c, int64_t id) {
   if (rc <= 0) return rc < 0 ? rc : TSR_ENOTFOUND;
   for (int a = 0; a < APP_COUNT; a++) {
     if (!(h.apps & PUB_APP_BIT(a))) continue;
-    static const char *const sql[APP_COUNT][TIMELINE_TABLES_N] = {
-        [APP_SOCIAL] = {TIMELINE_TABLES(DELETE_SOCIAL)},
-        [APP_MESSENGER] = {TIMELINE_TABLES(DELETE_MESSENGER)},
-    };
-    for (int t = 0; t < TIMELINE_TABLES_N; t++) {
-      store_stmt *s;
-      if ((rc = store_conn_prepare(c, sql[a][t], &s)) != 0) return rc;
-      store_bind_int64(s, 1, a);
-      store_bind_int64(s, 2, id);
-      int i = bind_author(s, 3, (app_id)a, h.author);
-      store_bind_blob(s, i, BYTES(h.author, ACCOUNTS_ID_BYTES));
-      if ((rc = store_stmt_run(s)) != 0) return rc;
-    }
+    store_stmt *s;
+    if ((rc = store_conn_prepare(c, purge_sql[a], &s)) != 0) return rc;
+    store_bind_int64(s, 1, a);
+    store_bind_int64(s, 2, id);
+    int i = bind_author(s, 3, (app_id)a, h.author);
+    store_bind_blob(s, i, BYTES(h.author, ACCOUNTS_ID_BYTES));
+    if ((rc = store_stmt_run(s)) != 0) return rc;
   }
   int64_t now = clock_now_ms();
   store_stmt *s;
@@ -704,6 +701,11 @@ static int run_delete(store_conn *c, app_op *o) {
   post_head h;
   int rc = load_post(c, o, p->id, &h, true);
   return rc ? rc : posts_delete(c, p->id);
+}
+
+static void write_deleted(app_op *o, json_writer *jw) {
+  (void)o, (void)jw;
+  timelines_kick();
 }
 
 /* ---- likes --------------------------------------------------------------- */
@@ -1315,7 +1317,8 @@ static int posts_path(const httpd_req *r, httpd_resp *resp, app_id app, const ap
     if (m == HTTP_GET) return get_post(resp, app, id, me);
     if (m == HTTP_PATCH)
       return start_post_op(r, resp, app, me, id, run_edit, write_edited);
-    if (m == HTTP_DELETE) return start_post_op(r, resp, app, me, id, run_delete, NULL);
+    if (m == HTTP_DELETE)
+      return start_post_op(r, resp, app, me, id, run_delete, write_deleted);
     return app_error(resp, 405, "method_not_allowed", "use GET, PATCH or DELETE");
   }
   if (p->n == 6 && strcmp(p->seg[5], "like") == 0) {

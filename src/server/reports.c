@@ -9,6 +9,7 @@
 #include "server/comments.h"
 #include "server/posts.h"
 #include "server/public.h"
+#include "server/timelines.h"
 #include "server/worker.h"
 #include "tessera/error.h"
 
@@ -271,6 +272,12 @@ static int list_review(const httpd_req *r, httpd_resp *resp, store_conn *c) {
   return json_writer_finish(&jw) ? -1 : 0;
 }
 
+/* A removed post left timeline rows to purge. */
+static void write_resolved(app_op *o, json_writer *jw) {
+  (void)o, (void)jw;
+  timelines_kick();
+}
+
 static int run_decide(store_conn *c, app_op *o) {
   report_in *in = o->data;
   int rc = comments_decide(c, in->id, in->action, &in->nb);
@@ -376,7 +383,7 @@ static int h_admin(const httpd_req *r, httpd_resp *resp) {
     if (strcmp(what, "reports") == 0 &&
         app_body_str(&b, 0, "action", in->action, sizeof in->action) == 1 &&
         (strcmp(in->action, "remove") == 0 || strcmp(in->action, "dismiss") == 0))
-      return pub_op_start(r, resp, APP_SOCIAL, me, in, run_resolve, NULL);
+      return pub_op_start(r, resp, APP_SOCIAL, me, in, run_resolve, write_resolved);
     if (strcmp(what, "comments") == 0 &&
         app_body_str(&b, 0, "verdict", in->action, sizeof in->action) == 1 &&
         (strcmp(in->action, "ham") == 0 || strcmp(in->action, "spam") == 0))

@@ -376,11 +376,21 @@ static const char public_v4[] = "CREATE TABLE timeline_buffer ("
                                 " post_id INTEGER NOT NULL,"
                                 " PRIMARY KEY (owner_id, app, post_id));";
 
+/* timeline_purge: the timeline rows a deleted post left, one per reader of
+ * its audience at deletion, removed from timelines and timeline_buffer by
+ * the same background job (server/timelines.h). */
+static const char public_v5[] = "CREATE TABLE timeline_purge ("
+                                " owner_id BLOB NOT NULL,"
+                                " app INTEGER NOT NULL,"
+                                " post_id INTEGER NOT NULL,"
+                                " PRIMARY KEY (owner_id, app, post_id));";
+
 const store_migration server_schema[] = {
     {"accounts-v1", accounts_v1}, {"social-v1", social_v1},
     {"reach-v1", reach_v1},       {"keypackages-v1", keypackages_v1},
     {"blobs-v1", blobs_v1},       {"media-v1", media_v1},
     {"public-v1", public_v1},     {"public-v2", public_v2},
     {"public-v3", public_v3},     {"public-v4", public_v4},
+    {"public-v5", public_v5},
 };
 const size_t server_schema_len = sizeof server_schema / sizeof server_schema[0];

@@ -60,25 +60,72 @@ static int merge_bound(store_conn *c, bool *full, uint8_t owner[ACCOUNTS_ID_BYTE
   return 0;
 }
 
+/* Runs sql binding a timeline key (owner_id, app, post_id). */
+static int run_key(store_conn *c, const char *sql, const uint8_t owner[ACCOUNTS_ID_BYTES],
+                   int64_t app, int64_t post) {
+  store_stmt *s;
+  int rc = store_conn_prepare(c, sql, &s);
+  if (rc) return rc;
+  store_bind_blob(s, 1, BYTES(owner, ACCOUNTS_ID_BYTES));
+  store_bind_int64(s, 2, app);
+  store_bind_int64(s, 3, post);
+  return store_stmt_run(s);
+}
+
+/* Removes the timeline rows of up to TIMELINES_MERGE_ROWS purge rows (in
+ * key order) from both tables. 1 when there were purge rows, 0 when none,
+ * or a TSR_E* code. */
+static int purge_step(store_conn *c, bool *full) {
+  static struct {
+    int64_t app, post;
+    uint8_t owner[ACCOUNTS_ID_BYTES];
+  } rows[TIMELINES_MERGE_ROWS]; /* the writer thread's only */
+  store_stmt *s;
+  int n = 0,
+      rc = store_conn_prepare(
+          c, "SELECT owner_id, app, post_id FROM timeline_purge" KEY_ORDER " LIMIT ?",
+          &s);
+  if (rc) return rc;
+  store_bind_int64(s, 1, TIMELINES_MERGE_ROWS);
+  while ((rc = store_step(s)) == STORE_ROW) {
+    bytes_t o = store_col_blob(s, 0);
+    if (o.len != ACCOUNTS_ID_BYTES) continue; /* never written so; the range drops it */
+    memcpy(rows[n].owner, o.ptr, ACCOUNTS_ID_BYTES);
+    rows[n].app = store_col_int64(s, 1);
+    rows[n].post = store_col_int64(s, 2);
+    n++;
+  }
+  store_stmt_reset(s);
+  if (rc < 0) return rc;
+  if (n == 0) return 0;
+#define PURGE_SQL(t) "DELETE FROM " t " WHERE owner_id = ? AND app = ? AND post_id = ?"
+  static const char *const sql[] = {TIMELINE_TABLES(PURGE_SQL)};
+  for (int i = 0; i < n; i++)
+    for (int t = 0; t < TIMELINE_TABLES_N; t++)
+      if ((rc = run_key(c, sql[t], rows[i].owner, rows[i].app, rows[i].post)) != 0)
+        return rc;
+  *full = n == TIMELINES_MERGE_ROWS;
+  rc = run_key(c, "DELETE FROM timeline_purge" UPTO, rows[n - 1].owner, rows[n - 1].app,
+               rows[n - 1].post);
+  return rc ? rc : 1;
+}
+
+/* One job: a purge step if deleted posts left rows, else a merge step. */
 static int merge_run(store_conn *c, void *arg) {
   merge_op *o = arg;
+  int rc = purge_step(c, &o->full);
+  if (rc != 0) return rc < 0 ? rc : 0;
   uint8_t owner[ACCOUNTS_ID_BYTES];
   int64_t app = 0, post = 0;
-  int rc = merge_bound(c, &o->full, owner, &app, &post);
+  rc = merge_bound(c, &o->full, owner, &app, &post);
   if (rc <= 0) return rc;
   static const char *const sql[] = {
       "INSERT INTO timelines(owner_id, app, post_id) SELECT owner_id, app, post_id"
       " FROM timeline_buffer" UPTO KEY_ORDER " ON CONFLICT DO NOTHING",
       "DELETE FROM timeline_buffer" UPTO,
   };
-  for (int i = 0; i < 2; i++) {
-    store_stmt *s;
-    if ((rc = store_conn_prepare(c, sql[i], &s)) != 0) return rc;
-    store_bind_blob(s, 1, BYTES(owner, ACCOUNTS_ID_BYTES));
-    store_bind_int64(s, 2, app);
-    store_bind_int64(s, 3, post);
-    if ((rc = store_stmt_run(s)) != 0) return rc;
-  }
+  for (int i = 0; i < 2; i++)
+    if ((rc = run_key(c, sql[i], owner, app, post)) != 0) return rc;
   return 0;
 }
 
