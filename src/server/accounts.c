@@ -20,6 +20,7 @@
 #include "server/keypackages.h"
 #include "server/log.h"
 #include "server/ratelimit.h"
+#include "server/seen.h"
 #include "server/wsd.h"
 #include "tessera/error.h"
 
@@ -608,27 +609,6 @@ static int run_phone_verify(store_conn *c, void *arg) {
 
 /* ---- authentication --------------------------------------------------- */
 
-typedef struct {
-  store_job job;
-  uint8_t device_id[ACCOUNTS_ID_BYTES];
-  int64_t now;
-} seen_job;
-
-static int run_seen(store_conn *c, void *arg) {
-  seen_job *j = arg;
-  store_stmt *s;
-  int rc = store_conn_prepare(c, "UPDATE devices SET last_seen_at = ? WHERE id = ?", &s);
-  if (rc) return rc;
-  store_bind_int64(s, 1, j->now);
-  store_bind_blob(s, 2, BYTES(j->device_id, sizeof j->device_id));
-  return store_stmt_run(s);
-}
-
-static void seen_done(store_job *job, int status) {
-  (void)status; /* best effort */
-  free(job->arg);
-}
-
 int accounts_authenticate(const httpd_req *req, uint8_t account_id[ACCOUNTS_ID_BYTES],
                           uint8_t device_id[ACCOUNTS_ID_BYTES]) {
   http_str a = req->req->authorization;
@@ -677,15 +657,7 @@ int accounts_authenticate_token(const char *b64, size_t len,
   store_stmt_reset(s);
   if (!ok) return TSR_ENOTFOUND;
   int64_t now = wall_now();
-  if (now - seen >= LAST_SEEN_STEP) {
-    seen_job *j = calloc(1, sizeof *j);
-    if (j) {
-      memcpy(j->device_id, device_id, ACCOUNTS_ID_BYTES);
-      j->now = now;
-      j->job = (store_job){.run = run_seen, .done = seen_done, .arg = j};
-      if (store_submit(worker_self->sc, &j->job) != 0) free(j);
-    }
-  }
+  if (now - seen >= LAST_SEEN_STEP) seen_note(device_id, now);
   return 0;
 }
 

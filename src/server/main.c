@@ -39,6 +39,7 @@
 #include "server/ratelimit.h"
 #include "server/reach.h"
 #include "server/reports.h"
+#include "server/seen.h"
 #include "server/stories.h"
 #include "server/timelines.h"
 #include "server/tls.h"
@@ -142,6 +143,7 @@ static const struct {
     {blobs_worker_start, blobs_worker_stop},
     {media_worker_start, media_worker_stop},
     {timelines_worker_start, timelines_worker_stop},
+    {seen_worker_start, seen_worker_stop},
 };
 #define NHOOKS (sizeof hooks / sizeof hooks[0])
 

@@ -9,6 +9,7 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <signal.h>
+#include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -589,4 +590,35 @@ bool has_header(const answer *a, const char *line) {
   char want[256];
   snprintf(want, sizeof want, "\r\n%s\r\n", line);
   return strcasestr(a->head, want) != NULL;
+}
+
+long server_db_long(const server *s, const char *sql, bool write) {
+  char db[400];
+  snprintf(db, sizeof db, "%s/tessera.db", s->data);
+  sqlite3 *h = NULL;
+  long v = 0;
+  if (sqlite3_open_v2(db, &h, write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
+                      NULL) != SQLITE_OK) {
+    v = -1;
+  } else {
+    sqlite3_busy_timeout(h, 5000);
+    const char *tail = sql;
+    while (tail && *tail) {
+      sqlite3_stmt *st = NULL;
+      if (sqlite3_prepare_v2(h, tail, -1, &st, &tail) != SQLITE_OK) {
+        v = -1;
+        break;
+      }
+      if (!st) break;
+      int rc = sqlite3_step(st);
+      if (rc == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
+      sqlite3_finalize(st);
+      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        v = -1;
+        break;
+      }
+    }
+  }
+  sqlite3_close(h);
+  return v;
 }

@@ -103,6 +103,12 @@ void server_kill9(server *s);
  * the master exited with status 0 on SIGTERM. */
 void server_stop(server *s, bool check_exit);
 
+/* Runs sql (one or more statements) on s's database file, opened read-write
+ * only when write (the server may be running: WAL, a 5 s busy timeout);
+ * the first column of the last row a statement returned (0 when none
+ * returned a row), or -1 on an error. */
+long server_db_long(const server *s, const char *sql, bool write);
+
 /* ---- HTTP client ---- */
 
 /* Per-connection read-ahead (HTTP head, then WebSocket frames). Large:

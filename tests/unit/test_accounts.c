@@ -12,7 +12,6 @@
 #include <poll.h>
 #include <signal.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -153,17 +152,10 @@ static void test_revoke_and_logout(void) {
 }
 
 static int expire_link_codes(void) {
-  char db[400];
-  snprintf(db, sizeof db, "%s/tessera.db", srv.data);
-  sqlite3 *h = NULL;
-  int rc = sqlite3_open(db, &h);
-  if (rc == SQLITE_OK) {
-    sqlite3_busy_timeout(h, 5000);
-    rc = sqlite3_exec(h, "UPDATE link_codes SET expires_at = 1 WHERE used = 0", NULL,
-                      NULL, NULL);
-  }
-  sqlite3_close(h);
-  return rc;
+  return server_db_long(&srv, "UPDATE link_codes SET expires_at = 1 WHERE used = 0",
+                        true) == -1
+             ? -1
+             : 0;
 }
 
 static void test_link(void) {
@@ -195,7 +187,7 @@ static void test_link(void) {
   /* expired */
   CHECK_INT(call(srv.port, "POST", "/v1/devices/link-codes", alice1.token, NULL), 201);
   snprintf(code, sizeof code, "%s", jstr("code"));
-  CHECK_INT(expire_link_codes(), SQLITE_OK);
+  CHECK_INT(expire_link_codes(), 0);
   snprintf(body, sizeof body, "{\"code\":\"%s\",\"device\":%s}", code, dev);
   CHECK_INT(call(srv.port, "POST", "/v1/devices/link", NULL, body), 401);
   /* malformed */
@@ -338,6 +330,38 @@ static void test_authorization_matrix(void) {
   CHECK_INT(call(srv.port, "GET", "/v1/devices", bob1.token, NULL), 200);
 }
 
+/* last_seen_at is refreshed at most once a minute, in batches a worker
+ * writes once a second (server/seen.h): after every device's last_seen_at
+ * is set far back, the one device making requests (three of them: noted
+ * once) has it refreshed, and no other device does. */
+static void test_last_seen(void) {
+  CHECK(server_db_long(&srv, "UPDATE devices SET last_seen_at = 1; SELECT changes()",
+                       true) > 1);
+  for (int i = 0; i < 3; i++) CHECK(devices_of(bob1.token) != NULL);
+  uint64_t deadline = now_ms() + 10000;
+  long seen;
+  while ((seen = server_db_long(&srv, "SELECT MAX(last_seen_at) FROM devices", false)) <=
+             1 &&
+         now_ms() < deadline)
+    tick();
+  CHECK(seen >= (long)time(NULL) - 60);
+  CHECK_INT(
+      server_db_long(&srv, "SELECT COUNT(*) FROM devices WHERE last_seen_at > 1", false),
+      1);
+  /* the list shows it, on the current device */
+  const cJSON *d;
+  int fresh = 0, current = 0;
+  cJSON_ArrayForEach(d, devices_of(bob1.token)) {
+    const cJSON *ls = cJSON_GetObjectItemCaseSensitive(d, "last_seen_at");
+    if (cJSON_IsNumber(ls) && ls->valuedouble >= (double)seen) {
+      fresh++;
+      current += cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(d, "current"));
+    }
+  }
+  CHECK_INT(current, 1);
+  CHECK_INT(fresh, 1);
+}
+
 static void test_rate_limit(void) {
   identity id;
   identity_new(&id);
@@ -431,6 +455,7 @@ int main(void) {
   RUN(test_bad_input);
   RUN(test_authorization_matrix);
   RUN(test_pipelined_deferred);
+  RUN(test_last_seen);
   RUN(test_rate_limit);
   RUN(test_durability);
   cJSON_Delete(resp.json);

@@ -8,7 +8,6 @@
 #include <cjson/cJSON.h>
 #include <signal.h>
 #include <sodium.h>
-#include <sqlite3.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -86,37 +85,6 @@ static const char *feed(const user *u, const char *app, int limit, const char *b
     strncat(out, json_str(p, "caption"), sizeof out - strlen(out) - 1);
   }
   return out;
-}
-
-/* The first column of the first row of sql (statements before it run
- * too) on s's database, opened read-write only when write; -1 on error. */
-static long db_long(const server *s, const char *sql, bool write) {
-  char db[400];
-  snprintf(db, sizeof db, "%s/tessera.db", s->data);
-  sqlite3 *h = NULL;
-  long v = -1;
-  if (sqlite3_open_v2(db, &h, write ? SQLITE_OPEN_READWRITE : SQLITE_OPEN_READONLY,
-                      NULL) == SQLITE_OK) {
-    sqlite3_busy_timeout(h, 5000);
-    const char *tail = sql;
-    while (tail && *tail) {
-      sqlite3_stmt *st = NULL;
-      if (sqlite3_prepare_v2(h, tail, -1, &st, &tail) != SQLITE_OK) {
-        v = -1;
-        break;
-      }
-      if (!st) break;
-      int rc = sqlite3_step(st);
-      if (rc == SQLITE_ROW) v = sqlite3_column_int64(st, 0);
-      sqlite3_finalize(st);
-      if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
-        v = -1;
-        break;
-      }
-    }
-  }
-  sqlite3_close(h);
-  return v;
 }
 
 static void profiles(void) {
@@ -359,12 +327,13 @@ static void test_fanout_on_read(void) {
       fprintf(stderr, "  feed %d: read %s, write %s\n", i, feeds_read[i], feeds_write[i]);
   }
   /* nothing was written out there: every author is read at feed time */
-  long rows = db_long(&srv0,
-                      "SELECT COUNT(*) FROM (SELECT post_id FROM timelines UNION ALL"
-                      " SELECT post_id FROM timeline_buffer) t JOIN posts p ON p.id ="
-                      " t.post_id WHERE p.visibility <> 'close_friends'",
-                      false);
-  long marked = db_long(&srv0, "SELECT COUNT(*) FROM fanout_read", false);
+  long rows =
+      server_db_long(&srv0,
+                     "SELECT COUNT(*) FROM (SELECT post_id FROM timelines UNION ALL"
+                     " SELECT post_id FROM timeline_buffer) t JOIN posts p ON p.id ="
+                     " t.post_id WHERE p.visibility <> 'close_friends'",
+                     false);
+  long marked = server_db_long(&srv0, "SELECT COUNT(*) FROM fanout_read", false);
   /* rows written before an author was marked (backfills at follow time
    * may add some; the first posts before any follower have none) */
   CHECK(marked >= 2);
@@ -688,9 +657,9 @@ static void test_media_posts(void) {
   CHECK_INT(apif("GET", &cat, NULL, "/v1/media/%s", img1), 200);
   CHECK(strstr(resp.head, "image/png") != NULL);
   /* the post holds its media: references counted, dropped on delete */
-  CHECK_INT(db_long(&srv, "SELECT SUM(refs) FROM media", false), 2);
+  CHECK_INT(server_db_long(&srv, "SELECT SUM(refs) FROM media", false), 2);
   CHECK_INT(apif("DELETE", &ann, NULL, "/v1/apps/social/posts/%s", pid), 200);
-  long refs = db_long(&srv, "SELECT SUM(refs) FROM media", false);
+  long refs = server_db_long(&srv, "SELECT SUM(refs) FROM media", false);
   CHECK_INT(refs, 0);
 }
 
@@ -775,17 +744,18 @@ static void test_timeline_buffer(void) {
   kill(srv.pid, SIGTERM);
   int st = server_wait(&srv, 20000);
   CHECK(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0);
-  long total = db_long(&srv, "SELECT COUNT(*) FROM timelines", false);
+  long total = server_db_long(&srv, "SELECT COUNT(*) FROM timelines", false);
   CHECK(total > 0);
-  CHECK_INT(db_long(&srv, "SELECT COUNT(*) FROM timeline_buffer", false), 0);
+  CHECK_INT(server_db_long(&srv, "SELECT COUNT(*) FROM timeline_buffer", false), 0);
   /* every row into the buffer; half of them kept in timelines too */
-  CHECK_INT(db_long(&srv,
-                    "INSERT INTO timeline_buffer SELECT owner_id, app, post_id FROM"
-                    " timelines; DELETE FROM timelines WHERE post_id % 2 = 0;"
-                    " SELECT COUNT(*) FROM timeline_buffer",
-                    true),
-            total);
-  CHECK(db_long(&srv, "SELECT COUNT(*) FROM timelines", false) < total);
+  CHECK_INT(
+      server_db_long(&srv,
+                     "INSERT INTO timeline_buffer SELECT owner_id, app, post_id FROM"
+                     " timelines; DELETE FROM timelines WHERE post_id % 2 = 0;"
+                     " SELECT COUNT(*) FROM timeline_buffer",
+                     true),
+      total);
+  CHECK(server_db_long(&srv, "SELECT COUNT(*) FROM timelines", false) < total);
   CHECK(server_start(&srv, "public", false, NULL, NULL));
   CHECK(strcmp(feed(&cat, "social", 50, NULL), was[0]) == 0);
   CHECK(strcmp(feed(&dan, "social", 50, NULL), was[1]) == 0);
@@ -793,23 +763,24 @@ static void test_timeline_buffer(void) {
   CHECK_INT(apif("DELETE", &ann, NULL, "/v1/apps/social/posts/%s", a8), 200);
   CHECK(strstr(feed(&dan, "social", 50, NULL), "a8") == NULL);
   uint64_t deadline = now_ms() + 10000;
-  while (db_long(&srv, PENDING_SQL, false) != 0 && now_ms() < deadline) tick();
-  CHECK_INT(db_long(&srv, PENDING_SQL, false), 0);
-  CHECK_INT(db_long(&srv,
-                    "SELECT COUNT(*) FROM timelines t WHERE NOT EXISTS (SELECT 1 FROM"
-                    " posts p WHERE p.id = t.post_id)",
-                    false),
-            0);
-  CHECK(db_long(&srv, "SELECT COUNT(*) FROM timelines", false) < total);
+  while (server_db_long(&srv, PENDING_SQL, false) != 0 && now_ms() < deadline) tick();
+  CHECK_INT(server_db_long(&srv, PENDING_SQL, false), 0);
+  CHECK_INT(
+      server_db_long(&srv,
+                     "SELECT COUNT(*) FROM timelines t WHERE NOT EXISTS (SELECT 1 FROM"
+                     " posts p WHERE p.id = t.post_id)",
+                     false),
+      0);
+  CHECK(server_db_long(&srv, "SELECT COUNT(*) FROM timelines", false) < total);
   CHECK(strcmp(feed(&cat, "social", 50, NULL), was[0]) == 0);
   /* a new post goes through the buffer and is moved too */
   char id[64];
   CHECK(post(&ann, "social", "{\"caption\":\"a9\"}", id));
   CHECK(strncmp(feed(&dan, "social", 1, NULL), "a9", 2) == 0);
   deadline = now_ms() + 10000;
-  while (db_long(&srv, PENDING_SQL, false) != 0 && now_ms() < deadline) tick();
-  CHECK_INT(db_long(&srv, PENDING_SQL, false), 0);
-  CHECK(db_long(&srv, "SELECT COUNT(*) FROM timelines", false) >= total);
+  while (server_db_long(&srv, PENDING_SQL, false) != 0 && now_ms() < deadline) tick();
+  CHECK_INT(server_db_long(&srv, PENDING_SQL, false), 0);
+  CHECK(server_db_long(&srv, "SELECT COUNT(*) FROM timelines", false) >= total);
   CHECK(strncmp(feed(&dan, "social", 1, NULL), "a9", 2) == 0);
 }
 
