@@ -64,7 +64,6 @@ void seen_note(const uint8_t device[ACCOUNTS_ID_BYTES], int64_t now) {
   if (!sn.w) return;
   if (!sn.cur && !(sn.cur = calloc(1, sizeof *sn.cur))) return; /* best effort */
   batch *b = sn.cur;
-  if (!b->n) b->now = now;
   uint64_t h;
   memcpy(&h, device, sizeof h); /* device ids are random */
   for (size_t i = (size_t)h % SLOTS;; i = (i + 1) % SLOTS) {
