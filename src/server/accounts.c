@@ -379,11 +379,6 @@ static int bad_request(httpd_resp *resp, const char *msg) {
   return 0;
 }
 
-static bool path_is(const httpd_req *r, const char *s) {
-  return r->req->path.len == strlen(s) &&
-         memcmp(r->req->path.ptr, s, r->req->path.len) == 0;
-}
-
 static int not_found(httpd_resp *resp) {
   httpd_resp_error(resp, 404, "not_found", "no such resource");
   return 0;
@@ -700,7 +695,7 @@ static int hash_and_defer(const httpd_req *r, httpd_resp *resp, op *o) {
 }
 
 static int h_register(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/accounts")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/accounts")) return not_found(resp);
   uint32_t wait = rl_addr(r, RL_REGISTER_ADDR);
   if (wait) return too_many(resp, wait);
   body b;
@@ -744,7 +739,7 @@ static int h_register(const httpd_req *r, httpd_resp *resp) {
 }
 
 static int h_login(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/sessions")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/sessions")) return not_found(resp);
   uint32_t wait = rl_addr(r, RL_LOGIN_ADDR);
   if (wait) return too_many(resp, wait);
   body b;
@@ -850,7 +845,7 @@ static bool account_limit(httpd_resp *resp, op *o, enum ratelimit_kind kind) {
 }
 
 static int h_logout(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/sessions/current")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/sessions/current")) return not_found(resp);
   op *o;
   int rc = auth_write(r, resp, &o);
   if (rc <= 0) return rc;
@@ -928,7 +923,7 @@ static int write_devices(store_conn *c, json_writer *jw,
 }
 
 static int h_devices(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/devices")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/devices")) return not_found(resp);
   uint8_t acc[ACCOUNTS_ID_BYTES], me[ACCOUNTS_ID_BYTES];
   if (!accounts_auth_or_refuse(r, resp, acc, me)) return 0;
   store_conn *c;
@@ -988,7 +983,7 @@ static int h_account_keys(const httpd_req *r, httpd_resp *resp) {
 }
 
 static int h_link_code(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/devices/link-codes")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/devices/link-codes")) return not_found(resp);
   op *o;
   int rc = auth_write(r, resp, &o);
   if (rc <= 0) return rc;
@@ -1002,7 +997,7 @@ static int h_link_code(const httpd_req *r, httpd_resp *resp) {
 }
 
 static int h_link(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/devices/link")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/devices/link")) return not_found(resp);
   uint32_t wait = rl_addr(r, RL_LINK_ADDR);
   if (wait) return too_many(resp, wait);
   body b;
@@ -1106,7 +1101,7 @@ static int phone_start(const httpd_req *r, httpd_resp *resp, op **out, bool with
 }
 
 static int h_phone_code(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/phone/codes")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/phone/codes")) return not_found(resp);
   op *o;
   int rc = phone_start(r, resp, &o, false, RL_PHONE_SEND_ACCOUNT);
   if (rc <= 0) return rc;
@@ -1124,7 +1119,7 @@ static int h_phone_code(const httpd_req *r, httpd_resp *resp) {
 }
 
 static int h_phone_verify(const httpd_req *r, httpd_resp *resp) {
-  if (!path_is(r, "/v1/phone/verify")) return not_found(resp);
+  if (!httpd_path_is(r, "/v1/phone/verify")) return not_found(resp);
   op *o;
   int rc = phone_start(r, resp, &o, true, RL_PHONE_VERIFY_ACCOUNT);
   if (rc <= 0) return rc;

@@ -69,11 +69,6 @@ static void tmp_name(const upload *u, char out[BLOBS_ID_B64 + sizeof TMP_SUFFIX]
   snprintf(out, BLOBS_ID_B64 + sizeof TMP_SUFFIX, "%s%s", u->name, TMP_SUFFIX);
 }
 
-static bool path_is(const httpd_req *r, const char *s) {
-  return r->req->path.len == strlen(s) &&
-         memcmp(r->req->path.ptr, s, r->req->path.len) == 0;
-}
-
 /* ---- upload --------------------------------------------------------------- */
 
 static void upload_discard(upload *u) {
@@ -86,22 +81,10 @@ static void upload_discard(upload *u) {
 }
 
 static int up_begin(const httpd_req *r, uint64_t length, httpd_resp *resp, void **ctx) {
-  uint8_t acc[ACCOUNTS_ID_BYTES], dev[ACCOUNTS_ID_BYTES];
-  if (!path_is(r, "/v1/blobs"))
-    return app_error(resp, 404, "not_found", "no such resource"), 1;
-  if (!accounts_auth_or_refuse(r, resp, acc, dev)) return 1;
-  uint64_t max = bl.w->cfg->attachment_max_bytes;
-  if (length > max) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "an attachment is at most %llu bytes",
-             (unsigned long long)max);
-    httpd_resp_error(resp, 413, "too_large", msg);
+  uint8_t acc[ACCOUNTS_ID_BYTES];
+  if (fileserve_upload_admit(r, length, resp, "/v1/blobs",
+                             bl.w->cfg->attachment_max_bytes, "an attachment", acc))
     return 1;
-  }
-  if (length == 0) {
-    httpd_resp_error(resp, 400, "bad_request", "an attachment is not empty");
-    return 1;
-  }
   if (bl.dirfd < 0) return -1;
   upload *u = calloc(1, sizeof *u);
   if (!u) return -1;

@@ -110,3 +110,26 @@ int fileserve_write_all(int fd, const uint8_t *p, size_t n) {
   }
   return 0;
 }
+
+int fileserve_upload_admit(const httpd_req *r, uint64_t length, httpd_resp *resp,
+                           const char *path, uint64_t max, const char *noun,
+                           uint8_t acc[ACCOUNTS_ID_BYTES]) {
+  uint8_t dev[ACCOUNTS_ID_BYTES];
+  char msg[96];
+  if (!httpd_path_is(r, path)) {
+    httpd_resp_error(resp, 404, "not_found", "no such resource");
+    return 1;
+  }
+  if (!accounts_auth_or_refuse(r, resp, acc, dev)) return 1;
+  if (length > max) {
+    snprintf(msg, sizeof msg, "%s is at most %llu bytes", noun, (unsigned long long)max);
+    httpd_resp_error(resp, 413, "too_large", msg);
+    return 1;
+  }
+  if (length == 0) {
+    snprintf(msg, sizeof msg, "%s is not empty", noun);
+    httpd_resp_error(resp, 400, "bad_request", msg);
+    return 1;
+  }
+  return 0;
+}

@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "server/accounts.h"
 #include "server/httpd.h"
 
 #define FILESERVE_ETAG_MAX 128 /* characters of an opaque tag, quotes excluded */
@@ -32,6 +33,15 @@ int fileserve_answer(const httpd_req *r, httpd_resp *resp, int fd, uint64_t size
  * comparison, RFC 9110 §13.1.2): "*", or a list element "etag" or
  * W/"etag". Exposed for tests. */
 bool fileserve_etag_listed(const char *v, size_t n, const char *etag);
+
+/* The checks a streamed upload starts with (an httpd_stream begin hook's):
+ * r's path is exactly path (else 404), the caller is authenticated (else
+ * 401 or 429; acc is then the caller's account), and 1 <= length <= max
+ * (else 413 "<noun> is at most <max> bytes" or 400 "<noun> is not
+ * empty"). Returns 0 to go on, or 1 with resp filled. */
+int fileserve_upload_admit(const httpd_req *r, uint64_t length, httpd_resp *resp,
+                           const char *path, uint64_t max, const char *noun,
+                           uint8_t acc[ACCOUNTS_ID_BYTES]);
 
 /* The upload side of the same routes: writes the n bytes of p to fd,
  * retrying short writes and EINTR. Returns 0, or -1 with errno set (0 when

@@ -55,6 +55,11 @@ void httpd_resp_header(httpd_resp *resp, const char *name, const char *value) {
         (http_header){{name, strlen(name)}, {value, strlen(value)}};
 }
 
+bool httpd_path_is(const httpd_req *r, const char *s) {
+  return r->req->path.len == strlen(s) &&
+         memcmp(r->req->path.ptr, s, r->req->path.len) == 0;
+}
+
 void httpd_resp_error(httpd_resp *resp, int status, const char *code, const char *msg) {
   resp->status = status;
   resp->content_type = "application/json";

@@ -108,6 +108,10 @@ void httpd_resp_init(httpd_resp *resp);
  * handler of the same connection. */
 void httpd_complete(const httpd_ticket *t, httpd_resp *resp);
 
+/* Whether r's path (without the query) is exactly s. Routes match by
+ * prefix; a handler of one exact path checks with this. */
+bool httpd_path_is(const httpd_req *r, const char *s);
+
 /* Adds a route. Returns 0, TSR_ELIMIT (table full) or TSR_EINVAL. Call
  * before the workers start. prefix must be static storage. */
 int httpd_route_add(http_method method, const char *prefix, httpd_handler fn);

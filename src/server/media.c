@@ -549,28 +549,11 @@ static void up_back(work *wk) {
   }
 }
 
-static bool path_is(const httpd_req *r, const char *s) {
-  return r->req->path.len == strlen(s) &&
-         memcmp(r->req->path.ptr, s, r->req->path.len) == 0;
-}
-
 static int up_begin(const httpd_req *r, uint64_t length, httpd_resp *resp, void **ctx) {
-  uint8_t acc[ACCOUNTS_ID_BYTES], dev[ACCOUNTS_ID_BYTES];
-  if (!path_is(r, "/v1/media"))
-    return app_error(resp, 404, "not_found", "no such resource"), 1;
-  if (!accounts_auth_or_refuse(r, resp, acc, dev)) return 1;
-  uint64_t max = md.w->cfg->media_max_bytes;
-  if (length > max) {
-    char msg[96];
-    snprintf(msg, sizeof msg, "a media upload is at most %llu bytes",
-             (unsigned long long)max);
-    httpd_resp_error(resp, 413, "too_large", msg);
+  uint8_t acc[ACCOUNTS_ID_BYTES];
+  if (fileserve_upload_admit(r, length, resp, "/v1/media", md.w->cfg->media_max_bytes,
+                             "a media upload", acc))
     return 1;
-  }
-  if (length == 0) {
-    httpd_resp_error(resp, 400, "bad_request", "a media upload is not empty");
-    return 1;
-  }
   upload *u = calloc(1, sizeof *u);
   if (!u) return -1;
   uint8_t rnd[NAME_BYTES];

@@ -1145,9 +1145,9 @@ int posts_followed(store_conn *c, app_id app, const uint8_t follower[ACCOUNTS_ID
 #define DROP_SQL(t) "DELETE FROM " t " WHERE owner_id = ? AND app = ?"
 
 /* Runs one of each table's statements binding owner, app and maybe author. */
-static int timelines_delete(store_conn *c, const char *const sql[TIMELINE_TABLES_N],
-                            app_id app, const uint8_t owner[ACCOUNTS_ID_BYTES],
-                            const uint8_t *author) {
+static int delete_timeline_rows(store_conn *c, const char *const sql[TIMELINE_TABLES_N],
+                                app_id app, const uint8_t owner[ACCOUNTS_ID_BYTES],
+                                const uint8_t *author) {
   for (int t = 0; t < TIMELINE_TABLES_N; t++) {
     store_stmt *s;
     int rc = store_conn_prepare(c, sql[t], &s);
@@ -1164,13 +1164,13 @@ int posts_unfollowed(store_conn *c, app_id app, const uint8_t follower[ACCOUNTS_
                      const uint8_t followee[ACCOUNTS_ID_BYTES]) {
   if (graph_in(c, app, follower, followee)) return 0;
   static const char *const sql[] = {TIMELINE_TABLES(UNFOLLOW_SQL)};
-  return timelines_delete(c, sql, app, follower, followee);
+  return delete_timeline_rows(c, sql, app, follower, followee);
 }
 
 int posts_drop_timeline(store_conn *c, app_id app,
                         const uint8_t account[ACCOUNTS_ID_BYTES]) {
   static const char *const sql[] = {TIMELINE_TABLES(DROP_SQL)};
-  return timelines_delete(c, sql, app, account, NULL);
+  return delete_timeline_rows(c, sql, app, account, NULL);
 }
 
 /* ---- close friends
